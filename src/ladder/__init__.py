@@ -1,0 +1,31 @@
+"""ladder: one YAML config takes a dataset up a ladder of models, from decision trees to
+pretrained Transformers, to an honest comparison and a deployable artifact."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["LadderError", "__version__", "load", "load_config", "train"]
+
+if TYPE_CHECKING:
+    from ladder.config import load_config
+    from ladder.errors import LadderError
+    from ladder.export.artifact import load
+    from ladder.pipeline import train
+
+_LAZY = {
+    "load": "ladder.export.artifact",
+    "load_config": "ladder.config",
+    "train": "ladder.pipeline",
+    "LadderError": "ladder.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import public names on first use, so `import ladder` stays light."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ladder' has no attribute {name!r}")

@@ -1,0 +1,170 @@
+"""The `ladder` command: parses arguments, calls the library, maps errors to exit codes.
+
+Exit codes: 0 success, 2 user error (one line, no traceback unless --debug), 1 internal error.
+Heavy libraries (torch, scikit-learn) are imported inside the commands, so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+app = typer.Typer(
+    name="ladder",
+    help="From traditional models to large models: train, evaluate, compare and serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config key: KEY=VALUE (e.g. train.epochs=3).", metavar="KEY=VALUE"),
+]
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    """From traditional models to large models: train, evaluate, compare and serve."""
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="The YAML config.")],
+    model: Annotated[str, typer.Option("--model", help="Name of the model entry to train.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/NAME).")] = None,
+    set_: SetOption = None,
+) -> None:
+    """Train one model of a config; print its test metrics and the run folder."""
+    from ladder.pipeline import train as train_one
+
+    result = train_one(config, model, out, overrides=set_ or [])
+    _print_metrics(f"{result.model}: test metrics", result.metrics)
+    _say(f"run folder: {result.run_dir}")
+    _say(f"artifact:   {result.artifact}")
+
+
+@app.command()
+def evaluate(
+    artifact: Annotated[Path, typer.Argument(help="An artifact folder.")],
+    data: Annotated[str, typer.Argument(help="Labelled data: a file, an image folder or builtin:NAME.")],
+    output: Annotated[Path | None, typer.Option("--output", help="Also write the metrics as JSON.")] = None,
+) -> None:
+    """Metrics of a saved model on new labelled data."""
+    import json
+
+    from ladder.evaluate.artifact import evaluate_artifact
+    from ladder.io import atomic_write_text
+
+    metrics = evaluate_artifact(artifact, data)
+    _print_metrics(f"{artifact}: metrics on {data}", metrics)
+    if output is not None:
+        atomic_write_text(output, json.dumps(metrics, indent=2))
+        _say(f"wrote {output}")
+
+
+@app.command()
+def predict(
+    artifact: Annotated[Path, typer.Argument(help="An artifact folder.")],
+    input: Annotated[str, typer.Argument(help="CSV/TSV/JSONL/Parquet rows or an image folder.")],
+    output: Annotated[Path | None, typer.Option("--output", help="CSV to write (default: stdout).")] = None,
+) -> None:
+    """Predict with a saved model: CSV with the predicted label and one probability per class."""
+    from ladder.export.artifact import load
+    from ladder.export.predictions import predictions_frame
+    from ladder.io import atomic_write_text
+
+    frame = predictions_frame(load(artifact), input)
+    text = frame.to_csv(index=False)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(output, text)
+        _say(f"wrote {len(frame)} predictions to {output}", err=True)
+
+
+class ListWhat(str, Enum):
+    models = "models"
+    datasets = "datasets"
+
+
+@app.command(name="list")
+def list_(what: Annotated[ListWhat, typer.Argument(help="models or datasets")]) -> None:
+    """List the registered model types (with parameters and defaults) or the builtin datasets."""
+    from rich.console import Console
+    from rich.table import Table
+
+    if what is ListWhat.models:
+        from ladder.registry import describe_models
+
+        table = Table("type", "family", "parameters (defaults)", "summary")
+        for row in describe_models():
+            params = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "(scikit-learn's)"
+            table.add_row(row["type"], row["family"], params, row["summary"])
+    else:
+        from ladder.data import list_builtin_datasets
+
+        rows = list_builtin_datasets()
+        table = Table(*rows[0].keys())
+        for row in rows:
+            table.add_row(*(str(v) for v in row.values()))
+    Console(width=160 if not sys.stdout.isatty() else None).print(table)
+
+
+def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("metric", "value", title=title)
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            table.add_row(key, f"{value:.4f}")
+        elif isinstance(value, int | str) or value is None:
+            table.add_row(key, str(value))
+    Console().print(table)
+
+
+def _say(message: str, err: bool = False) -> None:
+    print(message, file=sys.stderr if err else sys.stdout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    from ladder.errors import LadderError
+
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="ladder", standalone_mode=False)
+    except LadderError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

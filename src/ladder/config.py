@@ -1,0 +1,420 @@
+"""The config schema (pydantic v2) and `load_config(path, overrides)`.
+
+Every problem in a config is reported at once, each with its dotted path, what was expected and
+what was found; unknown keys get a "did you mean" suggestion.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ladder.errors import ConfigError
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class SplitConfig(Section):
+    test: float = Field(0.2, gt=0, lt=1)
+    val: float = Field(0.1, ge=0, lt=1)
+    stratify: bool = True
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_rows(self) -> SplitConfig:
+        if self.test + self.val >= 1:
+            raise ValueError(f"test + val must be below 1, got {self.test} + {self.val}")
+        return self
+
+
+class AugmentConfig(Section):
+    """Training-time image augmentation (training split only)."""
+
+    crop_padding: int = Field(0, ge=0)
+    hflip: bool = False
+    rotation: float = Field(0.0, ge=0, le=180)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any augmentation is switched on."""
+        return self.crop_padding > 0 or self.hflip or self.rotation > 0
+
+
+class DataConfig(Section):
+    source: str
+    target: str = "label"
+    task: Literal["classification"] = "classification"
+    columns: list[str] | None = None
+    na_values: list[str] | None = None
+    drop: list[str] = Field(default_factory=list)
+    test_source: str | None = None
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    balance: Literal["none", "class_weight", "oversample"] = "none"
+    drop_missing_target: bool = False
+    image_size: int | None = Field(None, ge=4, description="resize images on load (folders, idx)")
+    channels: Literal[1, 3] | None = None
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+class OptimizerConfig(Section):
+    name: Literal["sgd", "adam", "adamw", "adagrad", "rmsprop"] = "adamw"
+    lr: float = Field(1.0e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    nesterov: bool = False
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> OptimizerConfig:
+        if self.nesterov and (self.name != "sgd" or self.momentum <= 0):
+            raise ValueError("nesterov needs name: sgd and momentum > 0")
+        return self
+
+
+class SchedulerConfig(Section):
+    name: Literal["none", "step", "cosine", "onecycle"] = "none"
+    warmup_epochs: float = Field(0.0, ge=0)
+    step_size: int = Field(10, ge=1, description="epochs between decays (step)")
+    gamma: float = Field(0.1, gt=0, le=1, description="decay factor (step)")
+    min_lr: float = Field(0.0, ge=0, description="floor of the cosine schedule")
+
+
+class EarlyStoppingConfig(Section):
+    monitor: str = "val_loss"
+    patience: int = Field(5, ge=1)
+    mode: Literal["auto", "min", "max"] = "auto"
+    min_delta: float = Field(0.0, ge=0)
+
+    @property
+    def minimize(self) -> bool:
+        """True when a smaller monitored value is better."""
+        if self.mode == "auto":
+            return "loss" in self.monitor
+        return self.mode == "min"
+
+
+class TrainConfig(Section):
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(64, ge=1)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    init: Literal["default", "xavier", "kaiming"] = "default"
+    l1: float = Field(0.0, ge=0)
+    grad_clip: float | None = Field(None, gt=0)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    early_stopping: EarlyStoppingConfig | None = Field(default_factory=EarlyStoppingConfig)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+METRIC_NAMES = (
+    "accuracy",
+    "balanced_accuracy",
+    "f1_macro",
+    "f1_weighted",
+    "precision_macro",
+    "recall_macro",
+    "roc_auc",
+    "log_loss",
+)
+
+
+class EvaluateConfig(Section):
+    metrics: list[Literal[METRIC_NAMES]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["accuracy", "f1_macro", "roc_auc"]
+    )
+    cv: int | None = Field(None, ge=2)
+    bootstrap: int = Field(1000, ge=0)
+
+
+class ServeConfig(Section):
+    port: int = Field(8000, ge=1, le=65535)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+class ModelEntry(BaseModel):
+    """One rung of the ladder after validation: its model hyperparameters and training config."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    type: str
+    params: BaseModel
+    train: TrainConfig
+
+    def describe(self) -> dict[str, Any]:
+        """The entry as plain data (for manifests and the resolved config)."""
+        return {"name": self.name, "type": self.type, **self.params.model_dump(mode="json")}
+
+
+class Config(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    data: DataConfig
+    models: list[dict[str, Any]]
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    compress: list[dict[str, Any]] = Field(default_factory=list)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    base_dir: Path = Field(Path("."), exclude=True)
+
+    def model(self, name: str) -> ModelEntry:
+        """The validated entry of the model called `name`."""
+        entries = {e["name"]: e for e in self.models}
+        if name not in entries:
+            suggestion = _did_you_mean(name, list(entries))
+            raise ConfigError([f"no model named '{name}'{suggestion} (models: {', '.join(entries)})"])
+        index = list(entries).index(name)
+        problems: list[str] = []
+        entry = _validate_model_entry(entries[name], index, self.train, problems)
+        if problems or entry is None:
+            raise ConfigError(problems)
+        return entry
+
+    def resolve_path(self, source: str) -> str:
+        """A data source string with file paths made relative to the config's folder."""
+        if ":" in source.split("/")[0] and not Path(source).exists():
+            return source  # builtin:NAME, idx:..., hf:...
+        path = Path(source).expanduser()
+        return str(path if path.is_absolute() else (self.base_dir / path))
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | list[str] | None = None) -> Config:
+    """Read, override and validate a YAML config; raises ConfigError listing every problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"file not found: {path}"], source=str(path))
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([f"YAML syntax error at {where}{problem}"], source=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not a UTF-8 text file ({exc.reason})"], source=str(path)) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(["expected a mapping of keys (name, data, models, ...)"], str(path))
+    apply_overrides(raw, parse_overrides(overrides))
+    return validate_config(raw, base_dir=path.parent, source=str(path))
+
+
+def validate_config(raw: dict[str, Any], base_dir: Path = Path("."), source: str = "config") -> Config:
+    """Validate a config mapping; every problem (top level and each model) is collected."""
+    problems: list[str] = []
+    config: Config | None = None
+    try:
+        config = Config.model_validate({**raw, "base_dir": base_dir})
+    except ValidationError as exc:
+        problems.extend(format_validation_error(exc, Config))
+    models = raw.get("models")
+    if isinstance(models, list):
+        if not models:
+            problems.append("models: expected at least one model, got an empty list")
+        train = config.train if config else TrainConfig()
+        names: set[str] = set()
+        for i, entry in enumerate(models):
+            _validate_model_entry(entry, i, train, problems)
+            if isinstance(entry, dict) and entry.get("name") in names:
+                problems.append(f"models[{i}].name: duplicate model name '{entry['name']}'")
+            if isinstance(entry, dict):
+                names.add(entry.get("name"))
+    if problems or config is None:
+        raise ConfigError(problems, source=source)
+    return config
+
+
+def _validate_model_entry(
+    entry: Any, index: int, train: TrainConfig, problems: list[str]
+) -> ModelEntry | None:
+    """Split one `models:` entry into model params and train overrides and validate both."""
+    from ladder.registry import MODEL_TYPES, get_spec
+
+    where = f"models[{index}]"
+    if not isinstance(entry, dict):
+        problems.append(f"{where}: expected a mapping with name and type, got {entry!r}")
+        return None
+    entry = dict(entry)
+    name, model_type = entry.pop("name", None), entry.pop("type", None)
+    if not isinstance(name, str) or not name:
+        problems.append(f"{where}.name: expected a model name (string), got {name!r}")
+    if model_type not in MODEL_TYPES:
+        hint = _did_you_mean(str(model_type), list(MODEL_TYPES))
+        problems.append(
+            f"{where}.type: unknown model type {model_type!r}{hint}; "
+            f"(valid types: {', '.join(MODEL_TYPES)})"
+        )
+        return None
+    spec = get_spec(model_type)
+    train_keys = {k: entry.pop(k) for k in list(entry) if k in TrainConfig.model_fields}
+    n_before = len(problems)
+    params = _validate_section(spec.config_cls, entry, where, problems, extra_fields=TrainConfig)
+    merged = _deep_merge(train.model_dump(), train_keys)
+    train_cfg = _validate_section(TrainConfig, merged, where, problems)
+    if len(problems) > n_before or params is None or train_cfg is None or not name:
+        return None
+    return ModelEntry(name=name, type=model_type, params=params, train=train_cfg)
+
+
+def _validate_section(
+    cls: type[BaseModel],
+    data: dict[str, Any],
+    where: str,
+    problems: list[str],
+    extra_fields: type[BaseModel] | None = None,
+) -> Any:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(format_validation_error(exc, cls, extra_fields, prefix=where))
+    except ValueError as exc:  # raised by a model-specific check (e.g. scikit-learn's own)
+        problems.append(f"{where}: {exc}")
+    return None
+
+
+def format_validation_error(
+    exc: ValidationError,
+    root: type[BaseModel],
+    extra_fields: type[BaseModel] | None = None,
+    prefix: str = "",
+) -> list[str]:
+    """One line per pydantic error: dotted path, what was expected, what was found."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(p for p in (prefix, _dotted(err["loc"])) if p).replace(".[", "[")
+        if not err["loc"]:  # a check of the whole section (e.g. scikit-learn's own validation)
+            lines.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
+            continue
+        if err["type"] == "extra_forbidden":
+            key = str(err["loc"][-1])
+            known = _known_keys(root, err["loc"][:-1])
+            if extra_fields is not None and len(err["loc"]) == 1:
+                known += list(extra_fields.model_fields)
+            lines.append(f"{loc}: unknown key '{key}'{_did_you_mean(key, known)}")
+        elif err["type"] == "missing":
+            lines.append(f"{loc}: required key is missing")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{loc}: {msg}, got {err.get('input')!r}")
+    return lines
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).startswith(("literal[", "function-after", "constrained-")):
+            continue  # pydantic's union/validator tags are noise for users
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _known_keys(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the section at `loc` (for did-you-mean suggestions)."""
+    cls: Any = root
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(cls, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        cls = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if cls is None:
+            return []
+    return list(getattr(cls, "model_fields", {}))
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# ----------------------------------------------------------------------------- overrides
+
+
+def parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, Any]:
+    """`["train.epochs=3"]` or `{"train.epochs": 3}` -> {dotted key: YAML-typed value}."""
+    if overrides is None:
+        return {}
+    if isinstance(overrides, dict):
+        return dict(overrides)
+    parsed: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError([f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=3"])
+        try:
+            parsed[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError([f"--set {item!r}: value is not valid YAML ({exc})"]) from exc
+    return parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Set dotted keys in the raw config; `models.NAME.key` addresses a model by its name."""
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        node: Any = raw
+        for i, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                node = _list_item(node, part, ".".join(parts[: i + 1]))
+                continue
+            if not isinstance(node.get(part), dict | list):
+                node[part] = {}
+            node = node[part]
+        last = parts[-1]
+        if isinstance(node, list):
+            raise ConfigError([f"--set {dotted}: cannot replace a whole list entry; name a key"])
+        node[last] = value
+
+
+def _list_item(items: list[Any], key: str, where: str) -> Any:
+    if key.isdigit() and int(key) < len(items):
+        return items[int(key)]
+    for item in items:
+        if isinstance(item, dict) and item.get("name") == key:
+            return item
+    names = [str(i.get("name")) for i in items if isinstance(i, dict)]
+    raise ConfigError(
+        [f"--set {where}: no entry named '{key}'{_did_you_mean(key, names)} (names: {names})"]
+    )
+
+
+def dump_config(config: Config, version: str) -> str:
+    """The resolved config as YAML text, with ladder's version."""
+    data = config.model_dump(mode="json", exclude={"base_dir"})
+    data = {"ladder_version": version, **data}
+    return yaml.safe_dump(data, sort_keys=False)

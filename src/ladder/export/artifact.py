@@ -1,0 +1,199 @@
+"""The deployable artifact: write it atomically, verify it, load it, predict with it.
+
+An artifact is a folder with `manifest.json` (what the model is and a sha256 of every file),
+`preprocess.json`, `labels.json` and the model itself: `weights.safetensors` for neural models,
+`model.skops` for classical ones. Loading never unpickles anything and runs no code from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ladder.errors import ArtifactError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+NEURAL_WEIGHTS = "weights.safetensors"
+CLASSICAL_MODEL = "model.skops"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _manifest_checksum(manifest: dict[str, Any]) -> str:
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def write_artifact(
+    directory: Path,
+    manifest: dict[str, Any],
+    preprocess: dict[str, Any],
+    write_model: Callable[[Path], str],
+) -> Path:
+    """Write an artifact folder atomically; `write_model(folder)` saves the model, returns its file.
+
+    The folder is built beside `directory` and swapped in with renames, so a failure at any
+    point leaves the previous artifact (if any) untouched.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    try:
+        (staging / "preprocess.json").write_text(json.dumps(preprocess, indent=1))
+        (staging / "labels.json").write_text(json.dumps(manifest["labels"]))
+        model_file = write_model(staging)
+        files = ["preprocess.json", "labels.json", model_file]
+        full = {
+            "format_version": FORMAT_VERSION,
+            **manifest,
+            "model_file": model_file,
+            "files": {name: _sha256(staging / name) for name in files},
+        }
+        full["checksum"] = _manifest_checksum(full)
+        (staging / MANIFEST).write_text(json.dumps(full, indent=2))
+        _swap_in(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def _swap_in(staging: Path, directory: Path) -> None:
+    old = directory.with_name(f".{directory.name}-old")
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        directory.rename(old)
+    staging.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    """The verified manifest of an artifact; ArtifactError if incomplete or tampered with."""
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not directory.is_dir():
+        raise ArtifactError(f"{directory}: no such artifact folder")
+    if not path.is_file():
+        raise ArtifactError(f"{directory}: not an artifact (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: manifest is not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"{path}: unsupported artifact format (expected {FORMAT_VERSION})")
+    if manifest.get("checksum") != _manifest_checksum(manifest):
+        raise ArtifactError(f"{path}: manifest checksum mismatch (the manifest was modified)")
+    for name, expected in manifest["files"].items():
+        file = directory / name
+        if not file.is_file():
+            raise ArtifactError(f"{directory}: incomplete artifact, {name} is missing")
+        if _sha256(file) != expected:
+            raise ArtifactError(f"{file}: checksum mismatch (the file was modified or corrupted)")
+    return manifest
+
+
+@dataclass
+class LoadedModel:
+    """A saved model ready to predict on raw records (rows, files, image arrays)."""
+
+    manifest: dict[str, Any]
+    preprocessor: Any
+    predict_features: Callable[[np.ndarray], np.ndarray]
+
+    @property
+    def labels(self) -> list[Any]:
+        """Class values, in the order of the probability columns."""
+        return list(self.manifest["labels"])
+
+    @property
+    def input_spec(self) -> dict[str, Any]:
+        """What the model takes: tabular columns and dtypes, or the image shape."""
+        return dict(self.manifest["input"])
+
+    def read(self, records: Any) -> tuple[Any, list[str] | None]:
+        """Raw inputs (and their identifiers, for files) from a path, DataFrame, dicts or arrays."""
+        from ladder.data import read_records
+
+        return read_records(records, self.input_spec)
+
+    def predict_proba(self, records: Any) -> np.ndarray:
+        """Class probabilities, shape (n, n_classes), columns in `labels` order."""
+        raw, _ = self.read(records)
+        return self.predict_proba_raw(raw)
+
+    def predict_proba_raw(self, raw: Any) -> np.ndarray:
+        """Class probabilities for inputs already read (a DataFrame or an image array)."""
+        features = self.preprocessor.transform(raw)
+        return self.predict_features(features)
+
+    def predict(self, records: Any) -> np.ndarray:
+        """The most probable class value of each record."""
+        proba = self.predict_proba(records)
+        return np.asarray(self.labels, dtype=object)[proba.argmax(axis=1)]
+
+
+def load(directory: str | Path) -> LoadedModel:
+    """Load a verified artifact; the model type string picks the builder from the registry."""
+    from ladder.data import preprocessor_from_json
+
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    preprocessor = preprocessor_from_json(json.loads((directory / "preprocess.json").read_text()))
+    model_path = directory / manifest["model_file"]
+    if manifest["family"] == "classical":
+        predict = _classical_predictor(model_path)
+    else:
+        predict = _neural_predictor(model_path, manifest)
+    return LoadedModel(manifest=manifest, preprocessor=preprocessor, predict_features=predict)
+
+
+def _classical_predictor(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    from ladder.models.classical import load_estimator
+
+    estimator = load_estimator(path)
+    return lambda x: estimator.predict_proba(x.reshape(len(x), -1))
+
+
+def _neural_predictor(path: Path, manifest: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    import torch
+    from safetensors import SafetensorsError
+    from safetensors.torch import load_file
+
+    from ladder.registry import MODEL_TYPES
+
+    model_type = manifest["model_type"]
+    if model_type not in MODEL_TYPES:
+        raise ArtifactError(f"{path.parent}: unknown model type {model_type!r} in manifest")
+    spec = MODEL_TYPES[model_type]
+    config = spec.config_cls.model_validate(manifest["model_config"])
+    module = spec.build(config, tuple(manifest["feature_shape"]), len(manifest["labels"]))
+    try:
+        module.load_state_dict(load_file(path))
+    except (SafetensorsError, RuntimeError) as exc:
+        raise ArtifactError(f"{path}: weights do not fit the {model_type} model ({exc})") from exc
+    module.eval()
+
+    def predict(features: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            chunks = [
+                torch.softmax(module(torch.from_numpy(np.ascontiguousarray(part))), dim=1)
+                for part in np.array_split(features, max(1, len(features) // 1024))
+            ]
+        return torch.cat(chunks).numpy().astype(np.float64)
+
+    return predict

@@ -1,0 +1,135 @@
+"""Fit one model entry of the config: the glue between the config, the models and the trainer.
+
+Both fitters return a `Fitted` model: `predict_proba(features)` and `save(folder) -> file name`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ladder.config import Config, ModelEntry
+from ladder.errors import ConfigError
+
+
+@dataclass
+class FittedClassical:
+    """A fitted scikit-learn estimator taking flattened features."""
+
+    estimator: Any
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities of preprocessed features."""
+        return self.estimator.predict_proba(features.reshape(len(features), -1))
+
+    def save(self, folder: Path) -> str:
+        """Save the estimator (skops, trusted types only) into `folder`; returns its file name."""
+        from ladder.export.artifact import CLASSICAL_MODEL
+        from ladder.models.classical import save_estimator
+
+        save_estimator(self.estimator, folder / CLASSICAL_MODEL)
+        return CLASSICAL_MODEL
+
+
+@dataclass
+class FittedNeural:
+    """A trained PyTorch module with the trainer that predicts with it."""
+
+    trainer: Any
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities of preprocessed features."""
+        return self.trainer.predict_proba(features)
+
+    def save(self, folder: Path) -> str:
+        """Save the weights as safetensors into `folder`; returns the file name."""
+        from safetensors.torch import save_file
+
+        from ladder.export.artifact import NEURAL_WEIGHTS
+
+        state = {k: v.detach().cpu().contiguous() for k, v in self.trainer.module.state_dict().items()}
+        save_file(state, str(folder / NEURAL_WEIGHTS))
+        return NEURAL_WEIGHTS
+
+
+def fit_classical(
+    entry: ModelEntry, x: np.ndarray, y: np.ndarray, n_classes: int, config: Config
+) -> FittedClassical:
+    """Fit a scikit-learn model on flattened features, honouring seed and class balance."""
+    from ladder.data import oversample_indices
+    from ladder.models.classical import with_class_weight, with_seed
+    from ladder.registry import get_spec
+
+    flat = x.reshape(len(x), -1)
+    estimator = get_spec(entry.type).build(entry.params, flat.shape[1:], n_classes)
+    estimator = with_seed(estimator, config.seed)
+    if config.data.balance == "class_weight":
+        estimator = with_class_weight(estimator, entry.type)
+    elif config.data.balance == "oversample":
+        rows = oversample_indices(y, config.seed)
+        flat, y = flat[rows], y[rows]
+    estimator.fit(flat, y)
+    return FittedClassical(estimator)
+
+
+def fit_neural(
+    entry: ModelEntry,
+    feature_shape: tuple[int, ...],
+    n_classes: int,
+    config: Config,
+    model_dir: Path,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray | None, np.ndarray | None],
+) -> tuple[FittedNeural, list[dict[str, Any]]]:
+    """Train a PyTorch model with the trainer and its callbacks; returns it and its history."""
+    from ladder.data import augment_batch, class_weights
+    from ladder.evaluate import validation_metrics
+    from ladder.pipeline import resolve_device
+    from ladder.registry import get_spec
+    from ladder.train import Checkpoint, EarlyStopping, History, ProgressBar, Trainer
+
+    cfg = entry.train
+    stopping = cfg.early_stopping
+    if stopping is not None and val[0] is None and stopping.monitor.startswith("val_"):
+        raise ConfigError(
+            [
+                f"models.{entry.name}.early_stopping: monitors {stopping.monitor} but there is no "
+                "validation split; set data.split.val > 0 or early_stopping: null"
+            ]
+        )
+    augment = config.data.augment
+    if augment.enabled and len(feature_shape) != 3:
+        raise ConfigError(["data.augment: image augmentation needs image data; this data is tabular"])
+    module = get_spec(entry.type).build(entry.params, feature_shape, n_classes)
+    callbacks: list[Any] = [History(model_dir / "history.csv"), Checkpoint(model_dir / "checkpoints")]
+    if stopping is not None:
+        callbacks.append(EarlyStopping(stopping))
+    callbacks.append(ProgressBar())
+
+    y_train = train[1]
+    weights = class_weights(y_train, n_classes)
+    trainer = Trainer(
+        module,
+        cfg,
+        device=resolve_device(config.device),
+        callbacks=callbacks,
+        class_weights=weights if config.data.balance == "class_weight" else None,
+        val_metrics=validation_metrics(_monitored_metrics(config, cfg)),
+        train_transform=(lambda x, g: augment_batch(x, augment, g)) if augment.enabled else None,
+        seed=config.seed,
+    )
+    sample_weights = weights[y_train] if config.data.balance == "oversample" else None
+    history = trainer.fit(train[0], y_train, val[0], val[1], sample_weights=sample_weights)
+    return FittedNeural(trainer), history
+
+
+def _monitored_metrics(config: Config, cfg: Any) -> list[str]:
+    """The validation metrics to log: the evaluate list plus the early-stopping monitor."""
+    names = [m for m in config.evaluate.metrics if m != "log_loss"]
+    monitor = cfg.early_stopping.monitor if cfg.early_stopping else ""
+    if monitor.startswith("val_") and monitor != "val_loss" and monitor[4:] not in names:
+        names.append(monitor[4:])
+    return names

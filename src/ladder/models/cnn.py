@@ -1,0 +1,157 @@
+"""Convolutional networks for images: LeNet-5 and a small configurable CNN.
+
+Inputs are float images `(N, C, H, W)`; the preprocessing resizes them to `image_size` when the
+config sets one, so the model only sees `input_shape`.
+
+- `lenet5`: conv(6, 5x5) -> pool -> conv(16, 5x5) -> pool -> FC 120 -> FC 84 -> logits, in its
+  modern form: ReLU and max-pooling (the 1998 original used tanh and average pooling; ReLU trains
+  faster with Adam-style optimizers). No padding: on 32x32 inputs the flatten size is the classic
+  16x5x5 = 400; other sizes (at least 16x16) only change that flatten size.
+- `simple`: one block per entry of `channels` (conv -> [batchnorm] -> ReLU, a 2x2 max-pool
+  between blocks), then global average or max pooling and a linear head.
+`dropout` applies before every fully connected layer of either architecture.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from torch import nn
+
+from ladder.errors import LadderError
+from ladder.registry import ModelSpec
+
+LENET_MIN_SIZE = 16  # 16 -conv5-> 12 -pool-> 6 -conv5-> 2 -pool-> 1
+
+
+class CNNConfig(BaseModel):
+    """Hyperparameters of the CNN (`channels`, `kernel_size`, `batchnorm`, `pooling`: simple)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    arch: Literal["lenet5", "simple"] = "simple"
+    image_size: int | None = Field(None, ge=4, description="images are resized to this size")
+    channels: list[PositiveInt] = Field(default_factory=lambda: [32, 64], min_length=1)
+    kernel_size: PositiveInt = 3
+    batchnorm: bool = True
+    dropout: float = Field(0.0, ge=0, lt=1)
+    pooling: Literal["avg", "max"] = "avg"
+
+    @model_validator(mode="after")
+    def _check_sizes(self) -> CNNConfig:
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (padding keeps the size), got {self.kernel_size}")
+        minimum = min_image_size(self)
+        if self.image_size is not None and self.image_size < minimum:
+            raise ValueError(f"{self.arch} needs image_size >= {minimum}, got {self.image_size}")
+        return self
+
+
+def min_image_size(config: CNNConfig) -> int:
+    """The smallest height/width the architecture accepts."""
+    if config.arch == "lenet5":
+        return LENET_MIN_SIZE
+    return 2 ** (len(config.channels) - 1)  # one 2x2 pool between consecutive blocks
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 with ReLU and max-pooling; the flatten size follows from the input size."""
+
+    def __init__(self, in_channels: int, height: int, width: int, n_classes: int, dropout: float):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 6, kernel_size=5),  # (N, 6, H-4, W-4)
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # (N, 6, (H-4)/2, (W-4)/2)
+            nn.Conv2d(6, 16, kernel_size=5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # (N, 16, h, w); 16x5x5 for 32x32 inputs
+        )
+        h, w = _lenet_out(height), _lenet_out(width)
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(16 * h * w, 120),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(120, 84),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(84, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)  # (N, 16, h, w)
+        x = x.flatten(1)  # (N, 16 * h * w)
+        return self.classifier(x)  # (N, n_classes)
+
+
+def _lenet_out(size: int) -> int:
+    """Height (or width) after LeNet's two conv5 + pool2 stages."""
+    return ((size - 4) // 2 - 4) // 2
+
+
+class ConvBlock(nn.Sequential):
+    """conv (same padding) -> [BatchNorm2d] -> ReLU."""
+
+    def __init__(self, n_in: int, n_out: int, kernel_size: int, batchnorm: bool) -> None:
+        super().__init__(
+            # the conv bias is redundant when a batchnorm follows (it has its own shift)
+            nn.Conv2d(n_in, n_out, kernel_size, padding=kernel_size // 2, bias=not batchnorm),
+            nn.BatchNorm2d(n_out) if batchnorm else nn.Identity(),
+            nn.ReLU(),
+        )
+
+
+class SimpleCNN(nn.Module):
+    """Conv blocks with 2x2 max-pooling between them, global pooling, then a linear head."""
+
+    def __init__(self, config: CNNConfig, in_channels: int, n_classes: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        sizes = [in_channels, *config.channels]
+        for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+            if i > 0:
+                layers.append(nn.MaxPool2d(2))  # halves H and W
+            layers.append(ConvBlock(n_in, n_out, config.kernel_size, config.batchnorm))
+        self.features = nn.Sequential(*layers)
+        pool = nn.AdaptiveAvgPool2d(1) if config.pooling == "avg" else nn.AdaptiveMaxPool2d(1)
+        self.pool = pool
+        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(sizes[-1], n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)  # (N, channels[-1], h, w)
+        x = self.pool(x).flatten(1)  # (N, channels[-1])
+        return self.head(x)  # (N, n_classes)
+
+
+def build_cnn(config: CNNConfig, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    """A CNN from images of `input_shape` = (channels, height, width) to `n_classes` logits."""
+    if len(input_shape) != 3:
+        n_features = input_shape[0] if len(input_shape) == 1 else tuple(input_shape)
+        raise LadderError(
+            "cnn needs image data (channels, height, width); "
+            f"got tabular input with {n_features} features"
+        )
+    channels, height, width = (int(s) for s in input_shape)
+    minimum = min_image_size(config)
+    if min(height, width) < minimum:
+        raise LadderError(
+            f"cnn ({config.arch}) needs images of at least {minimum}x{minimum}, got "
+            f"{height}x{width}; set image_size (minimum {minimum}) in the model entry, "
+            f"e.g. image_size: {max(minimum, 32)}"
+        )
+    if config.arch == "lenet5":
+        return LeNet5(channels, height, width, n_classes, config.dropout)
+    return SimpleCNN(config, channels, n_classes)
+
+
+SPEC = ModelSpec(
+    type="cnn",
+    family="neural",
+    config_cls=CNNConfig,
+    build=build_cnn,
+    summary="convolutional network for images: lenet5 (classic LeNet-5, ReLU) or simple",
+    needs_image=True,
+)

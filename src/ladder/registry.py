@@ -1,0 +1,90 @@
+"""Model registry: the `type` string of a config entry -> its config class and builder.
+
+The type string and the validated config are saved in every manifest, so loading an artifact
+needs nothing but this table: no user code runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+Family = Literal["classical", "neural"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows of one model type.
+
+    `build(config, input_shape, n_classes)` returns a scikit-learn estimator (classical) or an
+    `nn.Module` mapping a float batch of `input_shape` to logits (neural). `input_shape` is
+    `(n_features,)` for tabular data and `(channels, height, width)` for images.
+    """
+
+    type: str
+    family: Family
+    config_cls: type[BaseModel]
+    build: Callable[[Any, tuple[int, ...], int], Any]
+    summary: str
+    needs_image: bool = False
+
+
+def _classical_specs() -> list[ModelSpec]:
+    from ladder.models import classical
+
+    return classical.SPECS
+
+
+def _neural_specs() -> list[ModelSpec]:
+    from ladder.models import cnn, mlp
+
+    return [mlp.SPEC, cnn.SPEC]
+
+
+class _Registry(dict[str, ModelSpec]):
+    """Filled on first use so that importing ladder (and `ladder --help`) stays instant."""
+
+    def _fill(self) -> None:
+        if not dict.__len__(self):
+            for spec in [*_classical_specs(), *_neural_specs()]:
+                dict.__setitem__(self, spec.type, spec)
+
+    def __getitem__(self, key: str) -> ModelSpec:
+        self._fill()
+        return dict.__getitem__(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        self._fill()
+        return dict.__contains__(self, key)
+
+    def __iter__(self):  # type: ignore[override]
+        self._fill()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._fill()
+        return dict.__len__(self)
+
+
+MODEL_TYPES: dict[str, ModelSpec] = _Registry()
+
+
+def get_spec(model_type: str) -> ModelSpec:
+    """The spec registered under `model_type` (KeyError if unknown; config validation checks)."""
+    return MODEL_TYPES[model_type]
+
+
+def describe_models() -> list[dict[str, Any]]:
+    """Each registered type with its family, summary and parameters with their defaults."""
+    rows = []
+    for name in MODEL_TYPES:
+        spec = MODEL_TYPES[name]
+        params = {
+            key: (None if field.is_required() else field.get_default(call_default_factory=True))
+            for key, field in spec.config_cls.model_fields.items()
+        }
+        rows.append({"type": name, "family": spec.family, "summary": spec.summary, "params": params})
+    return rows
