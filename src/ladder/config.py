@@ -189,8 +189,11 @@ class Config(Section):
 
     def resolve_path(self, source: str) -> str:
         """A data source string with file paths made relative to the config's folder."""
-        if ":" in source.split("/")[0] and not Path(source).exists():
-            return source  # builtin:NAME, idx:..., hf:...
+        scheme, sep, rest = source.partition(":")
+        if sep and "/" not in scheme and not Path(source).exists():
+            if scheme == "idx":  # idx:IMAGES,LABELS holds two paths
+                return "idx:" + ",".join(self.resolve_path(p) for p in rest.split(","))
+            return source  # builtin:NAME, hf:NAME
         path = Path(source).expanduser()
         return str(path if path.is_absolute() else (self.base_dir / path))
 
@@ -265,9 +268,11 @@ def _validate_model_entry(
         )
         return None
     spec = get_spec(model_type)
-    train_keys = {k: entry.pop(k) for k in list(entry) if k in TrainConfig.model_fields}
+    neural = spec.family == "neural"  # classical models take no train keys (and may share names)
+    train_keys = {k: entry.pop(k) for k in list(entry) if neural and k in TrainConfig.model_fields}
     n_before = len(problems)
-    params = _validate_section(spec.config_cls, entry, where, problems, extra_fields=TrainConfig)
+    extra = TrainConfig if neural else None
+    params = _validate_section(spec.config_cls, entry, where, problems, extra_fields=extra)
     merged = _deep_merge(train.model_dump(), train_keys)
     train_cfg = _validate_section(TrainConfig, merged, where, problems)
     if len(problems) > n_before or params is None or train_cfg is None or not name:
@@ -314,7 +319,8 @@ def format_validation_error(
             lines.append(f"{loc}: required key is missing")
         else:
             msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"{loc}: {msg}, got {err.get('input')!r}")
+            found = "" if "got" in msg.lower() or msg.endswith("?") else f", got {err.get('input')!r}"
+            lines.append(f"{loc}: {msg}{found}")
     return lines
 
 

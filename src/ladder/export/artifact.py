@@ -156,16 +156,16 @@ def load(directory: str | Path) -> LoadedModel:
     preprocessor = preprocessor_from_json(json.loads((directory / "preprocess.json").read_text()))
     model_path = directory / manifest["model_file"]
     if manifest["family"] == "classical":
-        predict = _classical_predictor(model_path)
+        predict = _classical_predictor(model_path, manifest["model_type"])
     else:
         predict = _neural_predictor(model_path, manifest)
     return LoadedModel(manifest=manifest, preprocessor=preprocessor, predict_features=predict)
 
 
-def _classical_predictor(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+def _classical_predictor(path: Path, model_type: str) -> Callable[[np.ndarray], np.ndarray]:
     from ladder.models.classical import load_estimator
 
-    estimator = load_estimator(path)
+    estimator = load_estimator(path, model_type)
     return lambda x: estimator.predict_proba(x.reshape(len(x), -1))
 
 

@@ -14,6 +14,7 @@ config sets one, so the model only sees `input_shape`.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Literal
 
 import torch
@@ -42,7 +43,9 @@ class CNNConfig(BaseModel):
     @model_validator(mode="after")
     def _check_sizes(self) -> CNNConfig:
         if self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd (padding keeps the size), got {self.kernel_size}")
+            raise ValueError(
+                f"kernel_size must be odd (padding keeps the size), got {self.kernel_size}"
+            )
         minimum = min_image_size(self)
         if self.image_size is not None and self.image_size < minimum:
             raise ValueError(f"{self.arch} needs image_size >= {minimum}, got {self.image_size}")
@@ -111,7 +114,7 @@ class SimpleCNN(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         sizes = [in_channels, *config.channels]
-        for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        for i, (n_in, n_out) in enumerate(pairwise(sizes)):
             if i > 0:
                 layers.append(nn.MaxPool2d(2))  # halves H and W
             layers.append(ConvBlock(n_in, n_out, config.kernel_size, config.batchnorm))

@@ -7,6 +7,7 @@ Any input shape is flattened first, so the same model takes tabular rows `(N, F)
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import Literal
 
 import torch
@@ -58,7 +59,7 @@ class MLP(nn.Module):
         super().__init__()
         n_in = math.prod(input_shape)
         sizes = [n_in, *config.hidden]
-        self.blocks = nn.Sequential(*(Block(a, b, config) for a, b in zip(sizes, sizes[1:])))
+        self.blocks = nn.Sequential(*(Block(a, b, config) for a, b in pairwise(sizes)))
         self.head = nn.Linear(sizes[-1], n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,331 @@
+"""Preprocessors fitted on the training split only; their state is plain JSON (preprocess.json).
+
+Tabular: numeric columns are imputed with the median and standardized; categorical columns
+(text, bool, category) are imputed with the most frequent value and one-hot encoded, unknown
+categories becoming all zeros. Image: resize, then per-channel standardization.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from ladder.data.dataset import Dataset
+from ladder.data.images import resize_images
+from ladder.errors import ArtifactError, DataError
+
+_CHUNK = 1024  # images per chunk when computing statistics (bounds memory)
+
+
+class Preprocessor(Protocol):
+    """What training, export and serving need from a fitted preprocessor."""
+
+    @property
+    def output_shape(self) -> tuple[int, ...]: ...
+
+    def transform(self, X: Any) -> np.ndarray: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+    def input_spec(self) -> dict[str, Any]: ...
+
+
+def fit_preprocessor(train: Dataset, image_size: int | None = None) -> Preprocessor:
+    """Fit the preprocessor for `train`'s kind on the training split (image_size: images only)."""
+    if train.kind == "image":
+        return ImagePreprocessor.fit(np.asarray(train.X), image_size)
+    assert isinstance(train.X, pd.DataFrame)
+    return TabularPreprocessor.fit(
+        train.X, target=train.target, source_columns=train.source_columns
+    )
+
+
+def preprocessor_from_json(d: dict[str, Any]) -> Preprocessor:
+    """Rebuild a fitted preprocessor from its `to_json()` dict."""
+    kind = d.get("kind") if isinstance(d, dict) else None
+    try:
+        if kind == "tabular":
+            return TabularPreprocessor.from_json(d)
+        if kind == "image":
+            return ImagePreprocessor.from_json(d)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"preprocess.json: malformed {kind} preprocessor ({exc!r})") from exc
+    raise ArtifactError(f"preprocess.json: unknown preprocessor kind {kind!r}")
+
+
+# ----------------------------------------------------------------------------- tabular
+
+
+def is_categorical(s: pd.Series) -> bool:
+    """True for columns one-hot encoded (text, bool, category, object); False for numbers."""
+    return pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s)
+
+
+class TabularPreprocessor:
+    """Median-impute + standardize numeric columns; mode-impute + one-hot categorical ones."""
+
+    def __init__(
+        self,
+        columns: list[str],
+        dtypes: dict[str, str],
+        numeric: dict[str, dict[str, float]],
+        categorical: dict[str, dict[str, Any]],
+        target: str | None = None,
+        source_columns: list[str] | None = None,
+    ) -> None:
+        self.columns = columns
+        self.dtypes = dtypes
+        self.numeric = numeric  # column -> {median, mean, std}
+        self.categorical = categorical  # column -> {most_frequent, categories}
+        self.target = target
+        self.source_columns = list(source_columns) if source_columns is not None else None
+
+    @property
+    def ignored_columns(self) -> list[str]:
+        """Input columns dropped silently: the target and the source's non-feature columns."""
+        others = [c for c in self.source_columns or [] if c not in self.columns]
+        return [c for c in [self.target, *others] if c is not None]
+
+    @classmethod
+    def fit(
+        cls, X: pd.DataFrame, target: str | None = None, source_columns: list[str] | None = None
+    ) -> TabularPreprocessor:
+        """Learn medians, means, stds and category lists from the training features `X`.
+
+        Args:
+            X: the training split's raw feature columns.
+            target: the label column's name, dropped silently from inputs.
+            source_columns: all columns of the source file in order (see `Dataset`).
+        """
+        numeric: dict[str, dict[str, float]] = {}
+        categorical: dict[str, dict[str, Any]] = {}
+        for col in X.columns:
+            s = X[col]
+            if is_categorical(s):
+                text = _as_text(s)
+                present = pd.Series(text[~pd.isna(text)], dtype=object)
+                counts = present.value_counts()
+                top = sorted(counts.index[counts == counts.max()]) if len(counts) else [""]
+                categories = sorted(set(present.tolist()) | {top[0]})
+                categorical[str(col)] = {"most_frequent": top[0], "categories": categories}
+            else:
+                values = pd.to_numeric(s).to_numpy(dtype=np.float64, na_value=np.nan)
+                observed = values[~np.isnan(values)]
+                median = float(np.median(observed)) if len(observed) else 0.0
+                filled = np.where(np.isnan(values), median, values)
+                std = float(filled.std()) if len(filled) else 0.0
+                numeric[str(col)] = {
+                    "median": median,
+                    "mean": float(filled.mean()) if len(filled) else 0.0,
+                    "std": std if std > 1e-12 else 1.0,
+                }
+        dtypes = {str(c): str(t) for c, t in X.dtypes.items()}
+        columns = [str(c) for c in X.columns]
+        return cls(columns, dtypes, numeric, categorical, target, source_columns)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Output feature names: numeric columns as is, categorical ones as 'column=value'."""
+        names = []
+        for col in self.columns:
+            if col in self.numeric:
+                names.append(col)
+            else:
+                names.extend(f"{col}={v}" for v in self.categorical[col]["categories"])
+        return names
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """(number of output features,)."""
+        return (len(self.feature_names),)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Raw feature columns (DataFrame, or 2-D array in column order) -> float32 (N, F)."""
+        df = self._check_columns(X)
+        blocks = []
+        for col in self.columns:
+            if col in self.numeric:
+                stats = self.numeric[col]
+                values = _numbers(df[col], col)
+                values = np.where(np.isnan(values), stats["median"], values)
+                blocks.append(((values - stats["mean"]) / stats["std"])[:, None])
+            else:
+                blocks.append(self._one_hot(df[col], col))
+        if not blocks:
+            return np.zeros((len(df), 0), dtype=np.float32)
+        return np.concatenate(blocks, axis=1).astype(np.float32)
+
+    def _one_hot(self, s: pd.Series, col: str) -> np.ndarray:
+        state = self.categorical[col]
+        text = _as_text(s)
+        text[pd.isna(text)] = state["most_frequent"]
+        codes = pd.Index(state["categories"]).get_indexer(text)  # -1: unseen category
+        out = np.zeros((len(text), len(state["categories"])), dtype=np.float32)
+        known = codes >= 0
+        out[np.flatnonzero(known), codes[known]] = 1.0
+        return out
+
+    def _check_columns(self, X: Any) -> pd.DataFrame:
+        if isinstance(X, np.ndarray) and X.ndim == 2:
+            if X.shape[1] != len(self.columns):
+                raise DataError(
+                    f"input array has {X.shape[1]} columns, expected {len(self.columns)} "
+                    f"({', '.join(self.columns)})"
+                )
+            return pd.DataFrame(X, columns=self.columns)
+        if not isinstance(X, pd.DataFrame):
+            raise DataError(f"tabular input must be a DataFrame, got {type(X).__name__}")
+        given = [str(c) for c in X.columns]
+        df = X.set_axis(given, axis=1)
+        missing = [c for c in self.columns if c not in given]
+        extra = [c for c in given if c not in self.columns and c not in self.ignored_columns]
+        if missing:
+            also = f"; unexpected columns: {', '.join(extra)}" if extra else ""
+            raise DataError(f"input is missing columns: {', '.join(missing)}{also}")
+        if extra:
+            raise DataError(
+                f"input has unexpected columns: {', '.join(extra)} "
+                f"(expected: {', '.join(self.columns)})"
+            )
+        return df[self.columns].reset_index(drop=True)
+
+    def input_spec(self) -> dict[str, Any]:
+        """What raw input is expected: kind, feature columns and dtypes, and (optional columns)
+        the target and the source file's columns in order (to read a headerless file)."""
+        return {
+            "kind": "tabular",
+            "columns": list(self.columns),
+            "dtypes": dict(self.dtypes),
+            "target": self.target,
+            "source_columns": self.source_columns,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The fitted state as plain JSON."""
+        return {**self.input_spec(), "numeric": self.numeric, "categorical": self.categorical}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> TabularPreprocessor:
+        """Rebuild from `to_json()`."""
+        return cls(
+            d["columns"],
+            d["dtypes"],
+            d["numeric"],
+            d["categorical"],
+            d.get("target"),
+            d.get("source_columns"),
+        )
+
+
+def _as_text(s: pd.Series) -> np.ndarray:
+    """Values as an object array of str, missing values kept as None (categories are text)."""
+    values = s.to_numpy(dtype=object)
+    missing = pd.isna(values)
+    return np.array(
+        [None if m else str(v) for v, m in zip(values, missing, strict=True)], dtype=object
+    )
+
+
+def _numbers(s: pd.Series, col: str) -> np.ndarray:
+    values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.isnan(values) & ~pd.isna(s.to_numpy(dtype=object))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        more = f" and {int(bad.sum()) - 1} more" if bad.sum() > 1 else ""
+        raise DataError(
+            f"column '{col}' expects numbers, got {s.iloc[row]!r} (row {row + 1}){more}"
+        )
+    return values
+
+
+# ----------------------------------------------------------------------------- images
+
+
+class ImagePreprocessor:
+    """Resize to `image_size` (if set), then subtract the per-channel mean and divide by std."""
+
+    def __init__(
+        self,
+        channels: int,
+        height: int,
+        width: int,
+        image_size: int | None,
+        mean: list[float],
+        std: list[float],
+    ) -> None:
+        self.channels, self.height, self.width = channels, height, width
+        self.image_size = image_size
+        self.mean, self.std = mean, std
+
+    @classmethod
+    def fit(cls, X: np.ndarray, image_size: int | None = None) -> ImagePreprocessor:
+        """Per-channel mean and std of the (resized) training images X (N, C, H, W)."""
+        _, channels, height, width = X.shape
+        out = cls(channels, height, width, image_size, [0.0] * channels, [1.0] * channels)
+        total = np.zeros(channels)
+        squares = np.zeros(channels)
+        count = 0
+        for start in range(0, len(X), _CHUNK):
+            chunk = out._resize(X[start : start + _CHUNK]).astype(np.float64)
+            total += chunk.sum(axis=(0, 2, 3))
+            squares += np.square(chunk).sum(axis=(0, 2, 3))
+            count += chunk.shape[0] * chunk.shape[2] * chunk.shape[3]
+        mean = total / max(count, 1)
+        std = np.sqrt(np.maximum(squares / max(count, 1) - mean**2, 0.0))
+        out.mean = [float(m) for m in mean]
+        out.std = [float(s) if s > 1e-8 else 1.0 for s in std]
+        return out
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of the model input."""
+        size = (self.image_size, self.image_size) if self.image_size else (self.height, self.width)
+        return (self.channels, *size)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Raw-size float images (N, C, H, W) in [0, 1] -> standardized float32 (N, C, h, w)."""
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim == 3 and self.channels == 1:
+            X = X[:, None]  # (N, H, W) -> (N, 1, H, W)
+        expected = (self.channels, self.height, self.width)
+        if X.ndim != 4 or X.shape[1:] != expected:
+            raise DataError(
+                f"expected images of shape (N, {', '.join(map(str, expected))}), got {X.shape}"
+            )
+        X = self._resize(X)
+        mean = np.asarray(self.mean, dtype=np.float32)[None, :, None, None]
+        std = np.asarray(self.std, dtype=np.float32)[None, :, None, None]
+        return ((X - mean) / std).astype(np.float32)
+
+    def _resize(self, X: np.ndarray) -> np.ndarray:
+        if self.image_size is None:
+            return X.astype(np.float32, copy=False)
+        return resize_images(X, self.image_size, self.image_size)
+
+    def input_spec(self) -> dict[str, Any]:
+        """What raw input is expected: kind, channels, raw height and width, image_size."""
+        return {
+            "kind": "image",
+            "channels": self.channels,
+            "height": self.height,
+            "width": self.width,
+            "image_size": self.image_size,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The fitted state as plain JSON."""
+        return {**self.input_spec(), "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ImagePreprocessor:
+        """Rebuild from `to_json()`."""
+        return cls(
+            int(d["channels"]),
+            int(d["height"]),
+            int(d["width"]),
+            d.get("image_size"),
+            [float(m) for m in d["mean"]],
+            [float(s) for s in d["std"]],
+        )

@@ -1,0 +1,248 @@
+"""`load_dataset`: builtin data sets, table files, image folders and IDX files as a `Dataset`."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ladder.config import DataConfig
+from ladder.data.dataset import Dataset
+from ladder.data.images import (
+    IMAGE_SUFFIXES,
+    decode_image,
+    list_images,
+    pixels_to_unit,
+    read_idx,
+    resize_images,
+    to_channels,
+)
+from ladder.data.tables import SUPPORTED, read_table, table_format
+from ladder.errors import DataError
+
+BUILTIN_NAMES = ("digits", "breast_cancer", "wine", "iris")
+SOURCES = f"builtin:NAME, idx:IMAGES,LABELS, an image folder, or a table file ({SUPPORTED})"
+# A float target with more distinct non-integer values than this looks like regression.
+MAX_CLASSES_FOR_FLOAT_TARGET = 20
+
+
+def load_dataset(cfg: DataConfig, source: str | None = None) -> Dataset:
+    """Load `source` (default `cfg.source`) as a Dataset, applying the data section's options."""
+    source = source or cfg.source
+    if source.startswith("builtin:"):
+        return _load_builtin(source.removeprefix("builtin:"), cfg)
+    if source.startswith("idx:"):
+        return _load_idx(source.removeprefix("idx:"), cfg)
+    if source.startswith("hf:"):
+        raise DataError(f"{source}: Hugging Face datasets are not supported yet (use {SOURCES})")
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _load_image_folder(path, cfg)
+    if not path.exists():
+        raise DataError(f"{source}: no such file or folder")
+    if table_format(path) is None:
+        raise DataError(f"{source}: unsupported file type '{''.join(path.suffixes)}' ({SOURCES})")
+    return _load_table(path, cfg)
+
+
+def list_builtin_datasets() -> list[dict[str, Any]]:
+    """Name, kind, rows and number of classes of every builtin data set (for `ladder list`)."""
+    cfg = DataConfig(source="builtin:iris")
+    rows = []
+    for name in BUILTIN_NAMES:
+        ds = _load_builtin(name, cfg)
+        rows.append({"name": name, "kind": ds.kind, "rows": len(ds), "classes": len(ds.labels)})
+    return rows
+
+
+def encode_target(
+    values: pd.Series, where: str, name: str, drop_missing: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """Class ids for a target column.
+
+    Returns (keep, y, labels): `keep` is the boolean mask of rows that have a label, `y` the
+    int64 index of each kept row into `labels`, the sorted unique JSON-native label values.
+    """
+    missing = values.isna().to_numpy()
+    if missing.any() and not drop_missing:
+        rows = np.flatnonzero(missing) + 1
+        shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+        raise DataError(
+            f"{where}: {len(rows)} rows have no value in target column '{name}' (data rows "
+            f"{shown}); set data.drop_missing_target: true to drop them"
+        )
+    values = values[~missing]
+    if len(values) == 0:
+        raise DataError(f"{where}: no row has a value in target column '{name}'")
+    if pd.api.types.is_float_dtype(values):
+        numbers = values.to_numpy(dtype=np.float64)
+        if np.array_equal(numbers, np.round(numbers)):
+            values = pd.Series(numbers.astype(np.int64))  # 1.0, 2.0 (floats because of NaNs)
+        elif values.nunique() > MAX_CLASSES_FOR_FLOAT_TARGET:
+            raise DataError(
+                f"{where}: target column '{name}' has {values.nunique()} distinct non-integer "
+                "values, which looks like regression; only classification is supported yet"
+            )
+    labels = values.drop_duplicates().tolist()
+    try:
+        labels = sorted(labels)
+    except TypeError:  # mixed types (e.g. JSON 1 and "a"): compare as text
+        values = values.map(str)
+        labels = sorted(values.drop_duplicates().tolist())
+    y = pd.Index(labels).get_indexer(values).astype(np.int64)
+    return ~missing, y, labels
+
+
+# ----------------------------------------------------------------------------- builtin
+
+
+def _load_builtin(name: str, cfg: DataConfig) -> Dataset:
+    from sklearn import datasets
+
+    loaders: dict[str, Callable[..., Any]] = {
+        "digits": datasets.load_digits,
+        "breast_cancer": datasets.load_breast_cancer,
+        "wine": datasets.load_wine,
+        "iris": datasets.load_iris,
+    }
+    if name not in loaders:
+        hint = difflib.get_close_matches(name, BUILTIN_NAMES, n=1)
+        did_you_mean = f"; did you mean 'builtin:{hint[0]}'?" if hint else ""
+        valid = ", ".join(f"builtin:{n}" for n in BUILTIN_NAMES)
+        raise DataError(f"builtin:{name}: unknown builtin data set{did_you_mean} (valid: {valid})")
+    if name == "digits":
+        bunch = loaders[name]()
+        X = (bunch.images / 16.0).astype(np.float32)[:, None]  # (N, 8, 8) -> (N, 1, 8, 8)
+        X = _shape_images(X, cfg)
+        return Dataset("image", X, bunch.target.astype(np.int64), list(range(10)))
+    bunch = loaders[name](as_frame=True)
+    names = [str(n) for n in bunch.target_names]
+    labels = sorted(names)
+    order = np.array([labels.index(n) for n in names], dtype=np.int64)
+    X = _drop_columns(bunch.data, cfg, f"builtin:{name}")
+    return Dataset(
+        "tabular",
+        X,
+        order[bunch.target.to_numpy()],
+        labels,
+        target=cfg.target,
+        source_columns=[str(c) for c in bunch.data.columns],
+    )
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def _load_table(path: Path, cfg: DataConfig) -> Dataset:
+    df = read_table(path, columns=cfg.columns, na_values=cfg.na_values)
+    if len(df) == 0:
+        raise DataError(f"{path}: no rows (the file has only a header)")
+    if cfg.target not in df.columns:
+        hint = difflib.get_close_matches(cfg.target, [str(c) for c in df.columns], n=1)
+        did_you_mean = f"; did you mean '{hint[0]}'?" if hint else ""
+        raise DataError(
+            f"{path}: no target column '{cfg.target}'{did_you_mean} (columns: "
+            f"{', '.join(map(str, df.columns))}); set data.target"
+        )
+    if cfg.target in cfg.drop:
+        raise DataError(f"data.drop: cannot drop the target column '{cfg.target}'")
+    source_columns = [str(c) for c in df.columns]
+    df = _drop_columns(df, cfg, str(path))
+    keep, y, labels = encode_target(df[cfg.target], str(path), cfg.target, cfg.drop_missing_target)
+    X = df.drop(columns=[cfg.target])[keep].reset_index(drop=True)
+    if X.shape[1] == 0:
+        raise DataError(f"{path}: no feature columns besides the target '{cfg.target}'")
+    return Dataset("tabular", X, y, labels, target=cfg.target, source_columns=source_columns)
+
+
+def _drop_columns(df: pd.DataFrame, cfg: DataConfig, where: str) -> pd.DataFrame:
+    unknown = [c for c in cfg.drop if c not in df.columns]
+    if unknown:
+        raise DataError(
+            f"{where}: data.drop names columns that do not exist: {', '.join(unknown)} "
+            f"(columns: {', '.join(map(str, df.columns))})"
+        )
+    return df.drop(columns=list(cfg.drop)).reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def _load_image_folder(root: Path, cfg: DataConfig) -> Dataset:
+    classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise DataError(
+            f"{root}: no class folders; expected {root}/<class>/<image> "
+            f"({', '.join(IMAGE_SUFFIXES)})"
+        )
+    images, y, paths = [], [], []
+    for label, folder in enumerate(classes):
+        files = list_images(folder)
+        if not files:
+            raise DataError(
+                f"{folder}: class folder has no images ({', '.join(IMAGE_SUFFIXES)}); "
+                "add images or remove the folder"
+            )
+        for path in files:
+            images.append(decode_image(path))
+            y.append(label)
+            paths.append(path)
+    channels = cfg.channels or (1 if all(img.shape[0] == 1 for img in images) else 3)
+    if cfg.image_size is not None:
+        size = cfg.image_size
+        images = [resize_images(img[None], size, size)[0] for img in images]
+    else:
+        first = images[0].shape[1:]
+        for img, path in zip(images, paths, strict=True):
+            if img.shape[1:] != first:
+                raise DataError(
+                    f"{root}: images have different sizes ({paths[0]} is {first[1]}x{first[0]}, "
+                    f"{path} is {img.shape[2]}x{img.shape[1]}); set data.image_size to resize "
+                    "them all"
+                )
+    X = _stack_channels(images, channels)
+    labels = [d.name for d in classes]
+    return Dataset("image", X, np.asarray(y, dtype=np.int64), labels)
+
+
+def _stack_channels(images: list[np.ndarray], channels: int) -> np.ndarray:
+    """Same-sized (C, H, W) images with mixed channel counts stacked as (N, channels, H, W)."""
+    return np.stack([to_channels(img[None], channels)[0] for img in images]).astype(np.float32)
+
+
+def _load_idx(spec: str, cfg: DataConfig) -> Dataset:
+    parts = [p.strip() for p in spec.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise DataError(f"idx:{spec}: expected idx:IMAGES_FILE,LABELS_FILE")
+    images_path, labels_path = Path(parts[0]).expanduser(), Path(parts[1]).expanduser()
+    images, targets = read_idx(images_path), read_idx(labels_path)
+    if images.ndim == 3:
+        images = images[:, None]  # (N, H, W) -> (N, 1, H, W)
+    elif images.ndim == 4 and images.shape[3] in (1, 3):
+        images = images.transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+    else:
+        raise DataError(f"{images_path}: expected images of shape (N, H, W), got {images.shape}")
+    if targets.ndim != 1:
+        raise DataError(f"{labels_path}: expected one label per image, got shape {targets.shape}")
+    if len(images) != len(targets):
+        raise DataError(
+            f"{images_path} has {len(images)} images but {labels_path} has {len(targets)} labels"
+        )
+    if len(images) == 0:
+        raise DataError(f"{images_path}: no images")
+    X = _shape_images(pixels_to_unit(images), cfg)
+    _, y, labels = encode_target(pd.Series(targets), str(labels_path), "labels")
+    return Dataset("image", X, y, labels)
+
+
+def _shape_images(X: np.ndarray, cfg: DataConfig) -> np.ndarray:
+    """Apply data.channels and data.image_size to an (N, C, H, W) array."""
+    if cfg.channels is not None:
+        X = to_channels(X, cfg.channels)
+    if cfg.image_size is not None:
+        X = resize_images(X, cfg.image_size, cfg.image_size)
+    return X.astype(np.float32, copy=False)

@@ -1,0 +1,219 @@
+"""Callbacks: small objects the Trainer calls at fixed points of the loop (as in skorch).
+
+Every hook is a no-op by default; a callback overrides the ones it needs. A callback may stop
+training by setting `trainer.stop_training = True`.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import difflib
+import io
+import math
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ladder.config import EarlyStoppingConfig
+from ladder.errors import LadderError
+from ladder.io import atomic_write_text
+from ladder.train.checkpoint import save_checkpoint
+
+if TYPE_CHECKING:
+    from ladder.train.trainer import Trainer
+
+
+class Callback:
+    """Base class: hooks called by the Trainer, all doing nothing."""
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        """Before the first epoch."""
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        """After the last epoch (also when training stops early or fails)."""
+
+    def on_epoch_begin(self, trainer: Trainer) -> None:
+        """Before each epoch's first batch."""
+
+    def on_epoch_end(self, trainer: Trainer, log: dict[str, float]) -> None:
+        """After each epoch, with its log row (epoch, lr, train_loss, val_..., seconds)."""
+
+    def on_batch_end(self, trainer: Trainer, batch_size: int, loss: torch.Tensor) -> None:
+        """After each training step; `loss` is the batch's detached loss tensor (avoid .item())."""
+
+
+class EarlyStopping(Callback):
+    """Stops when the monitored log key has not improved for `patience` epochs.
+
+    The weights of the best epoch are restored when training ends; `best_epoch` and
+    `best_value` tell which.
+    """
+
+    def __init__(self, cfg: EarlyStoppingConfig) -> None:
+        self.cfg = cfg
+        self.best_value: float | None = None
+        self.best_epoch: int | None = None
+        self._best_state: dict[str, torch.Tensor] | None = None
+        self._wait = 0
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        self.best_value, self.best_epoch, self._best_state, self._wait = None, None, None, 0
+
+    def on_epoch_end(self, trainer: Trainer, log: dict[str, float]) -> None:
+        value = log.get(self.cfg.monitor)
+        if value is None:
+            raise LadderError(self._unknown_monitor(log))
+        if self._improved(value):
+            self.best_value, self.best_epoch, self._wait = value, int(log["epoch"]), 0
+            self._best_state = copy.deepcopy(trainer.module.state_dict())
+            return
+        self._wait += 1
+        if self._wait >= self.cfg.patience:
+            trainer.stop_training = True
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        if self._best_state is not None:
+            trainer.module.load_state_dict(self._best_state)
+            self._best_state = None  # free the copy
+
+    def _improved(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if self.best_value is None:
+            return True
+        if self.cfg.minimize:
+            return value < self.best_value - self.cfg.min_delta
+        return value > self.best_value + self.cfg.min_delta
+
+    def _unknown_monitor(self, log: dict[str, float]) -> str:
+        monitor, keys = self.cfg.monitor, [k for k in log if k not in ("epoch", "seconds")]
+        close = difflib.get_close_matches(monitor, keys, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        if monitor.startswith("val_") and not any(k.startswith("val_") for k in log):
+            hint += " (no validation data: add a validation split or set early_stopping: null)"
+        return (
+            f"train.early_stopping.monitor: unknown key '{monitor}'{hint} "
+            f"(available: {', '.join(keys)})"
+        )
+
+
+class History(Callback):
+    """Collects the epoch log rows in `rows`; with a `path`, rewrites that CSV every epoch."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.rows: list[dict[str, float]] = []
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        self.rows = []
+
+    def on_epoch_end(self, trainer: Trainer, log: dict[str, float]) -> None:
+        self.rows.append(dict(log))
+        if self.path is not None:
+            atomic_write_text(self.path, history_csv(self.rows))
+
+
+def history_csv(rows: list[dict[str, Any]]) -> str:
+    """The rows as CSV text; columns in order of first appearance."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+class ProgressBar(Callback):
+    """A rich progress bar per epoch: loss, the monitored validation value and samples/s.
+
+    Prints nothing when stdout is not a terminal (logs, CI, pytest). `monitor` defaults to the
+    early-stopping key, else val_loss.
+    """
+
+    REFRESH_SECONDS = 0.25  # how often the shown loss is read from its tensor
+
+    def __init__(self, monitor: str | None = None) -> None:
+        self.monitor = monitor
+        self._progress: Any = None
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        if not sys.stdout.isatty():
+            self._progress = None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        if self.monitor is None:
+            stopping = trainer.config.early_stopping
+            self.monitor = stopping.monitor if stopping is not None else "val_loss"
+        self._epochs = trainer.config.epochs
+        self._progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  {task.fields[val]}  {task.fields[speed]}"),
+        )
+        self._progress.start()
+
+    def on_epoch_begin(self, trainer: Trainer) -> None:
+        if self._progress is None:
+            return
+        epoch = f"{trainer.epoch}/{self._epochs}"
+        self._task = self._progress.add_task(
+            "", total=trainer.n_train, epoch=epoch, loss="…", val="", speed=""
+        )
+        self._start = self._last = time.perf_counter()
+        self._seen = 0
+
+    def on_batch_end(self, trainer: Trainer, batch_size: int, loss: torch.Tensor) -> None:
+        if self._progress is None:
+            return
+        self._seen += batch_size
+        now = time.perf_counter()
+        if now - self._last < self.REFRESH_SECONDS:
+            return
+        self._last = now
+        speed = f"{self._seen / (now - self._start):,.0f} samples/s"
+        self._progress.update(
+            self._task, completed=self._seen, loss=f"{loss.item():.4f}", speed=speed
+        )
+
+    def on_epoch_end(self, trainer: Trainer, log: dict[str, float]) -> None:
+        if self._progress is None:
+            return
+        val = log.get(self.monitor)
+        speed = f"{self._seen / max(log['seconds'], 1e-9):,.0f} samples/s"
+        self._progress.update(
+            self._task,
+            completed=trainer.n_train,
+            loss=f"{log['train_loss']:.4f}",
+            val="" if val is None else f"{self.monitor} {val:.4f}",
+            speed=speed,
+        )
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+class Checkpoint(Callback):
+    """Saves `directory/last/` (weights.safetensors + state.pt) at the end of every epoch."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    def on_epoch_end(self, trainer: Trainer, log: dict[str, float]) -> None:
+        save_checkpoint(
+            self.directory / "last",
+            trainer.module,
+            optimizer=trainer.optimizer,
+            scheduler=trainer.scheduler,
+            scaler=trainer.scaler,
+            epoch=int(log["epoch"]),
+            step=trainer.step,
+            extra={"generator": trainer.generator.get_state()},
+        )

@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny datasets written to tmp_path and small configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+
+@pytest.fixture(autouse=True)
+def _small_thread_count():
+    """Tests share 2 cores; one torch thread keeps them predictable."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_table(n: int = 90, seed: int = 0) -> pd.DataFrame:
+    """A learnable table: two numeric columns, one categorical, a 3-class target."""
+    rng = np.random.default_rng(seed)
+    label = np.arange(n) % 3
+    return pd.DataFrame(
+        {
+            "size": label * 2.0 + rng.normal(0, 0.3, n),
+            "weight": rng.normal(0, 1, n),
+            "colour": np.array(["red", "green", "blue"])[label],
+            "label": np.array(["cat", "dog", "fox"])[label],
+        }
+    )
+
+
+@pytest.fixture
+def table_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "animals.csv"
+    make_table().to_csv(path, index=False)
+    return path
+
+
+def write_config(tmp_path: Path, source: str, models: list[dict], **extra) -> Path:
+    """A config file with fast training defaults."""
+    config = {
+        "name": "toy",
+        "seed": 0,
+        "data": {"source": source, "target": "label", "split": {"test": 0.2, "val": 0.2}},
+        "models": models,
+        "train": {"epochs": 3, "batch_size": 16, "early_stopping": None},
+        **extra,
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """12 tiny RGB PNGs in two class folders (bright vs dark)."""
+    from PIL import Image
+
+    root = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for cls, base in (("bright", 200), ("dark", 40)):
+        (root / cls).mkdir(parents=True)
+        for i in range(6):
+            pixels = np.clip(base + rng.normal(0, 20, (10, 10, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / cls / f"{i}.png")
+    return root

@@ -1,0 +1,208 @@
+"""The `ladder` command: exit codes, one-line errors, and train -> evaluate -> predict."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_table, write_config
+
+from ladder.cli import main
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(capsys, *args: str, match: str) -> str:
+    """Exit 2, one line on stderr naming the problem, no traceback."""
+    code, _, err = run(capsys, *args)
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert match in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def trained(tmp_path, table_csv, capsys):
+    config = write_config(tmp_path, str(table_csv), [{"name": "lr", "type": "logistic_regression"}])
+    code, out, _ = run(capsys, "train", config, "--model", "lr", "--out", tmp_path / "run")
+    assert code == 0
+    return tmp_path / "run/models/lr/artifact", out
+
+
+def test_help_is_instant_and_does_not_import_torch():
+    script = "import sys; from ladder.cli import main; main(['--help']); print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert "train" in done.stdout and "predict" in done.stdout
+    assert done.stdout.strip().endswith("False")
+
+
+def test_train_prints_test_metrics_and_paths(trained):
+    _, out = trained
+    assert "accuracy" in out and "f1_macro" in out
+    assert "run folder:" in out and "artifact:" in out
+
+
+def test_evaluate_scores_new_labelled_data(trained, tmp_path, capsys):
+    artifact, _ = trained
+    fresh = tmp_path / "fresh.csv"
+    make_table(n=30, seed=5).to_csv(fresh, index=False)
+    code, out, _ = run(capsys, "evaluate", artifact, fresh, "--output", tmp_path / "m.json")
+    assert code == 0 and "accuracy" in out
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["accuracy"] > 0.8
+
+
+def test_predict_writes_labels_and_probabilities(trained, tmp_path, capsys):
+    artifact, _ = trained
+    rows = tmp_path / "rows.jsonl"
+    make_table(n=6, seed=2).drop(columns="label").to_json(rows, orient="records", lines=True)
+    code, _, _ = run(capsys, "predict", artifact, rows, "--output", tmp_path / "pred.csv")
+    assert code == 0
+    pred = pd.read_csv(tmp_path / "pred.csv")
+    assert list(pred.columns) == ["prediction", "prob_cat", "prob_dog", "prob_fox"]
+    assert len(pred) == 6
+    np.testing.assert_allclose(pred.filter(like="prob_").sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_predict_to_stdout_on_an_image_folder(tmp_path, image_folder, capsys):
+    config = write_config(tmp_path, str(image_folder), [{"name": "knn", "type": "knn", "n_neighbors": 1}])
+    assert run(capsys, "train", config, "--model", "knn", "--out", tmp_path / "run")[0] == 0
+    code, out, _ = run(capsys, "predict", tmp_path / "run/models/knn/artifact", image_folder)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0] == "input,prediction,prob_bright,prob_dark"
+    assert len(lines) == 13
+
+
+def test_list_models_and_datasets(capsys):
+    code, out, _ = run(capsys, "list", "models")
+    assert code == 0
+    for name in ("logistic_regression", "random_forest", "svm", "knn", "mlp", "cnn"):
+        assert name in out
+    code, out, _ = run(capsys, "list", "datasets")
+    assert code == 0 and "digits" in out and "iris" in out
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_yaml_syntax_error(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nmodels: [\n  - a: b\n")
+    assert_user_error(capsys, "train", path, "--model", "x", match="line")
+
+
+def test_missing_config_file(tmp_path, capsys):
+    assert_user_error(capsys, "train", tmp_path / "nope.yaml", "--model", "x", match="file not found")
+
+
+def test_missing_data_file(tmp_path, capsys):
+    config = write_config(tmp_path, str(tmp_path / "gone.csv"), [{"name": "lr", "type": "logistic_regression"}])
+    assert_user_error(capsys, "train", config, "--model", "lr", match="gone.csv")
+
+
+def test_missing_target_column_lists_columns(tmp_path, table_csv, capsys):
+    config = write_config(tmp_path, str(table_csv), [{"name": "lr", "type": "logistic_regression"}])
+    line = assert_user_error(
+        capsys, "train", config, "--model", "lr", "--set", "data.target=species", match="species"
+    )
+    assert "colour" in line and "size" in line
+
+
+def test_unknown_model_type_lists_valid_types(tmp_path, table_csv, capsys):
+    config = write_config(tmp_path, str(table_csv), [{"name": "m", "type": "forest"}])
+    line = assert_user_error(capsys, "train", config, "--model", "m", match="unknown model type")
+    assert "random_forest" in line and "mlp" in line
+
+
+def test_corrupt_csv_names_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,label\n1,2,x\n3,4,y\n5,6,7,8,9\n")
+    config = write_config(tmp_path, str(bad), [{"name": "lr", "type": "logistic_regression"}])
+    line = assert_user_error(capsys, "train", config, "--model", "lr", match="bad.csv")
+    assert "line 4" in line or "row 4" in line
+
+
+def test_nan_labels_are_counted_or_dropped(tmp_path, capsys):
+    frame = make_table()
+    frame.loc[[3, 7], "label"] = None
+    path = tmp_path / "nan.csv"
+    frame.to_csv(path, index=False)
+    config = write_config(tmp_path, str(path), [{"name": "lr", "type": "logistic_regression"}])
+    line = assert_user_error(capsys, "train", config, "--model", "lr", match="2 rows")
+    assert "drop_missing_target" in line
+    args = ("train", config, "--model", "lr", "--set", "data.drop_missing_target=true")
+    assert run(capsys, *args)[0] == 0
+
+
+def test_class_with_one_row_cannot_be_stratified(tmp_path, capsys):
+    frame = make_table()
+    frame.loc[0, "label"] = "unicorn"
+    frame.to_csv(tmp_path / "one.csv", index=False)
+    config = write_config(tmp_path, str(tmp_path / "one.csv"), [{"name": "lr", "type": "logistic_regression"}])
+    assert_user_error(capsys, "train", config, "--model", "lr", match="unicorn")
+
+
+def test_empty_dataset(tmp_path, capsys):
+    (tmp_path / "empty.csv").write_text("size,label\n")
+    config = write_config(tmp_path, str(tmp_path / "empty.csv"), [{"name": "lr", "type": "logistic_regression"}])
+    assert_user_error(capsys, "train", config, "--model", "lr", match="empty.csv")
+
+
+def test_undecodable_image_is_named(tmp_path, image_folder, capsys):
+    (image_folder / "dark" / "broken.png").write_bytes(b"not a png")
+    config = write_config(tmp_path, str(image_folder), [{"name": "knn", "type": "knn"}])
+    assert_user_error(capsys, "train", config, "--model", "knn", match="broken.png")
+
+
+def test_predict_input_with_wrong_columns(trained, tmp_path, capsys):
+    artifact, _ = trained
+    rows = tmp_path / "rows.csv"
+    make_table(n=4).drop(columns=["weight"]).assign(extra=1).to_csv(rows, index=False)
+    line = assert_user_error(capsys, "predict", artifact, rows, match="weight")
+    assert "extra" in line
+
+
+def test_tampered_and_incomplete_artifacts(trained, capsys, tmp_path):
+    artifact, _ = trained
+    preprocess = artifact / "preprocess.json"
+    original = preprocess.read_bytes()
+    preprocess.write_bytes(original.replace(b"size", b"sise"))
+    rows = tmp_path / "rows.csv"
+    make_table(n=4).to_csv(rows, index=False)
+    assert_user_error(capsys, "predict", artifact, rows, match="checksum mismatch")
+    preprocess.write_bytes(original)
+    (artifact / "model.skops").unlink()
+    assert_user_error(capsys, "predict", artifact, rows, match="model.skops is missing")
+    assert_user_error(capsys, "predict", tmp_path, rows, match="not an artifact")
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys):
+    code, _, err = run(capsys, "--debug", "train", tmp_path / "nope.yaml", "--model", "x")
+    assert code == 2 and "Traceback" in err
+
+
+def test_usage_errors_exit_2(capsys):
+    code, _, _ = run(capsys, "train")
+    assert code == 2
+
+
+def test_console_script_exit_code(tmp_path):
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ladder"), "train", str(tmp_path / "x.yaml"), "--model", "m"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ")

@@ -1,0 +1,132 @@
+"""Config loading: validation that reports every problem, overrides, per-model train keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ladder.config import dump_config, load_config, parse_overrides
+from ladder.errors import ConfigError
+
+BASE = {
+    "name": "toy",
+    "data": {"source": "builtin:iris"},
+    "models": [
+        {"name": "forest", "type": "random_forest", "n_estimators": 10},
+        {"name": "net", "type": "mlp", "hidden": [16], "epochs": 2},
+    ],
+    "train": {"epochs": 5, "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}},
+}
+
+
+def write(tmp_path: Path, data: dict | str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def problems_of(tmp_path: Path, data: dict | str, overrides=None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, data), overrides)
+    return info.value.problems
+
+
+def test_valid_config_resolves_models_and_train_overrides(tmp_path):
+    config = load_config(write(tmp_path, BASE))
+    net = config.model("net")
+    assert net.train.epochs == 2  # the model entry overrides train.epochs
+    assert net.train.optimizer.name == "sgd"  # the rest comes from train:
+    assert list(net.params.hidden) == [16]
+    assert config.model("forest").train.epochs == 5
+
+
+def test_every_problem_is_reported_at_once_with_its_path(tmp_path):
+    bad = {
+        **BASE,
+        "seed": "zero",
+        "train": {"epoch": 3, "batch_size": 0},
+        "models": [
+            {"name": "a", "type": "mlp", "hidden": "wide", "dropout": 2},
+            {"name": "b", "type": "random_forst"},
+        ],
+    }
+    problems = problems_of(tmp_path, bad)
+    text = "\n".join(problems)
+    assert "seed:" in text
+    assert "train.epoch: unknown key 'epoch'; did you mean 'epochs'?" in text
+    assert "train.batch_size: Input should be greater than or equal to 1, got 0" in text
+    assert any(p.startswith("models[0].hidden:") for p in problems)
+    assert any(p.startswith("models[0].dropout:") for p in problems)
+    assert "models[1].type: unknown model type 'random_forst'; did you mean 'random_forest'?" in text
+    assert len(problems) >= 6
+
+
+def test_unknown_model_key_suggests_the_nearest(tmp_path):
+    bad = {**BASE, "models": [{"name": "n", "type": "mlp", "hiden": [3]}]}
+    (problem,) = problems_of(tmp_path, bad)
+    assert problem == "models[0].hiden: unknown key 'hiden'; did you mean 'hidden'?"
+
+
+def test_classical_hyperparameters_use_scikit_learns_validation(tmp_path):
+    bad = {**BASE, "models": [{"name": "f", "type": "random_forest", "max_depth": -1}]}
+    (problem,) = problems_of(tmp_path, bad)
+    assert problem.startswith("models[0]")
+    assert "max_depth" in problem and "Got -1 instead" in problem
+
+
+def test_duplicate_names_and_empty_models(tmp_path):
+    dup = {**BASE, "models": [BASE["models"][0], BASE["models"][0]]}
+    assert "models[1].name: duplicate model name 'forest'" in problems_of(tmp_path, dup)
+    assert problems_of(tmp_path, {**BASE, "models": []}) == [
+        "models: expected at least one model, got an empty list"
+    ]
+
+
+def test_yaml_syntax_error_names_line_and_column(tmp_path):
+    (problem,) = problems_of(tmp_path, "name: x\ndata: {source: [builtin\nmodels: []\n")
+    assert "YAML syntax error at line" in problem and "column" in problem
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_set_overrides_are_yaml_typed_and_address_models_by_name(tmp_path):
+    overrides = ["train.epochs=7", "models.net.hidden=[8, 4]", "data.split.test=0.3"]
+    config = load_config(write(tmp_path, BASE), overrides)
+    assert config.train.epochs == 7
+    assert list(config.model("net").params.hidden) == [8, 4]
+    assert config.data.split.test == 0.3
+
+
+def test_set_override_errors(tmp_path):
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_overrides(["train.epochs"])
+    problems = problems_of(tmp_path, BASE, ["models.nett.hidden=[1]"])
+    assert "no entry named 'nett'; did you mean 'net'?" in problems[0]
+    assert "train.epochs: Input should be" in problems_of(tmp_path, BASE, ["train.epochs=-1"])[0]
+
+
+def test_unknown_model_name_lists_models(tmp_path):
+    config = load_config(write(tmp_path, BASE))
+    with pytest.raises(ConfigError, match="no model named 'fores'; did you mean 'forest'"):
+        config.model("fores")
+
+
+def test_dumped_config_reloads_to_the_same_config(tmp_path):
+    config = load_config(write(tmp_path, BASE), ["train.epochs=4"])
+    text = dump_config(config, "9.9")
+    data = yaml.safe_load(text)
+    assert data["ladder_version"] == "9.9"
+    del data["ladder_version"]
+    again = load_config(write(tmp_path, data))
+    assert again.model_dump() == config.model_dump()
+
+
+def test_relative_data_paths_resolve_against_the_config_folder(tmp_path):
+    config = load_config(write(tmp_path, {**BASE, "data": {"source": "rows.csv"}}))
+    assert config.resolve_path("rows.csv") == str(tmp_path / "rows.csv")
+    assert config.resolve_path("builtin:iris") == "builtin:iris"
