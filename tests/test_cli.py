@@ -41,8 +41,12 @@ def trained(tmp_path, table_csv, capsys):
 
 
 def test_help_is_instant_and_does_not_import_torch():
-    script = "import sys; from ladder.cli import main; main(['--help']); print('torch' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    script = (
+        "import sys; from ladder.cli import main; main(['--help']); print('torch' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
     assert "train" in done.stdout and "predict" in done.stdout
     assert done.stdout.strip().endswith("False")
 
@@ -76,7 +80,9 @@ def test_predict_writes_labels_and_probabilities(trained, tmp_path, capsys):
 
 
 def test_predict_to_stdout_on_an_image_folder(tmp_path, image_folder, capsys):
-    config = write_config(tmp_path, str(image_folder), [{"name": "knn", "type": "knn", "n_neighbors": 1}])
+    config = write_config(
+        tmp_path, str(image_folder), [{"name": "knn", "type": "knn", "n_neighbors": 1}]
+    )
     assert run(capsys, "train", config, "--model", "knn", "--out", tmp_path / "run")[0] == 0
     code, out, _ = run(capsys, "predict", tmp_path / "run/models/knn/artifact", image_folder)
     assert code == 0
@@ -104,11 +110,15 @@ def test_yaml_syntax_error(tmp_path, capsys):
 
 
 def test_missing_config_file(tmp_path, capsys):
-    assert_user_error(capsys, "train", tmp_path / "nope.yaml", "--model", "x", match="file not found")
+    assert_user_error(
+        capsys, "train", tmp_path / "nope.yaml", "--model", "x", match="file not found"
+    )
 
 
 def test_missing_data_file(tmp_path, capsys):
-    config = write_config(tmp_path, str(tmp_path / "gone.csv"), [{"name": "lr", "type": "logistic_regression"}])
+    config = write_config(
+        tmp_path, str(tmp_path / "gone.csv"), [{"name": "lr", "type": "logistic_regression"}]
+    )
     assert_user_error(capsys, "train", config, "--model", "lr", match="gone.csv")
 
 
@@ -150,13 +160,17 @@ def test_class_with_one_row_cannot_be_stratified(tmp_path, capsys):
     frame = make_table()
     frame.loc[0, "label"] = "unicorn"
     frame.to_csv(tmp_path / "one.csv", index=False)
-    config = write_config(tmp_path, str(tmp_path / "one.csv"), [{"name": "lr", "type": "logistic_regression"}])
+    config = write_config(
+        tmp_path, str(tmp_path / "one.csv"), [{"name": "lr", "type": "logistic_regression"}]
+    )
     assert_user_error(capsys, "train", config, "--model", "lr", match="unicorn")
 
 
 def test_empty_dataset(tmp_path, capsys):
     (tmp_path / "empty.csv").write_text("size,label\n")
-    config = write_config(tmp_path, str(tmp_path / "empty.csv"), [{"name": "lr", "type": "logistic_regression"}])
+    config = write_config(
+        tmp_path, str(tmp_path / "empty.csv"), [{"name": "lr", "type": "logistic_regression"}]
+    )
     assert_user_error(capsys, "train", config, "--model", "lr", match="empty.csv")
 
 
@@ -200,7 +214,13 @@ def test_usage_errors_exit_2(capsys):
 
 def test_console_script_exit_code(tmp_path):
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "ladder"), "train", str(tmp_path / "x.yaml"), "--model", "m"],
+        [
+            str(Path(sys.executable).parent / "ladder"),
+            "train",
+            str(tmp_path / "x.yaml"),
+            "--model",
+            "m",
+        ],
         capture_output=True,
         text=True,
     )

@@ -59,7 +59,9 @@ def test_every_problem_is_reported_at_once_with_its_path(tmp_path):
     assert "train.batch_size: Input should be greater than or equal to 1, got 0" in text
     assert any(p.startswith("models[0].hidden:") for p in problems)
     assert any(p.startswith("models[0].dropout:") for p in problems)
-    assert "models[1].type: unknown model type 'random_forst'; did you mean 'random_forest'?" in text
+    assert (
+        "models[1].type: unknown model type 'random_forst'; did you mean 'random_forest'?" in text
+    )
     assert len(problems) >= 6
 
 

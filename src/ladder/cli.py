@@ -25,7 +25,9 @@ app = typer.Typer(
 
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a config key: KEY=VALUE (e.g. train.epochs=3).", metavar="KEY=VALUE"),
+    typer.Option(
+        "--set", help="Override a config key: KEY=VALUE (e.g. train.epochs=3).", metavar="KEY=VALUE"
+    ),
 ]
 
 
@@ -40,7 +42,9 @@ def _options(
 def train(
     config: Annotated[Path, typer.Argument(help="The YAML config.")],
     model: Annotated[str, typer.Option("--model", help="Name of the model entry to train.")],
-    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/NAME).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run folder (default runs/NAME).")
+    ] = None,
     set_: SetOption = None,
 ) -> None:
     """Train one model of a config; print its test metrics and the run folder."""
@@ -55,8 +59,12 @@ def train(
 @app.command()
 def evaluate(
     artifact: Annotated[Path, typer.Argument(help="An artifact folder.")],
-    data: Annotated[str, typer.Argument(help="Labelled data: a file, an image folder or builtin:NAME.")],
-    output: Annotated[Path | None, typer.Option("--output", help="Also write the metrics as JSON.")] = None,
+    data: Annotated[
+        str, typer.Argument(help="Labelled data: a file, an image folder or builtin:NAME.")
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Also write the metrics as JSON.")
+    ] = None,
 ) -> None:
     """Metrics of a saved model on new labelled data."""
     import json
@@ -75,7 +83,9 @@ def evaluate(
 def predict(
     artifact: Annotated[Path, typer.Argument(help="An artifact folder.")],
     input: Annotated[str, typer.Argument(help="CSV/TSV/JSONL/Parquet rows or an image folder.")],
-    output: Annotated[Path | None, typer.Option("--output", help="CSV to write (default: stdout).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="CSV to write (default: stdout).")
+    ] = None,
 ) -> None:
     """Predict with a saved model: CSV with the predicted label and one probability per class."""
     from ladder.export.artifact import load

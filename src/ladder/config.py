@@ -179,7 +179,9 @@ class Config(Section):
         entries = {e["name"]: e for e in self.models}
         if name not in entries:
             suggestion = _did_you_mean(name, list(entries))
-            raise ConfigError([f"no model named '{name}'{suggestion} (models: {', '.join(entries)})"])
+            raise ConfigError(
+                [f"no model named '{name}'{suggestion} (models: {', '.join(entries)})"]
+            )
         index = list(entries).index(name)
         problems: list[str] = []
         entry = _validate_model_entry(entries[name], index, self.train, problems)
@@ -221,7 +223,9 @@ def load_config(path: str | Path, overrides: dict[str, Any] | list[str] | None =
     return validate_config(raw, base_dir=path.parent, source=str(path))
 
 
-def validate_config(raw: dict[str, Any], base_dir: Path = Path("."), source: str = "config") -> Config:
+def validate_config(
+    raw: dict[str, Any], base_dir: Path = Path("."), source: str = "config"
+) -> Config:
     """Validate a config mapping; every problem (top level and each model) is collected."""
     problems: list[str] = []
     config: Config | None = None
@@ -319,7 +323,9 @@ def format_validation_error(
             lines.append(f"{loc}: required key is missing")
         else:
             msg = err["msg"].removeprefix("Value error, ")
-            found = "" if "got" in msg.lower() or msg.endswith("?") else f", got {err.get('input')!r}"
+            found = (
+                "" if "got" in msg.lower() or msg.endswith("?") else f", got {err.get('input')!r}"
+            )
             lines.append(f"{loc}: {msg}{found}")
     return lines
 
@@ -347,7 +353,9 @@ def _known_keys(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             return []
         annotation = field.annotation
         candidates = [annotation, *getattr(annotation, "__args__", ())]
-        cls = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        cls = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
         if cls is None:
             return []
     return list(getattr(cls, "model_fields", {}))

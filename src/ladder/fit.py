@@ -50,7 +50,9 @@ class FittedNeural:
 
         from ladder.export.artifact import NEURAL_WEIGHTS
 
-        state = {k: v.detach().cpu().contiguous() for k, v in self.trainer.module.state_dict().items()}
+        state = {
+            k: v.detach().cpu().contiguous() for k, v in self.trainer.module.state_dict().items()
+        }
         save_file(state, str(folder / NEURAL_WEIGHTS))
         return NEURAL_WEIGHTS
 
@@ -89,7 +91,7 @@ def fit_neural(
     from ladder.evaluate import validation_metrics
     from ladder.pipeline import resolve_device
     from ladder.registry import get_spec
-    from ladder.train import Checkpoint, EarlyStopping, History, ProgressBar, Trainer
+    from ladder.train import Checkpoint, History, ProgressBar, Trainer
 
     cfg = entry.train
     stopping = cfg.early_stopping
@@ -102,12 +104,16 @@ def fit_neural(
         )
     augment = config.data.augment
     if augment.enabled and len(feature_shape) != 3:
-        raise ConfigError(["data.augment: image augmentation needs image data; this data is tabular"])
+        raise ConfigError(
+            ["data.augment: image augmentation needs image data; this data is tabular"]
+        )
     module = get_spec(entry.type).build(entry.params, feature_shape, n_classes)
-    callbacks: list[Any] = [History(model_dir / "history.csv"), Checkpoint(model_dir / "checkpoints")]
-    if stopping is not None:
-        callbacks.append(EarlyStopping(stopping))
-    callbacks.append(ProgressBar())
+    # the trainer adds early stopping itself when the config asks for it
+    callbacks = [
+        History(model_dir / "history.csv"),
+        Checkpoint(model_dir / "checkpoints"),
+        ProgressBar(),
+    ]
 
     y_train = train[1]
     weights = class_weights(y_train, n_classes)

@@ -77,11 +77,16 @@ def train_model(config: Config, name: str, out: str | Path | None = None) -> Tra
 
     data_cfg = config.data.model_copy(update={"source": config.resolve_path(config.data.source)})
     dataset = load_dataset(data_cfg)
-    test = load_dataset(data_cfg, config.resolve_path(data_cfg.test_source)) if data_cfg.test_source else None
+    test = (
+        load_dataset(data_cfg, config.resolve_path(data_cfg.test_source))
+        if data_cfg.test_source
+        else None
+    )
     splits = split_dataset(dataset, data_cfg.split, config.seed, test=test)
     if spec.needs_image and dataset.kind != "image":
         raise LadderError(
-            f"models.{name}: type {entry.type} needs image data, but {data_cfg.source} is {dataset.kind}"
+            f"models.{name}: type {entry.type} needs image data, "
+            f"but {data_cfg.source} is {dataset.kind}"
         )
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -107,8 +112,13 @@ def train_model(config: Config, name: str, out: str | Path | None = None) -> Tra
         from ladder.fit import fit_neural
 
         fitted, history = fit_neural(
-            entry, preprocessor.output_shape, n_classes, config, model_dir,
-            (x_train, splits.train.y), (x_val, y_val),
+            entry,
+            preprocessor.output_shape,
+            n_classes,
+            config,
+            model_dir,
+            (x_train, splits.train.y),
+            (x_val, y_val),
         )
     train_seconds = time.perf_counter() - started
 
@@ -117,7 +127,9 @@ def train_model(config: Config, name: str, out: str | Path | None = None) -> Tra
     metrics["train_seconds"] = round(train_seconds, 3)
     atomic_write_text(model_dir / "metrics.json", json.dumps(metrics, indent=2))
 
-    manifest = _manifest(config, entry, spec.family, preprocessor, dataset.labels, metrics, data_info)
+    manifest = _manifest(
+        config, entry, spec.family, preprocessor, dataset.labels, metrics, data_info
+    )
     artifact = model_dir / "artifact"
     from ladder.export.artifact import write_artifact
 
@@ -141,7 +153,9 @@ def _evaluate(
     plots.mkdir(parents=True, exist_ok=True)
     if history:
         plot_learning_curves(history, plots / "learning_curve.png")
-    plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), labels, plots / "confusion_matrix.png")
+    plot_confusion_matrix(
+        np.asarray(metrics["confusion_matrix"]), labels, plots / "confusion_matrix.png"
+    )
     plot_roc(y_true, y_prob, labels, plots / "roc.png")
     return metrics
 

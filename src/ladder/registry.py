@@ -86,5 +86,7 @@ def describe_models() -> list[dict[str, Any]]:
             key: (None if field.is_required() else field.get_default(call_default_factory=True))
             for key, field in spec.config_cls.model_fields.items()
         }
-        rows.append({"type": name, "family": spec.family, "summary": spec.summary, "params": params})
+        rows.append(
+            {"type": name, "family": spec.family, "summary": spec.summary, "params": params}
+        )
     return rows

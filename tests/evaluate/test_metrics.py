@@ -135,10 +135,10 @@ def test_unknown_metric_names_the_valid_ones():
 def test_validation_metrics_always_include_accuracy():
     compute = validation_metrics(["f1_macro", "log_loss"])
     values = compute(Y3, P3)
-    assert list(values) == ["val_accuracy", "val_f1_macro", "val_log_loss"]
-    assert values["val_accuracy"] == 0.75
-    assert values["val_f1_macro"] == pytest.approx(7 / 9)
-    assert list(validation_metrics([])(Y3, P3)) == ["val_accuracy"]
+    assert list(values) == ["accuracy", "f1_macro", "log_loss"]
+    assert values["accuracy"] == 0.75
+    assert values["f1_macro"] == pytest.approx(7 / 9)
+    assert list(validation_metrics([])(Y3, P3)) == ["accuracy"]
 
 
 def test_validation_metrics_reject_unknown_names_up_front():

@@ -50,7 +50,7 @@ def test_rewrite_replaces_the_artifact(tmp_path):
 def test_modified_file_is_detected(tmp_path):
     folder = write_artifact(tmp_path / "a", MANIFEST, {}, write_model("v1"))
     (folder / "model.bin").write_text("evil")
-    with pytest.raises(ArtifactError, match="model.bin: checksum mismatch"):
+    with pytest.raises(ArtifactError, match=r"model\.bin: checksum mismatch"):
         read_manifest(folder)
 
 

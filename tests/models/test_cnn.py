@@ -55,7 +55,7 @@ def test_lenet5_too_small_says_the_minimum_image_size():
 
 
 def test_too_small_image_size_in_config():
-    with pytest.raises(ValidationError, match="lenet5 needs image_size >= 16"):
+    with pytest.raises(ValidationError, match="lenet5 needs at least 16"):
         CNNConfig(arch="lenet5", image_size=8)
     assert CNNConfig(arch="lenet5", image_size=32).image_size == 32
 

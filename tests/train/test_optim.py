@@ -16,7 +16,6 @@ from ladder.train.optim import (
     build_scheduler,
     init_weights,
     l1_penalty,
-    split_parameters,
 )
 
 
@@ -65,13 +64,20 @@ def test_sgd_momentum_and_nesterov():
     assert (group["momentum"], group["nesterov"]) == (0.9, True)
 
 
-def test_weight_decay_skips_biases_and_norm_parameters():
+def test_weight_decay_applies_to_all_parameters_in_one_group():
     net = tiny_net()
-    optimizer = build_optimizer(net, OptimizerConfig(weight_decay=0.1))
-    decay = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
-    assert decay[id(net[0].weight)] == decay[id(net[3].weight)] == 0.1
-    assert decay[id(net[0].bias)] == decay[id(net[1].weight)] == decay[id(net[1].bias)] == 0.0
-    assert len(decay) == len(list(net.parameters()))
+    optimizer = build_optimizer(net, OptimizerConfig(name="adam", weight_decay=0.1))
+    (group,) = optimizer.param_groups
+    assert group["weight_decay"] == 0.1
+    assert len(group["params"]) == len(list(net.parameters()))
+
+
+def test_frozen_parameters_are_not_optimized():
+    net = tiny_net()
+    net[0].weight.requires_grad_(False)
+    (group,) = build_optimizer(net, OptimizerConfig()).param_groups
+    assert all(p is not net[0].weight for p in group["params"])
+    assert len(group["params"]) == len(list(net.parameters())) - 1
 
 
 def test_linear_warmup_values():
@@ -79,6 +85,11 @@ def test_linear_warmup_values():
     assert lrs(0.1, cfg, epochs=2, steps=4) == pytest.approx(
         [0.025, 0.05, 0.075, 0.1, 0.1, 0.1, 0.1, 0.1]
     )
+
+
+def test_constant_schedule_needs_no_scheduler():
+    optimizer = build_optimizer(tiny_net(), OptimizerConfig())
+    assert build_scheduler(optimizer, SchedulerConfig(name="none"), 3, 4) is None
 
 
 def test_fractional_warmup():
@@ -167,8 +178,6 @@ def test_l1_penalty_sums_weights_only():
         net[1].weight.fill_(100.0)
     expected = net[0].weight.abs().sum() + net[3].weight.abs().sum()
     assert l1_penalty(net).item() == pytest.approx(expected.item())
-    weights, others = split_parameters(net)
-    assert len(weights) == 2 and len(others) == 4
 
 
 def test_l1_penalty_has_gradient_sign_of_weights():

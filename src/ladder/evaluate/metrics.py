@@ -101,13 +101,16 @@ def metric_value(name: str, y_true: np.ndarray, y_prob: np.ndarray) -> float:
 
 
 def validation_metrics(names: list[str]) -> Callable[[np.ndarray, np.ndarray], dict[str, float]]:
-    """A function (y_true, y_prob) -> {"val_<name>": value}; val_accuracy is always included."""
+    """A function (y_true, y_prob) -> {name: value}; accuracy is always included.
+
+    The trainer logs each as `val_<name>`.
+    """
     chosen = list(dict.fromkeys(["accuracy", *names]))
     for name in chosen:
         _metric(name)  # unknown names fail now, not after the first epoch
 
     def compute(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
-        return {f"val_{name}": metric_value(name, y_true, y_prob) for name in chosen}
+        return {name: metric_value(name, y_true, y_prob) for name in chosen}
 
     return compute
 

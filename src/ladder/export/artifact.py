@@ -171,7 +171,7 @@ def _classical_predictor(path: Path, model_type: str) -> Callable[[np.ndarray], 
 
 def _neural_predictor(path: Path, manifest: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
     import torch
-    from safetensors import SafetensorsError
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from ladder.registry import MODEL_TYPES
@@ -184,7 +184,7 @@ def _neural_predictor(path: Path, manifest: dict[str, Any]) -> Callable[[np.ndar
     module = spec.build(config, tuple(manifest["feature_shape"]), len(manifest["labels"]))
     try:
         module.load_state_dict(load_file(path))
-    except (SafetensorsError, RuntimeError) as exc:
+    except (SafetensorError, RuntimeError) as exc:
         raise ArtifactError(f"{path}: weights do not fit the {model_type} model ({exc})") from exc
     module.eval()
 

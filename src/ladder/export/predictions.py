@@ -13,7 +13,9 @@ def predictions_frame(model: LoadedModel, records: Any) -> pd.DataFrame:
     """One row per record: `input` (for files), `prediction`, then `prob_<label>` per class."""
     raw, ids = model.read(records)
     proba = model.predict_proba_raw(raw)
-    frame = pd.DataFrame({"input": ids}) if ids is not None else pd.DataFrame(index=range(len(proba)))
+    frame = (
+        pd.DataFrame({"input": ids}) if ids is not None else pd.DataFrame(index=range(len(proba)))
+    )
     frame["prediction"] = [model.labels[i] for i in proba.argmax(axis=1)]
     for i, label in enumerate(model.labels):
         frame[f"prob_{label}"] = proba[:, i]

@@ -18,7 +18,7 @@ from itertools import pairwise
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator
 from torch import nn
 
 from ladder.errors import LadderError
@@ -40,16 +40,19 @@ class CNNConfig(BaseModel):
     dropout: float = Field(0.0, ge=0, lt=1)
     pooling: Literal["avg", "max"] = "avg"
 
-    @model_validator(mode="after")
-    def _check_sizes(self) -> CNNConfig:
-        if self.kernel_size % 2 == 0:
-            raise ValueError(
-                f"kernel_size must be odd (padding keeps the size), got {self.kernel_size}"
-            )
-        minimum = min_image_size(self)
-        if self.image_size is not None and self.image_size < minimum:
-            raise ValueError(f"{self.arch} needs image_size >= {minimum}, got {self.image_size}")
-        return self
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd_kernel(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError("must be odd (so that padding keeps the image size)")
+        return value
+
+    @field_validator("image_size")
+    @classmethod
+    def _big_enough_for_lenet(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("arch") == "lenet5" and value < LENET_MIN_SIZE:
+            raise ValueError(f"lenet5 needs at least {LENET_MIN_SIZE}")
+        return value
 
 
 def min_image_size(config: CNNConfig) -> int:

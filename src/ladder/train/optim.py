@@ -1,7 +1,9 @@
 """Optimizers, learning-rate schedules, weight initialisation and the L1 penalty.
 
-Weight decay (L2) and the L1 penalty apply to weight matrices and conv kernels only (parameters
-with 2 or more dimensions); biases and normalisation parameters are left alone, as in nanoGPT.
+Weight decay (L2; decoupled for adamw) applies to all parameters, as in plain PyTorch: one
+parameter group keeps each optimizer step cheap. The L1 penalty applies to weight matrices and
+conv kernels only (parameters with 2 or more dimensions), not to biases or normalisation
+parameters.
 """
 
 from __future__ import annotations
@@ -17,46 +19,39 @@ ONECYCLE_START = 1 / 25  # onecycle warms up from lr / 25 (torch's OneCycleLR di
 ONECYCLE_WARMUP = 0.3  # fraction of training spent warming up when warmup_epochs is 0
 
 
-def split_parameters(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """(weights, others): trainable tensors with >= 2 dims vs biases and norm parameters."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    return [p for p in params if p.dim() >= 2], [p for p in params if p.dim() < 2]
-
-
 def build_optimizer(module: nn.Module, cfg: OptimizerConfig) -> torch.optim.Optimizer:
     """The optimizer named by `cfg` over `module`'s trainable parameters."""
-    weights, others = split_parameters(module)
-    groups = [
-        {"params": weights, "weight_decay": cfg.weight_decay},
-        {"params": others, "weight_decay": 0.0},
-    ]
-    if cfg.weight_decay == 0:
-        groups = [{"params": weights + others, "weight_decay": 0.0}]  # one group steps faster
+    params = [p for p in module.parameters() if p.requires_grad]
+    lr, decay = cfg.lr, cfg.weight_decay
     if cfg.name == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+        return torch.optim.SGD(
+            params, lr=lr, weight_decay=decay, momentum=cfg.momentum, nesterov=cfg.nesterov
+        )
     if cfg.name == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr)
+        return torch.optim.Adam(params, lr=lr, weight_decay=decay)
     if cfg.name == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=decay)
     if cfg.name == "adagrad":
-        return torch.optim.Adagrad(groups, lr=cfg.lr)
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=decay)
     if cfg.name == "rmsprop":
-        return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum)
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=decay, momentum=cfg.momentum)
     raise ValueError(f"unknown optimizer {cfg.name!r}")  # unreachable: the config validates it
 
 
 def build_scheduler(
     optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, epochs: int, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LambdaLR:
+) -> torch.optim.lr_scheduler.LambdaLR | None:
     """A per-batch learning-rate schedule with linear warm-up over `cfg.warmup_epochs`.
 
-    - none: constant after warm-up.
+    - none: constant after warm-up (no scheduler at all, None, without warm-up).
     - step: multiplied by `gamma` every `step_size` epochs.
     - cosine: cosine decay from the end of warm-up to `min_lr` at the end of training.
     - onecycle: the 1cycle policy for the learning rate: linear warm-up from lr/25 (over
       `warmup_epochs`, or 30% of training if 0), then cosine decay to `min_lr`.
     Call `.step()` after every optimizer step.
     """
+    if cfg.name == "none" and cfg.warmup_epochs == 0:
+        return None
     total = max(1, epochs * steps_per_epoch)
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
     if cfg.name == "onecycle" and warmup == 0:
@@ -104,7 +99,7 @@ def init_weights(module: nn.Module, scheme: str) -> None:
 
 def l1_penalty(module: nn.Module) -> torch.Tensor:
     """Sum of absolute values of the weights (not biases or normalisation parameters)."""
-    weights, _ = split_parameters(module)
+    weights = [p for p in module.parameters() if p.requires_grad and p.dim() >= 2]
     if not weights:
         return torch.zeros(())
     return torch.stack([w.abs().sum() for w in weights]).sum()

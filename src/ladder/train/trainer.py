@@ -4,6 +4,10 @@ Data arrives as in-memory numpy arrays, is moved to the device once, and batches
 indexing those tensors (no per-sample Dataset calls), so the loop adds little to the cost of
 the model's own forward and backward passes. Logging, early stopping, checkpoints and progress
 bars are callbacks (`ladder.train.callbacks`).
+
+Each epoch's log row: epoch, lr (at the end of the epoch; the schedule steps every batch),
+train_loss (mean over the epoch's batches, L1 penalty included), val_loss, val_<metric> for
+each metric of `val_metrics`, seconds.
 """
 
 from __future__ import annotations
@@ -60,6 +64,10 @@ class Trainer:
         ):
             # first, so that it restores the best weights before other callbacks' on_train_end
             self.callbacks.insert(0, EarlyStopping(config.early_stopping))
+        # only callbacks that override on_batch_end are called per batch (it is the hot path)
+        self._batch_callbacks = [
+            cb for cb in self.callbacks if type(cb).on_batch_end is not Callback.on_batch_end
+        ]
         self.class_weights, self.val_metrics = class_weights, val_metrics
         self.train_transform, self.seed = train_transform, seed
         self.history: list[dict[str, float]] = []
@@ -69,6 +77,7 @@ class Trainer:
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self.scaler: torch.amp.GradScaler | None = None
         self.generator = torch.Generator().manual_seed(seed)
+        self._loss_weight: torch.Tensor | None = None
 
     # ------------------------------------------------------------------------- the loop
 
@@ -100,7 +109,6 @@ class Trainer:
         steps = len(self._batches(torch.arange(len(X))))
         self.scheduler = build_scheduler(self.optimizer, cfg.scheduler, cfg.epochs, steps)
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
-        self._l1_weight = cfg.l1
 
         self._notify("on_train_begin")
         try:
@@ -135,14 +143,14 @@ class Trainer:
         order = order.to(self.device)  # one copy per epoch, not one per batch
         losses, sizes = [], []  # kept as tensors: no device sync (.item()) per batch
         for idx in self._batches(order):
-            xb, yb = X[idx], y[idx]
+            xb, yb, n = X[idx], y[idx], idx.shape[0]
             if self.train_transform is not None:
                 xb = self.train_transform(xb, self.generator)
             loss = self.train_step(xb, yb)
             losses.append(loss)
-            sizes.append(len(idx))
-            for callback in self.callbacks:
-                callback.on_batch_end(self, len(idx), loss)
+            sizes.append(n)
+            for callback in self._batch_callbacks:
+                callback.on_batch_end(self, n, loss)
         counts = torch.tensor(sizes, dtype=torch.float32, device=self.device)
         log = {
             "epoch": self.epoch,
@@ -158,8 +166,8 @@ class Trainer:
         """Forward, loss (+ L1), backward, clip, optimizer and scheduler step; the detached loss."""
         with self._autocast():
             loss = self.loss_fn(self.module(xb), yb)
-        if self._l1_weight:
-            loss = loss + self._l1_weight * l1_penalty(self.module)
+        if self.config.l1:
+            loss = loss + self.config.l1 * l1_penalty(self.module)
         self.optimizer.zero_grad(set_to_none=True)
         clip = self.config.grad_clip
         if self.scaler is not None:  # fp16: scale the loss so small gradients do not underflow
@@ -174,7 +182,8 @@ class Trainer:
             if clip is not None:
                 nn.utils.clip_grad_norm_(self.module.parameters(), clip)
             self.optimizer.step()
-        self.scheduler.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
         self.step += 1
         return loss.detach()
 
@@ -187,6 +196,10 @@ class Trainer:
             metrics = self.val_metrics(y.cpu().numpy(), prob)
             log.update({f"val_{name}": float(value) for name, value in metrics.items()})
         return log
+
+    def loss_fn(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy (in float32, even under autocast), weighted by the class weights."""
+        return F.cross_entropy(logits.float(), y, weight=self._loss_weight)
 
     # ------------------------------------------------------------------------- inference
 
@@ -243,10 +256,6 @@ class Trainer:
                 f"sample_weights: expected {n} finite non-negative weights with a positive sum"
             )
         return w
-
-    def loss_fn(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy (in float32, even under autocast), weighted by the class weights."""
-        return F.cross_entropy(logits.float(), y, weight=self._loss_weight)
 
     def _class_weight_tensor(self) -> torch.Tensor | None:
         if self.class_weights is None:
