@@ -52,6 +52,7 @@ def train(
 
     result = train_one(config, model, out, overrides=set_ or [])
     _print_metrics(f"{result.model}: test metrics", result.metrics)
+    _say(f"device:     {result.device}")
     _say(f"run folder: {result.run_dir}")
     _say(f"artifact:   {result.artifact}")
 

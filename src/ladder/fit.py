@@ -82,6 +82,7 @@ def fit_neural(
     feature_shape: tuple[int, ...],
     n_classes: int,
     config: Config,
+    device: str,
     model_dir: Path,
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray | None, np.ndarray | None],
@@ -89,7 +90,6 @@ def fit_neural(
     """Train a PyTorch model with the trainer and its callbacks; returns it and its history."""
     from ladder.data import augment_batch, class_weights
     from ladder.evaluate import validation_metrics
-    from ladder.pipeline import resolve_device
     from ladder.registry import get_spec
     from ladder.train import Checkpoint, History, ProgressBar, Trainer
 
@@ -120,7 +120,7 @@ def fit_neural(
     trainer = Trainer(
         module,
         cfg,
-        device=resolve_device(config.device),
+        device=device,
         callbacks=callbacks,
         class_weights=weights if config.data.balance == "class_weight" else None,
         val_metrics=validation_metrics(_monitored_metrics(config, cfg)),

@@ -31,6 +31,7 @@ class TrainResult:
     model_dir: Path
     artifact: Path
     train_seconds: float
+    device: str
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -102,6 +103,7 @@ def train_model(config: Config, name: str, out: str | Path | None = None) -> Tra
     y_val = splits.val.y if splits.val is not None else None
     n_classes = len(dataset.labels)
 
+    device = "cpu" if spec.family == "classical" else resolve_device(config.device)
     started = time.perf_counter()
     if spec.family == "classical":
         from ladder.fit import fit_classical
@@ -116,6 +118,7 @@ def train_model(config: Config, name: str, out: str | Path | None = None) -> Tra
             preprocessor.output_shape,
             n_classes,
             config,
+            device,
             model_dir,
             (x_train, splits.train.y),
             (x_val, y_val),
@@ -134,7 +137,7 @@ def train_model(config: Config, name: str, out: str | Path | None = None) -> Tra
     from ladder.export.artifact import write_artifact
 
     write_artifact(artifact, manifest, preprocessor.to_json(), fitted.save)
-    return TrainResult(name, metrics, run_dir, model_dir, artifact, train_seconds, history)
+    return TrainResult(name, metrics, run_dir, model_dir, artifact, train_seconds, device, history)
 
 
 def _evaluate(
