@@ -74,7 +74,7 @@ def evaluate(
     from ladder.io import atomic_write_text
 
     metrics = evaluate_artifact(artifact, data)
-    _print_metrics(f"{artifact}: metrics on {data}", metrics)
+    _print_metrics(f"metrics on {data}", metrics)
     if output is not None:
         atomic_write_text(output, json.dumps(metrics, indent=2))
         _say(f"wrote {output}")
@@ -94,7 +94,7 @@ def predict(
     from ladder.io import atomic_write_text
 
     frame = predictions_frame(load(artifact), input)
-    text = frame.to_csv(index=False)
+    text = frame.to_csv(index=False, float_format="%.6g")
     if output is None:
         sys.stdout.write(text)
     else:

@@ -1,0 +1,99 @@
+"""`check_model`: the conformance suite every registered model type passes.
+
+It trains the model on tiny data through the real pipeline, then checks the artifact: prediction
+shapes, probabilities that sum to one, single-record prediction, and that the loaded artifact
+scores the test data exactly as the freshly trained model did (save -> load keeps predictions).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ladder.config import validate_config
+
+LABELS = ("ant", "bee", "cat")
+
+
+def _write_table(path: Path, n: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % len(LABELS)
+    frame = pd.DataFrame(
+        {
+            "length": y + rng.normal(0, 0.3, n),
+            "noise": rng.normal(0, 1, n),
+            "colour": np.array(["red", "green", "blue"])[y],
+            "label": np.array(LABELS)[y],
+        }
+    )
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _write_images(root: Path, n: int, seed: int, size: int = 16) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        label = LABELS[i % len(LABELS)]
+        pixels = rng.integers(0, 60, (size, size), dtype=np.uint8)
+        band = slice(5 * (i % len(LABELS)), 5 * (i % len(LABELS)) + 5)
+        pixels[band, :] = 220  # each class lights a different band of rows
+        (root / label).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(root / label / f"{i}.png")
+    return root
+
+
+def check_model(model_type: str, workdir: str | Path, **params: Any) -> dict[str, Any]:
+    """Train `model_type` on tiny data in `workdir` and check its artifact; returns the metrics.
+
+    Raises AssertionError naming the first check that fails.
+    """
+    from ladder.evaluate.artifact import evaluate_artifact
+    from ladder.export.artifact import load
+    from ladder.pipeline import train_model
+    from ladder.registry import get_spec
+
+    workdir = Path(workdir)
+    if get_spec(model_type).needs_image:
+        train_src = _write_images(workdir / "train", 48, seed=0)
+        test_src = _write_images(workdir / "test", 12, seed=1)
+        one_record: Any = [str(next((test_src / LABELS[0]).iterdir()))]
+    else:
+        train_src = _write_table(workdir / "train.csv", 60, seed=0)
+        test_src = _write_table(workdir / "test.csv", 15, seed=1)
+        one_record = pd.read_csv(test_src).drop(columns="label").iloc[0].to_dict()
+    raw = {
+        "name": "conformance",
+        "data": {"source": str(train_src), "test_source": str(test_src), "split": {"val": 0.2}},
+        "models": [{"name": "m", "type": model_type, **params}],
+        "train": {"epochs": 2, "batch_size": 16},
+    }
+    result = train_model(validate_config(raw), "m", workdir / "run")
+
+    model = load(result.artifact)
+    proba = model.predict_proba(test_src)
+    _check(proba.shape == (12 if get_spec(model_type).needs_image else 15, 3), "proba shape")
+    _check(bool(np.all(np.isfinite(proba))), "probabilities are finite")
+    _check(np.allclose(proba.sum(axis=1), 1.0, atol=1e-5), "probabilities sum to 1")
+    _check(model.labels == list(LABELS), f"labels {model.labels} == {list(LABELS)}")
+    _check(set(model.predict(test_src)) <= set(LABELS), "predictions are known labels")
+    _check(model.predict_proba(one_record).shape == (1, 3), "a single record predicts")
+
+    reloaded = evaluate_artifact(result.artifact, str(test_src))
+    for key in ("accuracy", "log_loss"):
+        same = math.isclose(reloaded[key], result.metrics[key], rel_tol=1e-5, abs_tol=1e-6)
+        _check(same, f"loaded artifact {key} {reloaded[key]} == trained {result.metrics[key]}")
+    return result.metrics
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise AssertionError(f"check_model: {what} failed")
+
+
+__all__ = ["check_model"]
