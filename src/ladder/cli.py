@@ -118,7 +118,7 @@ def list_(what: Annotated[ListWhat, typer.Argument(help="models or datasets")]) 
 
         table = Table("type", "family", "parameters (defaults)", "summary")
         for row in describe_models():
-            params = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "(scikit-learn's)"
+            params = ", ".join(f"{k}={v}" for k, v in row["params"].items())
             table.add_row(row["type"], row["family"], params, row["summary"])
     else:
         from ladder.data import list_builtin_datasets

@@ -82,10 +82,15 @@ def describe_models() -> list[dict[str, Any]]:
     rows = []
     for name in MODEL_TYPES:
         spec = MODEL_TYPES[name]
-        params = {
-            key: (None if field.is_required() else field.get_default(call_default_factory=True))
-            for key, field in spec.config_cls.model_fields.items()
-        }
+        if spec.family == "classical":
+            from ladder.models.classical import default_params
+
+            params = default_params(name)
+        else:
+            params = {
+                key: (None if field.is_required() else field.get_default(call_default_factory=True))
+                for key, field in spec.config_cls.model_fields.items()
+            }
         rows.append(
             {"type": name, "family": spec.family, "summary": spec.summary, "params": params}
         )

@@ -130,6 +130,14 @@ class KNNConfig(ClassicalConfig):
     type_name: ClassVar[str] = "knn"
 
 
+def default_params(model_type: str) -> dict[str, Any]:
+    """The hyperparameters `model_type` accepts, with their defaults (ladder's where it sets one)."""
+    config_cls = next(spec.config_cls for spec in SPECS if spec.type == model_type)
+    params = estimator_class(model_type)().get_params(deep=False)
+    params.update(config_cls().model_dump())
+    return {k: v for k, v in params.items() if k not in REJECTED.get(model_type, {})}
+
+
 def param_problems(model_type: str, params: dict[str, Any]) -> list[tuple[str, Any, str]]:
     """Every invalid hyperparameter of `model_type` as (key, value, message)."""
     cls = estimator_class(model_type)

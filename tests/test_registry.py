@@ -1,0 +1,29 @@
+"""The registry: every type resolves to a spec, and `describe_models` shows parameters."""
+
+from __future__ import annotations
+
+from ladder.registry import MODEL_TYPES, describe_models, get_spec
+
+
+def test_registry_holds_the_classical_and_neural_ladder():
+    assert set(MODEL_TYPES) == {
+        "logistic_regression",
+        "decision_tree",
+        "random_forest",
+        "svm",
+        "gradient_boosting",
+        "knn",
+        "mlp",
+        "cnn",
+    }
+    assert get_spec("cnn").needs_image and not get_spec("mlp").needs_image
+    assert {get_spec(t).family for t in ("svm", "knn")} == {"classical"}
+
+
+def test_describe_models_lists_parameters_with_defaults():
+    rows = {row["type"]: row for row in describe_models()}
+    assert rows["random_forest"]["params"]["n_estimators"] == 100  # scikit-learn's default
+    assert rows["logistic_regression"]["params"]["max_iter"] == 1000  # ladder's default
+    assert "probability" not in rows["svm"]["params"]  # ladder always calibrates the SVM
+    assert rows["mlp"]["params"]["hidden"] == [128]
+    assert rows["cnn"]["params"]["arch"] == "simple"
