@@ -131,7 +131,7 @@ class KNNConfig(ClassicalConfig):
 
 
 def default_params(model_type: str) -> dict[str, Any]:
-    """The hyperparameters `model_type` accepts, with their defaults (ladder's where it sets one)."""
+    """The hyperparameters of `model_type` with their defaults (ladder's where it sets one)."""
     config_cls = next(spec.config_cls for spec in SPECS if spec.type == model_type)
     params = estimator_class(model_type)().get_params(deep=False)
     params.update(config_cls().model_dump())
