@@ -115,6 +115,10 @@ class TrainConfig(Section):
     grad_clip: float | None = Field(None, gt=0)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     early_stopping: EarlyStoppingConfig | None = Field(default_factory=EarlyStoppingConfig)
+    checkpoint_every_steps: int | None = Field(None, ge=1, description="also checkpoint mid-epoch")
+    accumulate_steps: int = Field(1, ge=1, description="batches per optimizer step")
+    compile: bool = False
+    strategy: Literal["ddp", "fsdp"] = "ddp"
 
 
 # ----------------------------------------------------------------------------- evaluation

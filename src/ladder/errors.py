@@ -24,3 +24,9 @@ class DataError(LadderError):
 
 class ArtifactError(LadderError):
     """A saved artifact is missing, incomplete or has been tampered with."""
+
+
+class TrainingInterrupted(LadderError):
+    """Training stopped on SIGTERM after writing a checkpoint; `--resume` continues it."""
+
+    exit_code = 143
