@@ -46,15 +46,68 @@ def train(
         Path | None, typer.Option("--out", help="Run folder (default runs/NAME).")
     ] = None,
     set_: SetOption = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the model's last checkpoint.")
+    ] = False,
+    nproc: Annotated[
+        int | None,
+        typer.Option("--nproc", help="Worker processes on this node (DDP via torchrun)."),
+    ] = None,
+    nnodes: Annotated[int, typer.Option("--nnodes", help="Number of machines.")] = 1,
+    node_rank: Annotated[int, typer.Option("--node-rank", help="This machine's rank.")] = 0,
+    rdzv_endpoint: Annotated[
+        str | None, typer.Option("--rdzv-endpoint", help="HOST:PORT of the rendezvous.")
+    ] = None,
 ) -> None:
     """Train one model of a config; print its test metrics and the run folder."""
+    if nproc is not None or nnodes > 1:
+        raise typer.Exit(
+            _launch_workers(
+                config, model, out, set_ or [], resume, nproc or 1, nnodes, node_rank, rdzv_endpoint
+            )
+        )
     from ladder.pipeline import train as train_one
 
-    result = train_one(config, model, out, overrides=set_ or [])
+    result = train_one(config, model, out, overrides=set_ or [], resume=resume)
+    if result is None:  # a worker other than rank 0: rank 0 reports
+        return
     _print_metrics(f"{result.model}: test metrics", result.metrics)
     _say(f"device:     {result.device}")
     _say(f"run folder: {result.run_dir}")
     _say(f"artifact:   {result.artifact}")
+
+
+def _launch_workers(
+    config: Path,
+    model: str,
+    out: Path | None,
+    overrides: list[str],
+    resume: bool,
+    nproc: int,
+    nnodes: int,
+    node_rank: int,
+    rdzv_endpoint: str | None,
+) -> int:
+    """Validate the config here, then start the workers through torchrun."""
+    from ladder.config import load_config
+    from ladder.errors import LadderError
+    from ladder.pipeline import resolve_device
+    from ladder.registry import get_spec
+    from ladder.train.launch import LaunchPlan, launch
+
+    cfg = load_config(config, overrides)
+    entry = cfg.model(model)
+    if get_spec(entry.type).family != "neural":
+        raise LadderError(
+            f"--nproc: {model} is a classical model ({entry.type}); it trains in one process"
+        )
+    device = resolve_device(cfg.device)
+    args = ["train", str(config), "--model", model]
+    args += ["--out", str(out)] if out is not None else []
+    args += [a for item in overrides for a in ("--set", item)]
+    args += ["--resume"] if resume else []
+    plan = LaunchPlan(nproc, nnodes, node_rank, rdzv_endpoint)
+    return launch(plan, args, run_id=f"ladder-{cfg.name}-{model}", device=device)
 
 
 @app.command()
