@@ -38,6 +38,7 @@ format: install-dev
 	$(BIN)/ruff format .
 
 bench: install
+	$(BIN)/pip install -q -e ".[bench]"
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:

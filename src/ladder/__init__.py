@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["LadderError", "__version__", "load", "load_config", "train"]
+__all__ = ["LadderError", "NeuralClassifier", "__version__", "load", "load_config", "train"]
 
 if TYPE_CHECKING:
     from ladder.config import load_config
     from ladder.errors import LadderError
     from ladder.export.artifact import load
+    from ladder.models.estimator import NeuralClassifier
     from ladder.pipeline import train
 
 _LAZY = {
@@ -19,6 +20,7 @@ _LAZY = {
     "load_config": "ladder.config",
     "train": "ladder.pipeline",
     "LadderError": "ladder.errors",
+    "NeuralClassifier": "ladder.models.estimator",
 }
 
 
