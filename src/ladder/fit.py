@@ -86,6 +86,7 @@ def fit_neural(
     model_dir: Path,
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray | None, np.ndarray | None],
+    resume: bool = False,
 ) -> tuple[FittedNeural, list[dict[str, Any]]]:
     """Train a PyTorch model with the trainer and its callbacks; returns it and its history."""
     from ladder.data import augment_batch, class_weights
@@ -109,9 +110,16 @@ def fit_neural(
         )
     module = get_spec(entry.type).build(entry.params, feature_shape, n_classes)
     # the trainer adds early stopping itself when the config asks for it
+    identity = {
+        "model_type": entry.type,
+        "model_config": entry.params.model_dump(mode="json"),
+        "feature_shape": list(feature_shape),
+        "n_classes": n_classes,
+    }
+    checkpoints = model_dir / "checkpoints"
     callbacks = [
         History(model_dir / "history.csv"),
-        Checkpoint(model_dir / "checkpoints"),
+        Checkpoint(checkpoints, identity=identity),
         ProgressBar(),
     ]
 
@@ -128,7 +136,14 @@ def fit_neural(
         seed=config.seed,
     )
     sample_weights = weights[y_train] if config.data.balance == "oversample" else None
-    history = trainer.fit(train[0], y_train, val[0], val[1], sample_weights=sample_weights)
+    history = trainer.fit(
+        train[0],
+        y_train,
+        val[0],
+        val[1],
+        sample_weights=sample_weights,
+        resume_from=checkpoints if resume else None,
+    )
     return FittedNeural(trainer), history
 
 

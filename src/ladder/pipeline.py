@@ -60,14 +60,21 @@ def train(
     model: str,
     out: str | Path | None = None,
     overrides: dict[str, Any] | list[str] | None = None,
-) -> TrainResult:
+    resume: bool = False,
+) -> TrainResult | None:
     """Load a config file and train one of its models (the library form of `ladder train`)."""
     config = load_config(config_path, overrides)
-    return train_model(config, model, out)
+    return train_model(config, model, out, resume=resume)
 
 
-def train_model(config: Config, name: str, out: str | Path | None = None) -> TrainResult:
-    """Train, evaluate and save the model called `name`; returns its metrics and paths."""
+def train_model(
+    config: Config, name: str, out: str | Path | None = None, resume: bool = False
+) -> TrainResult | None:
+    """Train, evaluate and save the model called `name`; returns its metrics and paths.
+
+    With `resume`, training continues from the model's last checkpoint. Under torchrun every
+    worker trains; rank 0 alone writes files and gets the result, the others get None.
+    """
     from ladder.data import describe_data, fit_preprocessor, load_dataset, split_dataset
     from ladder.registry import get_spec
 
@@ -75,6 +82,8 @@ def train_model(config: Config, name: str, out: str | Path | None = None) -> Tra
     spec = get_spec(entry.type)
     run_dir = Path(out) if out is not None else Path("runs") / config.name
     model_dir = run_dir / "models" / name
+    if resume:
+        _check_resumable(entry, spec.family)
 
     data_cfg = config.data.model_copy(update={"source": config.resolve_path(config.data.source)})
     dataset = load_dataset(data_cfg)
@@ -90,54 +99,90 @@ def train_model(config: Config, name: str, out: str | Path | None = None) -> Tra
             f"but {data_cfg.source} is {dataset.kind}"
         )
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", dump_config(config, __version__))
-    data_info = describe_data(splits, data_cfg.source)
-    atomic_write_text(run_dir / "data.json", json.dumps(data_info, indent=2))
-
-    seed_everything(config.seed)
-    preprocessor = fit_preprocessor(splits.train, getattr(entry.params, "image_size", None))
-    x_train = preprocessor.transform(splits.train.X)
-    x_test = preprocessor.transform(splits.test.X)
-    x_val = preprocessor.transform(splits.val.X) if splits.val is not None else None
-    y_val = splits.val.y if splits.val is not None else None
-    n_classes = len(dataset.labels)
-
     device = "cpu" if spec.family == "classical" else resolve_device(config.device)
-    started = time.perf_counter()
-    if spec.family == "classical":
-        from ladder.fit import fit_classical
+    distributed = spec.family == "neural" and _join_workers(device)
+    try:
+        main = not distributed or _is_main()
+        data_info = describe_data(splits, data_cfg.source)
+        if main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run_dir / "config.yaml", dump_config(config, __version__))
+            atomic_write_text(run_dir / "data.json", json.dumps(data_info, indent=2))
 
-        fitted = fit_classical(entry, x_train, splits.train.y, n_classes, config)
-        history: list[dict[str, Any]] = []
-    else:
-        from ladder.fit import fit_neural
+        seed_everything(config.seed)
+        preprocessor = fit_preprocessor(splits.train, getattr(entry.params, "image_size", None))
+        x_train = preprocessor.transform(splits.train.X)
+        x_test = preprocessor.transform(splits.test.X)
+        x_val = preprocessor.transform(splits.val.X) if splits.val is not None else None
+        y_val = splits.val.y if splits.val is not None else None
+        n_classes = len(dataset.labels)
 
-        fitted, history = fit_neural(
-            entry,
-            preprocessor.output_shape,
-            n_classes,
-            config,
-            device,
-            model_dir,
-            (x_train, splits.train.y),
-            (x_val, y_val),
+        started = time.perf_counter()
+        if spec.family == "classical":
+            from ladder.fit import fit_classical
+
+            fitted = fit_classical(entry, x_train, splits.train.y, n_classes, config)
+            history: list[dict[str, Any]] = []
+        else:
+            from ladder.fit import fit_neural
+
+            fitted, history = fit_neural(
+                entry,
+                preprocessor.output_shape,
+                n_classes,
+                config,
+                device,
+                model_dir,
+                (x_train, splits.train.y),
+                (x_val, y_val),
+                resume=resume,
+            )
+        train_seconds = time.perf_counter() - started
+        if not main:
+            return None
+
+        y_prob = fitted.predict_proba(x_test)
+        metrics = _evaluate(splits.test.y, y_prob, dataset.labels, history, model_dir)
+        metrics["train_seconds"] = round(train_seconds, 3)
+        atomic_write_text(model_dir / "metrics.json", json.dumps(metrics, indent=2))
+
+        manifest = _manifest(
+            config, entry, spec.family, preprocessor, dataset.labels, metrics, data_info
         )
-    train_seconds = time.perf_counter() - started
+        artifact = model_dir / "artifact"
+        from ladder.export.artifact import write_artifact
 
-    y_prob = fitted.predict_proba(x_test)
-    metrics = _evaluate(splits.test.y, y_prob, dataset.labels, history, model_dir)
-    metrics["train_seconds"] = round(train_seconds, 3)
-    atomic_write_text(model_dir / "metrics.json", json.dumps(metrics, indent=2))
+        write_artifact(artifact, manifest, preprocessor.to_json(), fitted.save)
+        return TrainResult(
+            name, metrics, run_dir, model_dir, artifact, train_seconds, device, history
+        )
+    finally:
+        if distributed:
+            from ladder.train.distributed import cleanup
 
-    manifest = _manifest(
-        config, entry, spec.family, preprocessor, dataset.labels, metrics, data_info
-    )
-    artifact = model_dir / "artifact"
-    from ladder.export.artifact import write_artifact
+            cleanup()
 
-    write_artifact(artifact, manifest, preprocessor.to_json(), fitted.save)
-    return TrainResult(name, metrics, run_dir, model_dir, artifact, train_seconds, device, history)
+
+def _check_resumable(entry: ModelEntry, family: str) -> None:
+    """Classical models have no checkpoints; the trainer checks a neural model's folder."""
+    if family == "classical":
+        raise LadderError(
+            f"--resume: {entry.name} is a classical model ({entry.type}) and has no checkpoints; "
+            "train it without --resume"
+        )
+
+
+def _join_workers(device: str) -> bool:
+    """Join the torchrun process group when this process is one of several workers."""
+    from ladder.train.distributed import init_from_env
+
+    return init_from_env(device)
+
+
+def _is_main() -> bool:
+    from ladder.train.distributed import is_main
+
+    return is_main()
 
 
 def _evaluate(

@@ -151,28 +151,50 @@ def test_progress_bar_is_quiet_when_not_a_tty(capsys, blobs):
 
 
 def test_checkpoint_writes_last_each_epoch(tmp_path, blobs):
-    saved_epochs = []
+    saved = []
 
     class ReadState(Callback):
-        def on_epoch_end(self, trainer, log):
-            state = torch.load(tmp_path / "last" / "state.pt", weights_only=True)
-            saved_epochs.append((state["epoch"], state["step"]))
+        def on_epoch_end(self, trainer, log):  # runs before the Checkpoint: it comes last
+            saved.append(trainer.callbacks[-1])
 
     config = fast_config(scheduler={"name": "cosine"})
-    trainer = Trainer(small_mlp(), config, callbacks=[Checkpoint(tmp_path), ReadState()])
+    checkpoint = Checkpoint(tmp_path)
+    trainer = Trainer(small_mlp(), config, callbacks=[checkpoint, ReadState()])
     trainer.fit(*blobs)
-    assert saved_epochs == [(1, 8), (2, 16), (3, 24)]  # 120 rows / 16 = 8 steps per epoch
-    assert sorted(p.name for p in (tmp_path / "last").iterdir()) == [
-        "state.pt",
-        "weights.safetensors",
-    ]
+    assert saved == [checkpoint] * 3
     state = torch.load(tmp_path / "last" / "state.pt", weights_only=True)
+    assert (state["epoch"], state["step"], state["in_epoch"]) == (3, 24, False)
+    previous = torch.load(tmp_path / "previous" / "state.pt", weights_only=True)
+    assert previous["step"] == 16  # 120 rows / 16 = 8 steps per epoch
     assert state["scheduler"]["last_epoch"] == 24
     assert state["optimizer"]["state"]  # Adam moments were saved
-    assert isinstance(state["generator"], torch.Tensor)
 
     from safetensors.torch import load_file
 
     weights = load_file(tmp_path / "last" / "weights.safetensors")
     for key, value in trainer.module.state_dict().items():
         assert torch.equal(weights[key], value), key
+
+
+def test_callback_state_hooks_default_to_nothing():
+    callback = Callback()
+    assert callback.state_dict() == {} and callback.main_process_only is False
+    callback.load_state_dict({})
+    assert ProgressBar.main_process_only is True
+
+
+def test_early_stopping_state_round_trip():
+    trainer = fake_trainer()
+    stopper = EarlyStopping(EarlyStoppingConfig(monitor="val_loss", patience=3))
+    stopper.on_train_begin(trainer)
+    for epoch, value in enumerate([2.0, 1.0, 1.5], start=1):
+        with torch.no_grad():
+            trainer.module.weight.fill_(epoch)
+        stopper.on_epoch_end(trainer, {"epoch": epoch, "val_loss": value})
+    state = stopper.state_dict()
+    assert (state["best_value"], state["best_epoch"], state["wait"]) == (1.0, 2, 1)
+    other = EarlyStopping(EarlyStoppingConfig(monitor="val_loss", patience=3))
+    other.on_train_begin(trainer)
+    other.load_state_dict(state)
+    other.on_train_end(trainer)
+    assert torch.all(trainer.module.weight == 2)

@@ -1,18 +1,21 @@
-"""Atomic writes (ladder.io) and checkpoint save / load."""
+"""Atomic writes (ladder.io) and checkpoints: files, manifest, verification, identity."""
 
 from __future__ import annotations
 
-import shutil
+import hashlib
+import json
+import random
 
+import numpy as np
 import pytest
 import torch
-from torch import nn
+from safetensors.torch import load_file
+from train_helpers import fast_config, resumable_fit, same_weights, small_mlp
 
-from ladder.config import OptimizerConfig, SchedulerConfig
 from ladder.errors import LadderError
 from ladder.io import atomic_write, atomic_write_bytes, atomic_write_text
-from ladder.train.checkpoint import load_checkpoint, save_checkpoint
-from ladder.train.optim import build_optimizer, build_scheduler
+from ladder.train import Trainer
+from ladder.train.checkpoint import load_checkpoint, rng_state, set_rng_state
 
 
 def test_atomic_write_text_and_bytes_create_parents(tmp_path):
@@ -45,58 +48,105 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
 
 
-def trained_objects(seed: int = 0):
-    torch.manual_seed(seed)
-    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
-    optimizer = build_optimizer(net, OptimizerConfig(lr=0.1))
-    scheduler = build_scheduler(optimizer, SchedulerConfig(name="cosine"), 2, 3)
-    for _ in range(3):
-        optimizer.zero_grad()
-        net(torch.randn(5, 3)).sum().backward()
-        optimizer.step()
-        scheduler.step()
-    return net, optimizer, scheduler
-
-
-def test_save_and_load_round_trip(tmp_path):
-    net, optimizer, scheduler = trained_objects()
-    save_checkpoint(tmp_path / "ck", net, optimizer=optimizer, scheduler=scheduler, epoch=2, step=3)
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == [
+def test_checkpoint_folder_files_and_manifest(tmp_path, blobs):
+    trainer = resumable_fit(tmp_path, blobs, epochs=1, identity={"model_type": "mlp"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last", "previous"]
+    last = tmp_path / "last"
+    assert sorted(p.name for p in last.iterdir()) == [
+        "callbacks.safetensors",  # early stopping's best weights
+        "manifest.json",
         "state.pt",
         "weights.safetensors",
     ]
-
-    fresh, fresh_opt, fresh_sched = trained_objects(seed=1)
-    state = load_checkpoint(tmp_path / "ck", fresh, optimizer=fresh_opt, scheduler=fresh_sched)
-    assert (state["epoch"], state["step"]) == (2, 3)
-    for key, value in net.state_dict().items():
-        assert torch.equal(fresh.state_dict()[key], value), key
-    assert fresh_sched.last_epoch == scheduler.last_epoch
-    assert fresh_sched.get_last_lr() == scheduler.get_last_lr()
-    exp_avg = optimizer.state_dict()["state"][0]["exp_avg"]
-    assert torch.equal(fresh_opt.state_dict()["state"][0]["exp_avg"], exp_avg)
+    manifest = json.loads((last / "manifest.json").read_text())
+    assert manifest["identity"] == {"model_type": "mlp"}
+    assert (manifest["epoch"], manifest["batch"], manifest["in_epoch"]) == (1, 8, False)
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((last / name).read_bytes()).hexdigest() == digest
+    weights = load_file(last / "weights.safetensors")
+    assert same_weights(weights, {k: v for k, v in trainer.module.state_dict().items()})
 
 
-def test_state_file_loads_with_weights_only(tmp_path):
-    net, optimizer, scheduler = trained_objects()
-    save_checkpoint(tmp_path, net, optimizer=optimizer, scheduler=scheduler, epoch=1, step=3)
-    state = torch.load(tmp_path / "state.pt", weights_only=True)
-    assert set(state) >= {"epoch", "step", "optimizer", "scheduler", "scaler", "torch_rng"}
-    assert state["scaler"] is None
+def test_state_file_loads_with_weights_only(tmp_path, blobs):
+    resumable_fit(tmp_path, blobs, epochs=1, crash_at=5)
+    state = torch.load(tmp_path / "last" / "state.pt", weights_only=True)
+    assert set(state) >= {
+        "epoch", "batch", "in_epoch", "step", "optimizer", "scheduler", "scaler", "history",
+        "callbacks", "ranks", "stop_training",
+    }  # fmt: skip
+    assert (state["epoch"], state["batch"], state["step"], state["in_epoch"]) == (1, 3, 3, True)
+    assert state["scheduler"]["last_epoch"] == 3 and state["optimizer"]["state"]
+    (rank,) = state["ranks"]
+    assert set(rank["rng"]) == {"python", "numpy", "torch", "cuda", "generator"}
+    assert rank["losses"].shape == (3,) and rank["sizes"] == [16, 16, 16]
+    stopper = state["callbacks"][0]
+    assert stopper["name"] == "EarlyStopping"
+    assert stopper["state"]["best_weights"] is None  # no epoch has ended yet
 
 
-def test_missing_file_is_a_clear_error(tmp_path):
-    net, _, _ = trained_objects()
-    save_checkpoint(tmp_path, net)
-    (tmp_path / "state.pt").unlink()
-    with pytest.raises(LadderError, match=r"checkpoint incomplete: .*state\.pt is missing"):
-        load_checkpoint(tmp_path, net)
+def test_rng_states_round_trip():
+    generator = torch.Generator().manual_seed(3)
+    saved = rng_state(generator)
+    draws = (random.random(), np.random.rand(), torch.rand(1), torch.rand(1, generator=generator))
+    set_rng_state(saved, generator)
+    again = (random.random(), np.random.rand(), torch.rand(1), torch.rand(1, generator=generator))
+    assert draws == again
 
 
-def test_mismatched_weights_and_state_are_detected(tmp_path):
-    net, _, _ = trained_objects()
-    save_checkpoint(tmp_path / "a", net, step=3)
-    save_checkpoint(tmp_path / "b", net, step=4)
-    shutil.copy(tmp_path / "b" / "state.pt", tmp_path / "a" / "state.pt")
-    with pytest.raises(LadderError, match=r"weights are from step 3 but state\.pt from step 4"):
-        load_checkpoint(tmp_path / "a", net)
+def test_no_checkpoint_says_so(tmp_path):
+    with pytest.raises(LadderError) as info:
+        load_checkpoint(tmp_path)
+    assert str(info.value) == (
+        f"--resume: no checkpoint in {tmp_path} (train without --resume first)"
+    )
+
+
+def test_no_usable_checkpoint_warns_for_each(tmp_path, blobs):
+    resumable_fit(tmp_path, blobs, epochs=1)
+    (tmp_path / "last" / "state.pt").write_bytes(b"")
+    (tmp_path / "previous" / "manifest.json").unlink()
+    with pytest.warns(RuntimeWarning) as warned, pytest.raises(LadderError) as info:
+        load_checkpoint(tmp_path)
+    assert str(info.value) == f"no usable checkpoint in {tmp_path}"
+    messages = [str(w.message) for w in warned]
+    assert f"{tmp_path / 'last' / 'state.pt'} is corrupt" in messages[0]
+    assert f"{tmp_path / 'previous' / 'manifest.json'} is unreadable" in messages[1]
+
+
+def test_a_different_model_names_the_differing_keys(tmp_path, blobs):
+    identity = {"model_type": "mlp", "model_config": {"hidden": [16], "dropout": 0.3}}
+    resumable_fit(tmp_path, blobs, epochs=1, identity=identity)
+    other = {"model_type": "mlp", "model_config": {"hidden": [8], "dropout": 0.3}, "n_classes": 3}
+    with pytest.raises(LadderError) as info:
+        resumable_fit(tmp_path, blobs, resume=True, identity=other)
+    assert str(info.value) == (
+        f"checkpoint in {tmp_path} was written by a different model (saved vs now): "
+        "model_config.hidden [16] vs [8], n_classes (none) vs 3"
+    )
+
+
+def test_weights_of_another_architecture_are_named(tmp_path, blobs):
+    resumable_fit(tmp_path, blobs, epochs=1)
+    trainer = Trainer(small_mlp(n_features=5), fast_config())  # no identity to compare
+    with pytest.raises(LadderError) as info:
+        trainer.fit(np.zeros((8, 5), np.float32), np.arange(8) % 3, resume_from=tmp_path)
+    assert str(info.value) == (
+        f"checkpoint in {tmp_path} does not fit this model (saved vs now): "
+        "blocks.0.linear.weight [16, 4] vs [16, 5]"
+    )
+
+
+def test_a_killed_writer_leaves_the_checkpoints_intact(tmp_path, blobs, monkeypatch):
+    resumable_fit(tmp_path, blobs, epochs=1)
+    before = json.loads((tmp_path / "last" / "manifest.json").read_text())
+
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt  # as if killed while writing the state
+
+    import ladder.train.checkpoint as checkpoint
+
+    monkeypatch.setattr(checkpoint.torch, "save", die)
+    with pytest.raises(KeyboardInterrupt):
+        resumable_fit(tmp_path, blobs, epochs=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last", "previous"]
+    assert json.loads((tmp_path / "last" / "manifest.json").read_text()) == before

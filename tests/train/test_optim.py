@@ -16,6 +16,7 @@ from ladder.train.optim import (
     build_scheduler,
     init_weights,
     l1_penalty,
+    optimizer_step,
 )
 
 
@@ -185,3 +186,17 @@ def test_l1_penalty_has_gradient_sign_of_weights():
     l1_penalty(layer).backward()
     assert torch.equal(layer.weight.grad, torch.sign(layer.weight.detach()))
     assert layer.bias.grad is None
+
+
+def test_optimizer_step_when_the_grad_scaler_skips_the_first_step():
+    net = nn.Linear(2, 1)
+    optimizer = build_optimizer(net, OptimizerConfig(name="sgd", lr=0.1))
+    scheduler = build_scheduler(optimizer, SchedulerConfig(name="cosine"), 1, 4)
+    scaler = torch.amp.GradScaler("cpu")
+    scaler.scale(net(torch.ones(1, 2)).sum()).backward()
+    net.weight.grad[0, 0] = float("inf")  # as fp16 gradients overflow while the scale is high
+    before = net.weight.detach().clone()
+    # torch warns when the schedule steps before the optimizer did; pytest makes that an error
+    optimizer_step(optimizer, scheduler, scaler, net.parameters(), 1.0, step=0)
+    assert torch.equal(net.weight, before)  # skipped
+    assert scheduler.last_epoch == 1 and scaler.get_scale() < 2.0**16

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from train_helpers import accuracy, fast_config, make_blobs, small_mlp
 
 from ladder.errors import DataError, LadderError
 from ladder.models.cnn import CNNConfig, build_cnn
-from ladder.train import EarlyStopping, Trainer
+from ladder.train import Callback, Checkpoint, EarlyStopping, History, Trainer, distributed
 from ladder.train.optim import l1_penalty
 
 
@@ -178,3 +180,118 @@ def test_lenet_on_images():
 def test_mismatched_rows_are_a_data_error(blobs):
     with pytest.raises(DataError, match="training data: 120 rows of X but 119 labels"):
         Trainer(small_mlp(), fast_config()).fit(blobs[0], blobs[1][:-1])
+
+
+# ----------------------------------------------------------------------------- accumulation
+
+
+@pytest.mark.parametrize(("batch_size", "accumulate", "big_batch"), [(8, 2, 16), (16, 3, 48)])
+def test_gradient_accumulation_equals_one_big_batch(blobs, batch_size, accumulate, big_batch):
+    def fit(**settings) -> Trainer:
+        torch.manual_seed(0)
+        config = fast_config(scheduler={"name": "cosine", "warmup_epochs": 1}, **settings)
+        trainer = Trainer(small_mlp(), config)
+        trainer.fit(blobs[0], blobs[1])
+        return trainer
+
+    small = fit(batch_size=batch_size, accumulate_steps=accumulate)
+    big = fit(batch_size=big_batch)
+    assert small.step == big.step == small.scheduler.last_epoch  # one step per group
+    for key, value in big.module.state_dict().items():
+        assert torch.allclose(small.module.state_dict()[key], value, atol=1e-6), key
+    assert small.history[-1]["train_loss"] == pytest.approx(big.history[-1]["train_loss"])
+
+
+def test_a_trailing_partial_group_still_steps(blobs):
+    trainer = Trainer(small_mlp(), fast_config(epochs=1, batch_size=16, accumulate_steps=3))
+    trainer.fit(blobs[0], blobs[1])
+    assert trainer.step == 3  # 8 batches: groups of 3, 3 and 2
+
+
+# ----------------------------------------------------------------------------- torch.compile
+
+
+def eager_weights(blobs) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    module = small_mlp(dropout=0.2)
+    Trainer(module, fast_config(epochs=1)).fit(*blobs)
+    return state_of(module)
+
+
+def test_compile_failing_at_wrap_falls_back_to_eager(blobs, monkeypatch):
+    def broken(model, **kwargs):
+        raise RuntimeError("Python 3.99 is not supported")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    torch.manual_seed(0)
+    module = small_mlp(dropout=0.2)
+    with pytest.warns(RuntimeWarning) as warned:
+        Trainer(module, fast_config(epochs=1, compile=True)).fit(*blobs)
+    assert [str(w.message) for w in warned] == [
+        "train.compile: torch.compile failed (RuntimeError: Python 3.99 is not supported); "
+        "training in eager mode"
+    ]
+    assert all(torch.equal(v, eager_weights(blobs)[k]) for k, v in module.state_dict().items())
+
+
+def test_compile_failing_at_first_call_falls_back_to_eager(blobs, monkeypatch):
+    calls = []
+
+    def lazy_broken(model, **kwargs):
+        def compiled(x):
+            calls.append(len(x))
+            raise OSError("no C compiler found")
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", lazy_broken)
+    torch.manual_seed(0)
+    module = small_mlp(dropout=0.2)
+    with pytest.warns(RuntimeWarning, match=r"\(OSError: no C compiler found\); training in eager"):
+        trainer = Trainer(module, fast_config(epochs=1, compile=True))
+        trainer.fit(*blobs)
+    assert calls == [16]  # tried once, then eager for good
+    assert list(module.state_dict()) == list(trainer.module.state_dict())
+    assert all(torch.equal(v, eager_weights(blobs)[k]) for k, v in module.state_dict().items())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on CPU needs g++")
+def test_compile_trains_and_saves_plain_keys(tmp_path, blobs):
+    torch.manual_seed(0)
+    module = small_mlp()
+    trainer = Trainer(module, fast_config(epochs=1, compile=True), callbacks=[Checkpoint(tmp_path)])
+    history = trainer.fit(*blobs)  # a fallback warning would fail the test (warnings are errors)
+    assert type(trainer.model).__name__ == "_EagerOnFailure"
+    assert type(trainer.model.compiled).__name__ == "OptimizedModule"
+    assert np.isfinite(history[0]["train_loss"])
+    from safetensors.torch import load_file
+
+    saved = load_file(tmp_path / "last" / "weights.safetensors")
+    assert sorted(saved) == sorted(small_mlp().state_dict())  # no "_orig_mod." prefix
+
+
+# ----------------------------------------------------------------------------- distributed
+
+
+def test_fsdp_on_cpu_is_refused():
+    with pytest.raises(LadderError) as info:
+        Trainer(small_mlp(), fast_config(strategy="fsdp"), device="cpu")
+    assert str(info.value) == "train.strategy: fsdp needs CUDA; use ddp on CPU"
+
+
+def test_other_ranks_skip_main_process_callbacks_and_write_nothing(tmp_path, blobs, monkeypatch):
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    calls = []
+
+    class MainOnly(Callback):
+        main_process_only = True
+
+        def on_epoch_end(self, trainer, log):
+            calls.append(log)
+
+    history = History(tmp_path / "history.csv")
+    callbacks = [MainOnly(), history, Checkpoint(tmp_path / "checkpoints")]
+    rows = Trainer(small_mlp(), fast_config(), callbacks=callbacks).fit(*blobs)
+    assert calls == [] and history.rows == rows
+    assert list(tmp_path.iterdir()) == []

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import torch
 from torch import nn
 
 from ladder.config import TrainConfig
 from ladder.models.mlp import MLPConfig, build_mlp
+from ladder.train import Callback, Checkpoint, Trainer
 
 
 def make_blobs(n: int = 120, n_features: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -30,3 +34,71 @@ def fast_config(**overrides) -> TrainConfig:
 
 def accuracy(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
     return {"accuracy": float((y_prob.argmax(axis=1) == y_true).mean())}
+
+
+class Crash(Exception):
+    """Raised by CrashAt: stands for a process dying mid-training."""
+
+
+class CrashAt(Callback):
+    """Raises Crash after optimizer step `step` (before that step's checkpoint is written)."""
+
+    def __init__(self, step: int | None) -> None:
+        self.step = step
+
+    def on_step_end(self, trainer) -> None:
+        if trainer.step == self.step:
+            raise Crash(f"crash at step {self.step}")
+
+
+def noise(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A train_transform that draws from the trainer's generator."""
+    return batch + 0.01 * torch.randn(batch.shape, generator=generator).to(batch.device)
+
+
+def resumable_fit(
+    directory: Path,
+    blobs: tuple[np.ndarray, ...],
+    *,
+    crash_at: int | None = None,
+    resume: bool = False,
+    callbacks: list[Callback] | None = None,
+    identity: dict | None = None,
+    device: str = "cpu",
+    **overrides,
+) -> Trainer | None:
+    """Fit an MLP with dropout, a schedule, early stopping, augmentation and checkpoints in
+    `directory` (every 3 steps); None when it crashed (CrashAt)."""
+    torch.manual_seed(0)
+    module = small_mlp(dropout=0.3)
+    settings = {
+        "scheduler": {"name": "cosine", "warmup_epochs": 1},
+        "early_stopping": {"monitor": "val_loss", "patience": 50},
+        "checkpoint_every_steps": 3,
+        **overrides,
+    }
+    all_callbacks = [Checkpoint(directory, identity=identity), CrashAt(crash_at)]
+    trainer = Trainer(
+        module,
+        fast_config(**settings),
+        callbacks=all_callbacks + (callbacks or []),
+        device=device,
+        val_metrics=accuracy,
+        train_transform=noise,
+    )
+    try:
+        trainer.fit(*blobs, resume_from=directory if resume else None)
+    except Crash:
+        return None
+    return trainer
+
+
+def same_weights(a: nn.Module | dict, b: nn.Module | dict) -> bool:
+    """Bitwise equality of every tensor of two modules or state dicts."""
+    a = a.state_dict() if isinstance(a, nn.Module) else a
+    b = b.state_dict() if isinstance(b, nn.Module) else b
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def without_seconds(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]

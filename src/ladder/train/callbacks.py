@@ -1,12 +1,14 @@
 """Callbacks: small objects the Trainer calls at fixed points of the loop (as in skorch).
 
 Every hook is a no-op by default; a callback overrides the ones it needs. A callback may stop
-training by setting `trainer.stop_training = True`.
+training by setting `trainer.stop_training = True`. A callback with state that exact resume must
+restore returns it from `state_dict()` (plain data and tensors; a dict of tensors is saved as
+safetensors) and takes it back in `load_state_dict()`. Under torch.distributed a callback with
+`main_process_only = True` runs on rank 0 only.
 """
 
 from __future__ import annotations
 
-import copy
 import csv
 import difflib
 import io
@@ -21,6 +23,7 @@ import torch
 from ladder.config import EarlyStoppingConfig
 from ladder.errors import LadderError
 from ladder.io import atomic_write_text
+from ladder.train import distributed
 from ladder.train.checkpoint import save_checkpoint
 
 if TYPE_CHECKING:
@@ -30,20 +33,32 @@ if TYPE_CHECKING:
 class Callback:
     """Base class: hooks called by the Trainer, all doing nothing."""
 
+    main_process_only = False  # True: under torch.distributed, only rank 0 calls it
+
     def on_train_begin(self, trainer: Trainer) -> None:
-        """Before the first epoch."""
+        """Before the first epoch (a resumed run then loads the callbacks' saved states)."""
 
     def on_train_end(self, trainer: Trainer) -> None:
         """After the last epoch (also when training stops early or fails)."""
 
     def on_epoch_begin(self, trainer: Trainer) -> None:
-        """Before each epoch's first batch."""
+        """Before each epoch's first batch (or the first batch a resumed epoch goes on with)."""
 
     def on_epoch_end(self, trainer: Trainer, log: dict[str, float]) -> None:
         """After each epoch, with its log row (epoch, lr, train_loss, val_..., seconds)."""
 
     def on_batch_end(self, trainer: Trainer, batch_size: int, loss: torch.Tensor) -> None:
-        """After each training step; `loss` is the batch's detached loss tensor (avoid .item())."""
+        """After each training batch; `loss` is its detached loss tensor (avoid .item())."""
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        """After each optimizer step (every `train.accumulate_steps` batches)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What exact resume must restore (plain data, tensors, dicts of tensors)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
 
 
 class EarlyStopping(Callback):
@@ -69,7 +84,7 @@ class EarlyStopping(Callback):
             raise LadderError(self._unknown_monitor(log))
         if self._improved(value):
             self.best_value, self.best_epoch, self._wait = value, int(log["epoch"]), 0
-            self._best_state = copy.deepcopy(trainer.module.state_dict())
+            self._best_state = distributed.model_state(trainer.module)  # a CPU copy
             return
         self._wait += 1
         if self._wait >= self.cfg.patience:
@@ -77,8 +92,20 @@ class EarlyStopping(Callback):
 
     def on_train_end(self, trainer: Trainer) -> None:
         if self._best_state is not None:
-            trainer.module.load_state_dict(self._best_state)
+            distributed.load_model_state(trainer.module, self._best_state)
             self._best_state = None  # free the copy
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "wait": self._wait,
+            "best_weights": self._best_state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_value, self.best_epoch = state["best_value"], state["best_epoch"]
+        self._wait, self._best_state = state["wait"], state["best_weights"]
 
     def _improved(self, value: float) -> bool:
         if math.isnan(value):
@@ -102,7 +129,10 @@ class EarlyStopping(Callback):
 
 
 class History(Callback):
-    """Collects the epoch log rows in `rows`; with a `path`, rewrites that CSV every epoch."""
+    """Collects the epoch log rows in `rows`; with a `path`, rewrites that CSV every epoch.
+
+    Under torch.distributed only rank 0 writes the file (every rank has the same rows).
+    """
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else None
@@ -113,8 +143,14 @@ class History(Callback):
 
     def on_epoch_end(self, trainer: Trainer, log: dict[str, float]) -> None:
         self.rows.append(dict(log))
-        if self.path is not None:
+        if self.path is not None and distributed.is_main():
             atomic_write_text(self.path, history_csv(self.rows))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": [dict(row) for row in self.rows]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rows = [dict(row) for row in state["rows"]]
 
 
 def history_csv(rows: list[dict[str, Any]]) -> str:
@@ -130,10 +166,11 @@ def history_csv(rows: list[dict[str, Any]]) -> str:
 class ProgressBar(Callback):
     """A rich progress bar per epoch: loss, the monitored validation value and samples/s.
 
-    Prints nothing when stdout is not a terminal (logs, CI, pytest). `monitor` defaults to the
-    early-stopping key, else val_loss.
+    Prints nothing when stdout is not a terminal (logs, CI, pytest), nor on ranks other than 0.
+    `monitor` defaults to the early-stopping key, else val_loss.
     """
 
+    main_process_only = True
     REFRESH_SECONDS = 0.25  # how often the shown loss is read from its tensor
 
     def __init__(self, monitor: str | None = None) -> None:
@@ -201,19 +238,33 @@ class ProgressBar(Callback):
 
 
 class Checkpoint(Callback):
-    """Saves `directory/last/` (weights.safetensors + state.pt) at the end of every epoch."""
+    """Saves the trainer's whole state for exact resume (see `ladder.train.checkpoint`).
 
-    def __init__(self, directory: str | Path) -> None:
+    Writes `directory/last/` (keeping the one before as `directory/previous/`) at the end of
+    every epoch and every `every_steps` optimizer steps (default: `train.checkpoint_every_steps`;
+    None: epochs only). `identity` describes the model (type, hyperparameters, input shape,
+    classes: plain JSON data); resuming from this directory with another identity is an error
+    naming the differing keys. Under torch.distributed every rank takes part, rank 0 writes.
+    """
+
+    def __init__(
+        self, directory: str | Path, every_steps: int | None = None, identity: dict | None = None
+    ) -> None:
         self.directory = Path(directory)
+        self.every_steps = every_steps
+        self.identity = identity
+        self._every: int | None = every_steps
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        self._every = self.every_steps or trainer.config.checkpoint_every_steps
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        if self._every is not None and trainer.step % self._every == 0:
+            self.save(trainer)
 
     def on_epoch_end(self, trainer: Trainer, log: dict[str, float]) -> None:
-        save_checkpoint(
-            self.directory / "last",
-            trainer.module,
-            optimizer=trainer.optimizer,
-            scheduler=trainer.scheduler,
-            scaler=trainer.scaler,
-            epoch=int(log["epoch"]),
-            step=trainer.step,
-            extra={"generator": trainer.generator.get_state()},
-        )
+        self.save(trainer)
+
+    def save(self, trainer: Trainer) -> Path:
+        """Write a checkpoint now; returns the `last` folder."""
+        return save_checkpoint(self.directory, trainer, self.identity)

@@ -9,6 +9,8 @@ parameters.
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -74,6 +76,38 @@ def build_scheduler(
         (lambda step, r=cfg.min_lr / g["lr"]: factor(step, r)) for g in optimizer.param_groups
     ]
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
+
+
+def optimizer_step(
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    scaler: torch.amp.GradScaler | None,
+    parameters: Iterable[nn.Parameter],
+    grad_clip: float | None,
+    step: int,
+) -> None:
+    """One optimizer step: clip the gradients' norm (unscaled first under fp16), step the
+    optimizer (through the grad scaler, which skips steps with inf gradients) and the schedule.
+    `step` counts the steps done before this one."""
+    if scaler is not None and grad_clip is not None:
+        scaler.unscale_(optimizer)
+    if grad_clip is not None:
+        nn.utils.clip_grad_norm_(parameters, grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    if scheduler is None:
+        return
+    if scaler is None or step > 0:
+        scheduler.step()
+        return
+    with warnings.catch_warnings():
+        # the scaler often skips the first steps while it calibrates; the schedule still
+        # advances, by design, so torch's "scheduler before optimizer" warning does not apply
+        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
+        scheduler.step()
 
 
 @torch.no_grad()

@@ -5,16 +5,24 @@ indexing those tensors (no per-sample Dataset calls), so the loop adds little to
 the model's own forward and backward passes. Logging, early stopping, checkpoints and progress
 bars are callbacks (`ladder.train.callbacks`).
 
-Each epoch's log row: epoch, lr (at the end of the epoch; the schedule steps every batch),
-train_loss (mean over the epoch's batches, L1 penalty included), val_loss, val_<metric> for
-each metric of `val_metrics`, seconds.
+Each epoch's log row: epoch, lr (at the end of the epoch; the schedule steps every optimizer
+step), train_loss (mean over the epoch's batches, L1 penalty included), val_loss, val_<metric>
+for each metric of `val_metrics`, seconds.
+
+Each epoch's batch order is drawn from a generator seeded by (seed, epoch): the same on every
+process and after a resume. Under torch.distributed (`ladder.train.distributed`) the module is
+wrapped in DDP (or FSDP), `batch_size` is the global batch, each process trains on its share of
+every batch and validates on its share of the validation data, and the logs are reduced so
+every process sees the same numbers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,9 +30,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from ladder.config import TrainConfig
-from ladder.errors import DataError, LadderError
-from ladder.train.callbacks import Callback, EarlyStopping
-from ladder.train.optim import build_optimizer, build_scheduler, init_weights, l1_penalty
+from ladder.errors import DataError, LadderError, TrainingInterrupted
+from ladder.train import distributed
+from ladder.train.callbacks import Callback, Checkpoint, EarlyStopping
+from ladder.train.checkpoint import SigtermFlag, load_checkpoint, restore_checkpoint
+from ladder.train.optim import (
+    build_optimizer,
+    build_scheduler,
+    init_weights,
+    l1_penalty,
+    optimizer_step,
+)
 
 Metrics = Callable[[np.ndarray, np.ndarray], dict[str, float]]
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -58,26 +74,36 @@ class Trainer:
         self.module, self.config, self.device = module, config, torch.device(device)
         if config.precision == "fp16" and self.device.type != "cuda":
             raise LadderError("train.precision: fp16 needs a CUDA device; use bf16 or fp32 on CPU")
-        self.callbacks = list(callbacks)
+        if config.strategy == "fsdp" and self.device.type != "cuda":
+            raise LadderError("train.strategy: fsdp needs CUDA; use ddp on CPU")
+        if config.strategy == "fsdp" and config.precision == "fp16":
+            raise LadderError("train.precision: fp16 is not supported with fsdp; use bf16")
+        callbacks = list(callbacks)
         if config.early_stopping is not None and not any(
-            isinstance(cb, EarlyStopping) for cb in self.callbacks
+            isinstance(cb, EarlyStopping) for cb in callbacks
         ):
             # first, so that it restores the best weights before other callbacks' on_train_end
-            self.callbacks.insert(0, EarlyStopping(config.early_stopping))
-        # only callbacks that override on_batch_end are called per batch (it is the hot path)
-        self._batch_callbacks = [
-            cb for cb in self.callbacks if type(cb).on_batch_end is not Callback.on_batch_end
-        ]
+            callbacks.insert(0, EarlyStopping(config.early_stopping))
+        # checkpoints last: they save the other callbacks' state after their on_epoch_end
+        self.callbacks = sorted(callbacks, key=lambda cb: isinstance(cb, Checkpoint))
         self.class_weights, self.val_metrics = class_weights, val_metrics
         self.train_transform, self.seed = train_transform, seed
         self.history: list[dict[str, float]] = []
-        self.epoch = self.step = self.n_train = 0
-        self.stop_training = False
+        # where training is: epoch (1-based), optimizer steps, batches done in the epoch
+        self.epoch = self.step = self.batch = self.n_train = 0
+        self.in_epoch = self.stop_training = False
+        self.epoch_losses: list[torch.Tensor] = []  # the epoch's batch losses so far
+        self.epoch_sizes: list[int] = []
+        self.model: nn.Module = module  # what training calls: wrapped (DDP/FSDP), compiled
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self.scaler: torch.amp.GradScaler | None = None
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)  # for train_transform
+        self.rank, self.world_size = 0, 1
         self._loss_weight: torch.Tensor | None = None
+        self._no_sync: Callable[[], contextlib.AbstractContextManager] | None = None
+        self._active: list[Callback] = self.callbacks
+        self._sigterm = SigtermFlag()
 
     # ------------------------------------------------------------------------- the loop
 
@@ -88,37 +114,43 @@ class Trainer:
         X_val: np.ndarray | None = None,
         y_val: np.ndarray | None = None,
         sample_weights: np.ndarray | None = None,
+        resume_from: str | Path | None = None,
     ) -> list[dict[str, float]]:
         """Train for `config.epochs` epochs (or until a callback stops it); returns the history.
 
         With `sample_weights`, each epoch draws len(X_train) rows with replacement, with
-        probability proportional to the weights, instead of shuffling.
+        probability proportional to the weights, instead of shuffling. `resume_from` is a
+        checkpoints folder written by the `Checkpoint` callback: training goes on from its
+        newest good checkpoint exactly as it would have without the interruption; the model
+        identity saved there must equal this trainer's Checkpoint callback's `identity`.
+        On SIGTERM (main thread only) the current optimizer step is finished, Checkpoint
+        callbacks save, and `TrainingInterrupted` is raised.
         """
-        cfg = self.config
         X, y = self._tensors(X_train, y_train, "training")
         val = self._tensors(X_val, y_val, "validation") if X_val is not None else None
         weights = self._check_sample_weights(sample_weights, len(X))
-        self.n_train, self.step, self.stop_training, self.history = len(X), 0, False, []
-
-        torch.manual_seed(self.seed)  # initialisation and dropout
-        self.generator.manual_seed(self.seed)  # shuffling, sampling and train_transform
-        init_weights(self.module, cfg.init)
-        self.module.to(self.device)
-        self._loss_weight = self._class_weight_tensor()
-        self.optimizer = build_optimizer(self.module, cfg.optimizer)
-        steps = len(self._batches(torch.arange(len(X))))
-        self.scheduler = build_scheduler(self.optimizer, cfg.scheduler, cfg.epochs, steps)
-        self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
-
+        saved = None
+        if resume_from is not None:
+            identity = next(
+                (cb.identity for cb in self.callbacks if isinstance(cb, Checkpoint)), None
+            )
+            saved = load_checkpoint(resume_from, identity)
+        self._setup(len(X))
         self._notify("on_train_begin")
         try:
-            for epoch in range(1, cfg.epochs + 1):
-                self.epoch = epoch
-                log = self.run_single_epoch(X, y, val, weights)
-                self.history.append(log)
-                self._notify("on_epoch_end", log)
-                if self.stop_training:
-                    break
+            with self._sigterm:  # SIGTERM sets a flag, checked after each optimizer step
+                if saved is not None:
+                    restore_checkpoint(self, saved)
+                first = self.epoch if self.in_epoch else self.epoch + 1  # resumed: go on
+                for epoch in range(first, self.config.epochs + 1):
+                    if self.stop_training:
+                        break
+                    self.epoch = epoch
+                    log = self.run_single_epoch(X, y, val, weights)
+                    self.history.append(log)
+                    self._notify("on_epoch_end", log)
+                    if distributed.any_rank(self._sigterm.raised):
+                        self._interrupt()
         finally:
             self._notify("on_train_end")
         return self.history
@@ -130,69 +162,80 @@ class Trainer:
         val: tuple[torch.Tensor, torch.Tensor] | None,
         sample_weights: torch.Tensor | None,
     ) -> dict[str, float]:
-        """One pass over the training data, then validation; returns the epoch's log row."""
+        """One pass over the training data (the rest of it, when resumed), then validation."""
+        if not self.in_epoch:
+            self.batch, self.epoch_losses, self.epoch_sizes, self.in_epoch = 0, [], [], True
         self._notify("on_epoch_begin")
         start = time.perf_counter()
-        self.module.train()
-        if sample_weights is None:
-            order = torch.randperm(len(X), generator=self.generator)
-        else:  # WeightedRandomSampler semantics
-            order = torch.multinomial(
-                sample_weights, len(X), replacement=True, generator=self.generator
-            )
-        order = order.to(self.device)  # one copy per epoch, not one per batch
-        losses, sizes = [], []  # kept as tensors: no device sync (.item()) per batch
-        for idx in self._batches(order):
-            xb, yb, n = X[idx], y[idx], idx.shape[0]
+        self.model.train()
+        batches, loss_weights = self._epoch_batches(len(X), sample_weights)
+        accumulate, n = self.config.accumulate_steps, len(batches)
+        for i in range(self.batch, n):
+            idx = batches[i]
+            xb, yb, size = X[idx], y[idx], idx.shape[0]
             if self.train_transform is not None:
                 xb = self.train_transform(xb, self.generator)
-            loss = self.train_step(xb, yb)
-            losses.append(loss)
-            sizes.append(n)
+            if i % accumulate == 0:
+                self.optimizer.zero_grad(set_to_none=True)
+            step = (i + 1) % accumulate == 0 or i + 1 == n
+            loss = self.train_step(xb, yb, loss_weights[i], step)
+            self.epoch_losses.append(loss)  # kept as tensors: no device sync (.item()) per batch
+            self.epoch_sizes.append(size)
+            self.batch = i + 1
             for callback in self._batch_callbacks:
-                callback.on_batch_end(self, n, loss)
-        counts = torch.tensor(sizes, dtype=torch.float32, device=self.device)
+                callback.on_batch_end(self, size, loss)
+            if step:
+                for callback in self._step_callbacks:
+                    callback.on_step_end(self)
+                if distributed.any_rank(self._sigterm.raised):
+                    self._interrupt()
+        counts = torch.tensor(self.epoch_sizes, dtype=torch.float32, device=self.device)
+        total = torch.stack([(torch.stack(self.epoch_losses) * counts).sum(), counts.sum()])
+        total = distributed.all_reduce_sum(total)
         log = {
             "epoch": self.epoch,
             "lr": self.optimizer.param_groups[0]["lr"],
-            "train_loss": ((torch.stack(losses) * counts).sum() / counts.sum()).item(),
+            "train_loss": (total[0] / total[1]).item(),
         }
         if val is not None:
             log.update(self.validation_step(*val))
         log["seconds"] = time.perf_counter() - start
+        self.in_epoch = False
         return log
 
-    def train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        """Forward, loss (+ L1), backward, clip, optimizer and scheduler step; the detached loss."""
-        with self._autocast():
-            loss = self.loss_fn(self.module(xb), yb)
-        if self.config.l1:
-            loss = loss + self.config.l1 * l1_penalty(self.module)
-        self.optimizer.zero_grad(set_to_none=True)
-        clip = self.config.grad_clip
-        if self.scaler is not None:  # fp16: scale the loss so small gradients do not underflow
-            self.scaler.scale(loss).backward()
-            if clip is not None:
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.module.parameters(), clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            if clip is not None:
-                nn.utils.clip_grad_norm_(self.module.parameters(), clip)
-            self.optimizer.step()
-        if self.scheduler is not None:
-            self.scheduler.step()
-        self.step += 1
+    def train_step(
+        self, xb: torch.Tensor, yb: torch.Tensor, weight: float = 1.0, step: bool = True
+    ) -> torch.Tensor:
+        """Forward, loss (+ L1), backward of `weight` x loss; with `step`, also clip and step
+        the optimizer and schedule (else gradients accumulate). Returns the detached loss."""
+        sync = (
+            self._no_sync() if self._no_sync is not None and not step else contextlib.nullcontext()
+        )
+        with sync:  # DDP/FSDP: all-reduce gradients only on a group's last batch
+            with self._autocast():
+                loss = self.loss_fn(self.model(xb), yb)
+            if self.config.l1:
+                loss = loss + self.config.l1 * l1_penalty(self.module)
+            scaled = loss * weight if weight != 1.0 else loss
+            # fp16: scale the loss so that small gradients do not underflow
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+        if step:
+            clip, params = self.config.grad_clip, self.module.parameters()
+            optimizer_step(self.optimizer, self.scheduler, self.scaler, params, clip, self.step)
+            self.step += 1
         return loss.detach()
 
     def validation_step(self, X: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """val_loss and val_<metric> of the current weights on the validation data."""
-        logits = self._logits(X)
-        log = {"val_loss": self.loss_fn(logits, y).item()}
+        rows, n_batches = distributed.validation_share(len(X), self.config.batch_size)
+        logits, y_part = self._logits(X[rows], n_batches=n_batches), y[rows]
+        weight = self._loss_weight
+        loss_sum = F.cross_entropy(logits, y_part, weight=weight, reduction="sum")
+        denominator = weight[y_part].sum() if weight is not None else y_part.new_tensor(len(y_part))
+        total = distributed.all_reduce_sum(torch.stack([loss_sum, denominator.float()]))
+        log = {"val_loss": (total[0] / total[1]).item()}
         if self.val_metrics is not None:
-            prob = torch.softmax(logits, dim=1).cpu().numpy()
+            prob = distributed.all_gather_array(torch.softmax(logits, dim=1).cpu().numpy())
             metrics = self.val_metrics(y.cpu().numpy(), prob)
             log.update({f"val_{name}": float(value) for name, value in metrics.items()})
         return log
@@ -210,24 +253,73 @@ class Trainer:
         return torch.softmax(logits, dim=1).cpu().numpy()
 
     @torch.no_grad()
-    def _logits(self, X: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    def _logits(
+        self, X: torch.Tensor, batch_size: int | None = None, n_batches: int | None = None
+    ) -> torch.Tensor:
         self.module.to(self.device).eval()
         size = batch_size or self.config.batch_size
         out = []
-        for start in range(0, len(X), size):
-            xb = X[start : start + size].to(self.device, non_blocking=True)
+        for i in range(n_batches if n_batches is not None else math.ceil(len(X) / size)):
+            xb = X[i * size : (i + 1) * size].to(self.device, non_blocking=True)
             with self._autocast():
                 out.append(self.module(xb).float())
         return torch.cat(out) if out else torch.empty(0, 0, device=self.device)
 
-    # ------------------------------------------------------------------------- helpers
+    # ------------------------------------------------------------------------- set-up
 
-    def _batches(self, order: torch.Tensor) -> list[torch.Tensor]:
-        """Index batches of one epoch; a trailing single-row batch is dropped (batchnorm fails)."""
-        batches = list(order.split(self.config.batch_size))
-        if len(batches) > 1 and len(batches[-1]) == 1:
-            batches.pop()
-        return batches
+    def _setup(self, n_train: int) -> None:
+        """Seed, initialise, wrap (DDP/FSDP, compile); build optimizer, schedule and scaler."""
+        cfg = self.config
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        self.n_train, self.epoch, self.step, self.batch = n_train, 0, 0, 0
+        self.in_epoch = self.stop_training = False
+        self.history, self.epoch_losses, self.epoch_sizes = [], [], []
+        torch.manual_seed(self.seed)  # initialisation and dropout
+        self.generator.manual_seed(self.seed)  # train_transform
+        init_weights(self.module, cfg.init)
+        self.module.to(self.device)
+        self.model, self._no_sync = self.module, None
+        if distributed.is_initialized():  # DDP/FSDP; each process its own dropout masks
+            self.model, self._no_sync = distributed.parallel(self.module, self.device, cfg)
+            torch.manual_seed(self.seed + self.rank)
+            self.generator.manual_seed(self.seed + self.rank)
+        if cfg.compile:
+            self.model = distributed.compile_or_eager(self.model)
+        if self.class_weights is not None:
+            weights = np.asarray(self.class_weights, dtype=np.float32)
+            self._loss_weight = torch.as_tensor(weights, device=self.device)
+        self.optimizer = build_optimizer(self.module, cfg.optimizer)
+        batches = len(distributed.global_batches(torch.arange(n_train), cfg.batch_size))
+        steps = math.ceil(batches / cfg.accumulate_steps)
+        self.scheduler = build_scheduler(self.optimizer, cfg.scheduler, cfg.epochs, steps)
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
+        self._active = [cb for cb in self.callbacks if self.rank == 0 or not cb.main_process_only]
+        # only callbacks that override a per-batch hook are called per batch (the hot path)
+        self._batch_callbacks = [cb for cb in self._active if _overrides(cb, "on_batch_end")]
+        self._step_callbacks = [cb for cb in self._active if _overrides(cb, "on_step_end")]
+
+    def _epoch_batches(
+        self, n: int, sample_weights: torch.Tensor | None
+    ) -> tuple[list[torch.Tensor], list[float]]:
+        """This process's index batches for the epoch, and each batch's loss weight."""
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        if sample_weights is None:
+            order = torch.randperm(n, generator=generator)
+        else:  # WeightedRandomSampler semantics
+            order = torch.multinomial(sample_weights, n, replacement=True, generator=generator)
+        batches = distributed.global_batches(order.to(self.device), self.config.batch_size)
+        return distributed.share_batches(batches, self.config.accumulate_steps)
+
+    def _interrupt(self) -> None:
+        """After SIGTERM (at any process: all stop at the same step): checkpoint and raise."""
+        saved = [cb.save(self) for cb in self.callbacks if isinstance(cb, Checkpoint)]
+        where = f"checkpoint in {saved[0].parent}" if saved else "no Checkpoint callback"
+        raise TrainingInterrupted(
+            f"training stopped by SIGTERM at epoch {self.epoch}, step {self.step} ({where}); "
+            "continue with --resume"
+        )
+
+    # ------------------------------------------------------------------------- helpers
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         dtype = AUTOCAST_DTYPES.get(self.config.precision)
@@ -257,11 +349,10 @@ class Trainer:
             )
         return w
 
-    def _class_weight_tensor(self) -> torch.Tensor | None:
-        if self.class_weights is None:
-            return None
-        return torch.as_tensor(np.asarray(self.class_weights), dtype=torch.float32).to(self.device)
-
     def _notify(self, hook: str, *args: object) -> None:
-        for callback in self.callbacks:
+        for callback in self._active:
             getattr(callback, hook)(self, *args)
+
+
+def _overrides(callback: Callback, hook: str) -> bool:
+    return getattr(type(callback), hook) is not getattr(Callback, hook)
