@@ -226,3 +226,61 @@ def test_console_script_exit_code(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.startswith("error: ")
+
+
+# ----------------------------------------------------------------------------- resume and DDP
+
+
+@pytest.fixture
+def mlp_config(tmp_path, table_csv):
+    return write_config(tmp_path, str(table_csv), [{"name": "net", "type": "mlp", "hidden": [8]}])
+
+
+def test_resume_without_a_checkpoint(mlp_config, tmp_path, capsys):
+    args = ("train", mlp_config, "--model", "net", "--out", tmp_path / "run", "--resume")
+    assert_user_error(capsys, *args, match="--resume: no checkpoint in")
+
+
+def test_resume_continues_and_refuses_a_different_model(mlp_config, tmp_path, capsys):
+    base = ("train", mlp_config, "--model", "net", "--out", tmp_path / "run")
+    assert run(capsys, *base)[0] == 0
+    code, out, _ = run(capsys, *base, "--resume", "--set", "train.epochs=5")
+    assert code == 0 and "accuracy" in out
+    history = pd.read_csv(tmp_path / "run/models/net/history.csv")
+    assert list(history["epoch"]) == [1, 2, 3, 4, 5]  # epochs 1-3 kept, 4-5 trained
+    line = assert_user_error(
+        capsys, *base, "--resume", "--set", "models.net.hidden=[16]", match="different model"
+    )
+    assert "hidden" in line
+
+
+def test_resume_of_a_classical_model_is_refused(trained, tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    args = ("train", config, "--model", "lr", "--out", tmp_path / "run", "--resume")
+    assert_user_error(capsys, *args, match="classical model")
+
+
+@pytest.mark.parametrize("nproc", ["0", "100000"])
+def test_nproc_out_of_range(mlp_config, capsys, nproc):
+    assert_user_error(
+        capsys, "train", mlp_config, "--model", "net", "--nproc", nproc, match="--nproc"
+    )
+
+
+def test_nproc_for_a_classical_model(trained, tmp_path, capsys):
+    args = ("train", tmp_path / "config.yaml", "--model", "lr", "--nproc", "2")
+    assert_user_error(capsys, *args, match="trains in one process")
+
+
+@pytest.mark.slow
+def test_two_ddp_workers_train_and_rank_0_writes_the_artifact(mlp_config, tmp_path, capsys):
+    single = ("train", mlp_config, "--model", "net", "--out", tmp_path / "one")
+    assert run(capsys, *single, "--set", "train.batch_size=16")[0] == 0
+    args = ("train", mlp_config, "--model", "net", "--out", tmp_path / "two", "--nproc", "2")
+    code, _, _ = run(capsys, *args, "--set", "train.batch_size=16")
+    assert code == 0
+    one = pd.read_csv(tmp_path / "one/models/net/history.csv")
+    two = pd.read_csv(tmp_path / "two/models/net/history.csv")
+    assert len(two) == 3
+    np.testing.assert_allclose(two["val_loss"], one["val_loss"], atol=1e-4)
+    assert (tmp_path / "two/models/net/artifact/manifest.json").is_file()

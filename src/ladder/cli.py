@@ -63,7 +63,15 @@ def train(
     if nproc is not None or nnodes > 1:
         raise typer.Exit(
             _launch_workers(
-                config, model, out, set_ or [], resume, nproc or 1, nnodes, node_rank, rdzv_endpoint
+                config,
+                model,
+                out,
+                set_ or [],
+                resume,
+                1 if nproc is None else nproc,
+                nnodes,
+                node_rank,
+                rdzv_endpoint,
             )
         )
     from ladder.pipeline import train as train_one
