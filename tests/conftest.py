@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-import yaml
+from helpers import make_table
 
 
 @pytest.fixture(autouse=True)
@@ -21,39 +20,10 @@ def _small_thread_count():
     torch.set_num_threads(threads)
 
 
-def make_table(n: int = 90, seed: int = 0) -> pd.DataFrame:
-    """A learnable table: two numeric columns, one categorical, a 3-class target."""
-    rng = np.random.default_rng(seed)
-    label = np.arange(n) % 3
-    return pd.DataFrame(
-        {
-            "size": label * 2.0 + rng.normal(0, 0.3, n),
-            "weight": rng.normal(0, 1, n),
-            "colour": np.array(["red", "green", "blue"])[label],
-            "label": np.array(["cat", "dog", "fox"])[label],
-        }
-    )
-
-
 @pytest.fixture
 def table_csv(tmp_path: Path) -> Path:
     path = tmp_path / "animals.csv"
     make_table().to_csv(path, index=False)
-    return path
-
-
-def write_config(tmp_path: Path, source: str, models: list[dict], **extra) -> Path:
-    """A config file with fast training defaults."""
-    config = {
-        "name": "toy",
-        "seed": 0,
-        "data": {"source": source, "target": "label", "split": {"test": 0.2, "val": 0.2}},
-        "models": models,
-        "train": {"epochs": 3, "batch_size": 16, "early_stopping": None},
-        **extra,
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
     return path
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_table, write_config
+from helpers import make_table, write_config
 
 from ladder.cli import main
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_table, write_config
+from helpers import make_table, write_config
 
 import ladder
 from ladder.config import load_config
