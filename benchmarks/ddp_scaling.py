@@ -49,8 +49,8 @@ def main() -> None:
             ddp.append(samples_per_second(2, args.epochs, Path(tmp) / f"two{i}"))
             print(f"round {i + 1}: 1 process {single[-1]:,.0f}  2 workers {ddp[-1]:,.0f} samples/s")
     one, two = statistics.median(single), statistics.median(ddp)
-    print(f"LeNet-5 on digits (1,257 training images), CPU: 1 process {one:,.0f} samples/s, ")
-    print(f"--nproc 2 {two:,.0f} samples/s, ratio {two / one:.2f} (a figure, not a goal)")
+    print(f"LeNet-5 on digits (1,257 training images), CPU: 1 process {one:,.0f} samples/s")
+    print(f"--nproc 2: {two:,.0f} samples/s, ratio {two / one:.2f} (a figure, not a goal)")
 
 
 if __name__ == "__main__":
