@@ -284,3 +284,21 @@ def test_two_ddp_workers_train_and_rank_0_writes_the_artifact(mlp_config, tmp_pa
     assert len(two) == 3
     np.testing.assert_allclose(two["val_loss"], one["val_loss"], atol=1e-4)
     assert (tmp_path / "two/models/net/artifact/manifest.json").is_file()
+
+
+def test_fp16_on_cpu_is_refused(mlp_config, tmp_path, capsys):
+    args = ("train", mlp_config, "--model", "net", "--out", tmp_path / "run")
+    args += ("--set", "device=cpu", "--set", "train.precision=fp16")
+    assert_user_error(capsys, *args, match="fp16 needs a CUDA device")
+
+
+def test_busy_rendezvous_port(mlp_config, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        endpoint = f"127.0.0.1:{busy.getsockname()[1]}"
+        args = ("train", mlp_config, "--model", "net", "--nproc", "1")
+        args += ("--nnodes", "2", "--rdzv-endpoint", endpoint)
+        assert_user_error(capsys, *args, match="already in use")
