@@ -1,4 +1,4 @@
-"""Atomic file writes: a reader never sees a half-written file.
+"""File helpers: atomic writes (a reader never sees a half-written file) and checksums.
 
 Each helper writes to a temporary file in the target's folder and then `os.replace`s it over the
 target, which is atomic on POSIX and Windows when both are on the same filesystem.
@@ -6,6 +6,7 @@ target, which is atomic on POSIX and Windows when both are on the same filesyste
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -40,3 +41,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
     """Write `text` to `path` atomically (UTF-8 by default)."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding=encoding))
+
+
+def sha256_file(path: str | Path) -> str:
+    """The sha256 (hex) of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -19,19 +19,12 @@ from typing import Any
 import numpy as np
 
 from ladder.errors import ArtifactError
+from ladder.io import sha256_file
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 NEURAL_WEIGHTS = "weights.safetensors"
 CLASSICAL_MODEL = "model.skops"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _manifest_checksum(manifest: dict[str, Any]) -> str:
@@ -62,7 +55,7 @@ def write_artifact(
             "format_version": FORMAT_VERSION,
             **manifest,
             "model_file": model_file,
-            "files": {name: _sha256(staging / name) for name in files},
+            "files": {name: sha256_file(staging / name) for name in files},
         }
         full["checksum"] = _manifest_checksum(full)
         (staging / MANIFEST).write_text(json.dumps(full, indent=2))
@@ -102,7 +95,7 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         file = directory / name
         if not file.is_file():
             raise ArtifactError(f"{directory}: incomplete artifact, {name} is missing")
-        if _sha256(file) != expected:
+        if sha256_file(file) != expected:
             raise ArtifactError(f"{file}: checksum mismatch (the file was modified or corrupted)")
     return manifest
 

@@ -19,7 +19,6 @@ so a resumed epoch continues with the very batches it would have had.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -37,6 +36,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ladder.errors import LadderError
+from ladder.io import sha256_file
 from ladder.train import distributed
 
 if TYPE_CHECKING:
@@ -283,7 +283,7 @@ def write_checkpoint(
             **{key: state[key] for key in keys},
             "world_size": len(state["ranks"]),
             "identity": _plain(identity),
-            "files": {name: _sha256(incoming / name) for name in files},
+            "files": {name: sha256_file(incoming / name) for name in files},
         }
         (incoming / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         _fsync(incoming / MANIFEST)
@@ -345,7 +345,7 @@ def _read(path: Path) -> tuple[SavedCheckpoint, dict[str, Any]]:
         file = path / name
         if name not in files or not file.is_file():
             raise _Corrupt(f"file {file} is missing")
-        if _sha256(file) != files[name]:
+        if sha256_file(file) != files[name]:
             raise _Corrupt(f"file {file} is corrupt (sha256 mismatch: truncated or altered)")
     try:
         weights = load_file(str(path / WEIGHTS_FILE))
@@ -389,14 +389,6 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def _plain(value: Any) -> Any:
     """JSON-native copy (tuples become lists), so a saved identity compares equal to a new one."""
     return None if value is None else json.loads(json.dumps(value))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fsync(path: Path) -> None:
