@@ -39,6 +39,34 @@ def _options(
 
 
 @app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="The YAML config.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run folder (default runs/NAME).")
+    ] = None,
+    set_: SetOption = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Train only this model (repeatable).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Retrain models whose results exist.")
+    ] = False,
+) -> None:
+    """Train every model of a config on one split; print the leaderboard and the report path."""
+    from ladder.pipeline import run as run_ladder
+
+    result = run_ladder(config, out, overrides=set_ or [], only=only, force=force)
+    _print_leaderboard(result.leaderboard)
+    _say(f"run folder: {result.run_dir}")
+    if result.report is not None:
+        _say(f"report:     {result.report}")
+    for name, why in result.failed.items():
+        _say(f"{name} {why}", err=True)
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def train(
     config: Annotated[Path, typer.Argument(help="The YAML config.")],
     model: Annotated[str, typer.Option("--model", help="Name of the model entry to train.")],
@@ -163,6 +191,14 @@ def predict(
         _say(f"wrote {len(frame)} predictions to {output}", err=True)
 
 
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run folder of `ladder run`.")]) -> None:
+    """Re-render report.html from a run folder, without retraining."""
+    from ladder.report import render_report
+
+    _say(f"report: {render_report(run_dir)}")
+
+
 class ListWhat(str, Enum):
     models = "models"
     datasets = "datasets"
@@ -189,6 +225,24 @@ def list_(what: Annotated[ListWhat, typer.Argument(help="models or datasets")]) 
         for row in rows:
             table.add_row(*(str(v) for v in row.values()))
     Console(width=160 if not sys.stdout.isatty() else None).print(table)
+
+
+def _print_leaderboard(board: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    columns = ["model", "type", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "f1_macro"]
+    columns += ["latency_ms", "mcnemar_p", "pareto", "status"]
+    table = Table(*columns, title="leaderboard")
+    for row in board.to_dict(orient="records"):
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    Console(width=160 if not sys.stdout.isatty() else None).print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.4g}"  # NaN prints as blank
+    return "" if value is None else str(value)
 
 
 def _print_metrics(title: str, metrics: dict[str, Any]) -> None:

@@ -140,6 +140,7 @@ class EvaluateConfig(Section):
     metrics: list[Literal[METRIC_NAMES]] = Field(  # type: ignore[valid-type]
         default_factory=lambda: ["accuracy", "f1_macro", "roc_auc"]
     )
+    primary: Literal["accuracy", "f1_macro", "roc_auc", "log_loss"] = "accuracy"
     cv: int | None = Field(None, ge=2)
     bootstrap: int = Field(1000, ge=0)
 

@@ -25,6 +25,12 @@ class FittedClassical:
         """Class probabilities of preprocessed features."""
         return self.estimator.predict_proba(features.reshape(len(features), -1))
 
+    def n_params(self) -> int | None:
+        """The number of learned values (see `ladder.evaluate.compare.count_params`)."""
+        from ladder.evaluate.compare import count_params
+
+        return count_params(self.estimator)
+
     def save(self, folder: Path) -> str:
         """Save the estimator (skops, trusted types only) into `folder`; returns its file name."""
         from ladder.export.artifact import CLASSICAL_MODEL
@@ -43,6 +49,12 @@ class FittedNeural:
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities of preprocessed features."""
         return self.trainer.predict_proba(features)
+
+    def n_params(self) -> int | None:
+        """The number of trainable parameters of the module."""
+        from ladder.evaluate.compare import count_params
+
+        return count_params(self.trainer.module)
 
     def save(self, folder: Path) -> str:
         """Save the weights as safetensors into `folder`; returns the file name."""

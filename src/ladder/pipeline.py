@@ -67,23 +67,19 @@ def train(
     return train_model(config, model, out, resume=resume)
 
 
-def train_model(
-    config: Config, name: str, out: str | Path | None = None, resume: bool = False
-) -> TrainResult | None:
-    """Train, evaluate and save the model called `name`; returns its metrics and paths.
+@dataclass
+class PreparedData:
+    """The data of a run, loaded and split once, shared by every model."""
 
-    With `resume`, training continues from the model's last checkpoint. Under torchrun every
-    worker trains; rank 0 alone writes files and gets the result, the others get None.
-    """
-    from ladder.data import describe_data, fit_preprocessor, load_dataset, split_dataset
-    from ladder.registry import get_spec
+    splits: Any
+    labels: list[Any]
+    source: str
+    info: dict[str, Any]
 
-    entry = config.model(name)
-    spec = get_spec(entry.type)
-    run_dir = Path(out) if out is not None else Path("runs") / config.name
-    model_dir = run_dir / "models" / name
-    if resume:
-        _check_resumable(entry, spec.family)
+
+def prepare_data(config: Config) -> PreparedData:
+    """Load the config's data (and test_source), split it (seeded) and describe it."""
+    from ladder.data import describe_data, load_dataset, split_dataset
 
     data_cfg = config.data.model_copy(update={"source": config.resolve_path(config.data.source)})
     dataset = load_dataset(data_cfg)
@@ -93,21 +89,54 @@ def train_model(
         else None
     )
     splits = split_dataset(dataset, data_cfg.split, config.seed, test=test)
-    if spec.needs_image and dataset.kind != "image":
+    info = describe_data(splits, data_cfg.source)
+    return PreparedData(splits, list(dataset.labels), data_cfg.source, info)
+
+
+def write_run_files(config: Config, run_dir: Path, data: PreparedData) -> None:
+    """The run folder's config.yaml (resolved, with ladder's version) and data.json."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", dump_config(config, __version__))
+    atomic_write_text(run_dir / "data.json", json.dumps(data.info, indent=2))
+
+
+def train_model(
+    config: Config, name: str, out: str | Path | None = None, resume: bool = False
+) -> TrainResult | None:
+    """Train, evaluate and save the model called `name`; returns its metrics and paths.
+
+    With `resume`, training continues from the model's last checkpoint. Under torchrun every
+    worker trains; rank 0 alone writes files and gets the result, the others get None.
+    """
+    entry = config.model(name)
+    run_dir = Path(out) if out is not None else Path("runs") / config.name
+    return train_entry(config, entry, prepare_data(config), run_dir, resume=resume)
+
+
+def train_entry(
+    config: Config, entry: ModelEntry, data: PreparedData, run_dir: Path, resume: bool = False
+) -> TrainResult | None:
+    """Train one validated model entry on prepared data and write its results under run_dir."""
+    from ladder.data import fit_preprocessor
+    from ladder.registry import get_spec
+
+    spec = get_spec(entry.type)
+    model_dir = run_dir / "models" / entry.name
+    splits = data.splits
+    if resume:
+        _check_resumable(entry, spec.family)
+    if spec.needs_image and splits.train.kind != "image":
         raise LadderError(
-            f"models.{name}: type {entry.type} needs image data, "
-            f"but {data_cfg.source} is {dataset.kind}"
+            f"models.{entry.name}: type {entry.type} needs image data, "
+            f"but {data.source} is {splits.train.kind}"
         )
 
     device = "cpu" if spec.family == "classical" else resolve_device(config.device)
     distributed = spec.family == "neural" and _join_workers(device)
     try:
         main = not distributed or _is_main()
-        data_info = describe_data(splits, data_cfg.source)
         if main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(run_dir / "config.yaml", dump_config(config, __version__))
-            atomic_write_text(run_dir / "data.json", json.dumps(data_info, indent=2))
+            write_run_files(config, run_dir, data)
 
         seed_everything(config.seed)
         preprocessor = fit_preprocessor(splits.train, getattr(entry.params, "image_size", None))
@@ -115,7 +144,7 @@ def train_model(
         x_test = preprocessor.transform(splits.test.X)
         x_val = preprocessor.transform(splits.val.X) if splits.val is not None else None
         y_val = splits.val.y if splits.val is not None else None
-        n_classes = len(dataset.labels)
+        n_classes = len(data.labels)
 
         started = time.perf_counter()
         if spec.family == "classical":
@@ -142,25 +171,36 @@ def train_model(
             return None
 
         y_prob = fitted.predict_proba(x_test)
-        metrics = _evaluate(splits.test.y, y_prob, dataset.labels, history, model_dir)
+        metrics = _evaluate(splits.test.y, y_prob, data.labels, history, model_dir)
         metrics["train_seconds"] = round(train_seconds, 3)
+        metrics["params"] = fitted.n_params()
+        _write_test_predictions(model_dir, splits.test.y, y_prob)
         atomic_write_text(model_dir / "metrics.json", json.dumps(metrics, indent=2))
 
         manifest = _manifest(
-            config, entry, spec.family, preprocessor, dataset.labels, metrics, data_info
+            config, entry, spec.family, preprocessor, data.labels, metrics, data.info
         )
         artifact = model_dir / "artifact"
         from ladder.export.artifact import write_artifact
 
         write_artifact(artifact, manifest, preprocessor.to_json(), fitted.save)
         return TrainResult(
-            name, metrics, run_dir, model_dir, artifact, train_seconds, device, history
+            entry.name, metrics, run_dir, model_dir, artifact, train_seconds, device, history
         )
     finally:
         if distributed:
             from ladder.train.distributed import cleanup
 
             cleanup()
+
+
+def _write_test_predictions(model_dir: Path, y_true: np.ndarray, y_prob: np.ndarray) -> None:
+    """Class ids of the test rows and of the predictions (for bootstrap CIs and McNemar tests)."""
+    lines = [
+        "y_true,y_pred",
+        *(f"{t},{p}" for t, p in zip(y_true, y_prob.argmax(axis=1), strict=True)),
+    ]
+    atomic_write_text(model_dir / "test_predictions.csv", "\n".join(lines) + "\n")
 
 
 def _check_resumable(entry: ModelEntry, family: str) -> None:
@@ -239,3 +279,164 @@ def _manifest(
         "data_fingerprint": data_info["sha256"],
         "ladder_version": __version__,
     }
+
+
+# ----------------------------------------------------------------------------- the whole ladder
+
+
+@dataclass
+class RunResult:
+    """What `run` produced: the leaderboard, which models failed, and where things are."""
+
+    run_dir: Path
+    leaderboard: Any  # pandas DataFrame, columns as ladder.evaluate.compare.LEADERBOARD_COLUMNS
+    status: dict[str, str]
+    report: Path | None
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Models whose training failed, with the reason."""
+        return {k: v for k, v in self.status.items() if v.startswith("failed")}
+
+
+def run(
+    config_path: str | Path,
+    out: str | Path | None = None,
+    overrides: dict[str, Any] | list[str] | None = None,
+    only: list[str] | None = None,
+    force: bool = False,
+) -> RunResult:
+    """Train and compare every model of a config on one split (the library form of `ladder run`)."""
+    return run_config(load_config(config_path, overrides), out, only, force)
+
+
+def run_config(
+    config: Config,
+    out: str | Path | None = None,
+    only: list[str] | None = None,
+    force: bool = False,
+) -> RunResult:
+    """Train (or reuse) each selected model, then write the leaderboard and the report."""
+    from ladder.evaluate.leaderboard import leaderboard_rows
+
+    names = [entry["name"] for entry in config.models]
+    unknown = [name for name in only or [] if name not in names]
+    if unknown:
+        raise ConfigError(
+            [f"--only {', '.join(unknown)}: no such model (models: {', '.join(names)})"]
+        )
+    selected = [name for name in names if not only or name in only]
+    entries = {name: config.model(name) for name in names}
+    run_dir = Path(out) if out is not None else Path("runs") / config.name
+
+    data = prepare_data(config)
+    _refuse_other_data(run_dir, config, data, force)
+    write_run_files(config, run_dir, data)
+    status = {name: _cached_status(run_dir, config, entries[name]) for name in names}
+    show = _Progress(len(selected))
+    for i, name in enumerate(selected, start=1):
+        key = _config_hash(config, entries[name])
+        if status[name] == "cached" and not force:
+            show.line(i, name, "cached")
+            continue
+        show.line(i, name, f"training {entries[name].type}")
+        started = time.perf_counter()
+        try:
+            train_entry(config, entries[name], data, run_dir)
+            _stamp_hash(run_dir / "models" / name / "metrics.json", key)
+            status[name] = "ok"
+            show.line(i, name, f"done in {time.perf_counter() - started:.1f}s")
+        except Exception as exc:
+            status[name] = f"failed: {type(exc).__name__}: {exc}".splitlines()[0]
+            show.line(i, name, status[name])
+
+    board = leaderboard_rows(
+        run_dir,
+        [(name, entries[name].type) for name in names if status[name] != "absent"],
+        status,
+        data.splits.test.X,
+        config.evaluate.bootstrap,
+        config.seed,
+        primary=config.evaluate.primary,
+    )
+    atomic_write_text(run_dir / "leaderboard.csv", board.to_csv(index=False))
+    from ladder.evaluate.compare import leaderboard_markdown
+
+    atomic_write_text(run_dir / "leaderboard.md", leaderboard_markdown(board))
+    return RunResult(run_dir, board, status, _render_report(run_dir))
+
+
+def _render_report(run_dir: Path) -> Path | None:
+    try:
+        from ladder.report import render_report
+    except ImportError:  # the report module arrives with its own change
+        return None
+    return render_report(run_dir)
+
+
+def _config_hash(config: Config, entry: ModelEntry) -> str:
+    """A hash of everything that decides a model's result: its entry, training, data, seed."""
+    import hashlib
+
+    key = {
+        "model": entry.describe(),
+        "train": entry.train.model_dump(mode="json"),
+        "data": config.data.model_dump(mode="json"),
+        "seed": config.seed,
+        "evaluate": config.evaluate.model_dump(mode="json"),
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def _cached_status(run_dir: Path, config: Config, entry: ModelEntry) -> str:
+    """ "cached" when the model's metrics.json carries this config's hash, else "absent"."""
+    path = run_dir / "models" / entry.name / "metrics.json"
+    try:
+        saved = json.loads(path.read_text()).get("config_hash")
+    except (OSError, ValueError):
+        return "absent"
+    ok = saved == _config_hash(config, entry) and (path.parent / "artifact").is_dir()
+    return "cached" if ok else "absent"
+
+
+def _stamp_hash(metrics_path: Path, key: str) -> None:
+    metrics = json.loads(metrics_path.read_text())
+    atomic_write_text(metrics_path, json.dumps({**metrics, "config_hash": key}, indent=2))
+
+
+def _refuse_other_data(run_dir: Path, config: Config, data: PreparedData, force: bool) -> None:
+    """A run folder holds one dataset and split; another config's results are not mixed in."""
+    import yaml
+
+    old_file = run_dir / "config.yaml"
+    if force or not old_file.exists():
+        return
+    old = yaml.safe_load(old_file.read_text()) or {}
+    new = {"data": config.data.model_dump(mode="json"), "seed": config.seed}
+    changed = [key for key in new if old.get(key) != new[key]]
+    old_data = run_dir / "data.json"
+    if old_data.exists() and json.loads(old_data.read_text()).get("sha256") != data.info["sha256"]:
+        changed.append("the data itself (sha256 differs)")
+    if changed:
+        raise LadderError(
+            f"{run_dir} holds results of a different config ({', '.join(changed)} changed); "
+            "use --force to replace them or --out for a new run folder"
+        )
+
+
+class _Progress:
+    """One line per rung (which model, what happened, how long) on a terminal; quiet otherwise."""
+
+    def __init__(self, total: int) -> None:
+        import sys
+
+        self.total = total
+        self.console = None
+        if sys.stdout.isatty():
+            from rich.console import Console
+
+            self.console = Console()
+
+    def line(self, index: int, name: str, what: str) -> None:
+        if self.console is not None:
+            self.console.print(f"[bold][{index}/{self.total}][/bold] {name}: {what}")

@@ -1,0 +1,106 @@
+"""Leaderboard rows of a run folder: test metrics, bootstrap CIs, McNemar tests, costs.
+
+Every figure comes from files the models left in the run folder (metrics.json,
+test_predictions.csv, the artifact), so cached and freshly trained models are treated alike.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ladder.evaluate.compare import (
+    bootstrap_ci,
+    build_leaderboard,
+    mcnemar_p,
+    pareto_front,
+    time_predictions,
+)
+
+
+def leaderboard_rows(
+    run_dir: Path,
+    models: list[tuple[str, str]],
+    status: dict[str, str],
+    test_inputs: Any,
+    bootstrap: int,
+    seed: int,
+    primary: str = "accuracy",
+) -> pd.DataFrame:
+    """The leaderboard of `models` ((name, type) pairs) whose results are in `run_dir`.
+
+    `status` maps a model to "ok", "cached" or "failed: <why>"; `test_inputs` are the raw test
+    rows (a DataFrame or an image array) used to time the saved artifacts.
+    """
+    from ladder.export.artifact import load
+
+    rows: list[dict[str, Any]] = []
+    predictions: dict[str, pd.DataFrame] = {}
+    for name, model_type in models:
+        model_dir = run_dir / "models" / name
+        row: dict[str, Any] = {"model": name, "type": model_type, "status": status.get(name)}
+        metrics_file = model_dir / "metrics.json"
+        if row["status"] is None or row["status"].startswith("failed") or not metrics_file.exists():
+            rows.append({**row, "status": row["status"] or "not run"})
+            continue
+        metrics = json.loads(metrics_file.read_text())
+        pred = pd.read_csv(model_dir / "test_predictions.csv")
+        predictions[name] = pred
+        low, high = bootstrap_ci(
+            pred["y_true"].to_numpy(), pred["y_pred"].to_numpy(), bootstrap, seed
+        )
+        artifact = model_dir / "artifact"
+        model = load(artifact)
+        one, batch = _timing_inputs(test_inputs)
+        latency_ms, throughput = time_predictions(model.predict_proba_raw, one, batch)
+        rows.append(
+            {
+                **row,
+                **{k: metrics.get(k) for k in ("accuracy", "f1_macro", "roc_auc", "log_loss")},
+                "accuracy_ci_low": low,
+                "accuracy_ci_high": high,
+                "params": metrics.get("params"),
+                "size_bytes": sum(p.stat().st_size for p in artifact.iterdir() if p.is_file()),
+                "train_seconds": metrics.get("train_seconds"),
+                "latency_ms": latency_ms,
+                "throughput_per_s": throughput,
+            }
+        )
+    _add_comparisons(rows, predictions, primary)
+    return build_leaderboard(rows, primary=primary)
+
+
+def _add_comparisons(
+    rows: list[dict[str, Any]], predictions: dict[str, pd.DataFrame], primary: str
+) -> None:
+    """McNemar p-value against the best model, and the accuracy-vs-latency Pareto front."""
+    done = [r for r in rows if r["model"] in predictions]
+    if not done:
+        return
+    sign = -1 if primary == "log_loss" else 1
+    best = max(done, key=lambda r: sign * _number(r.get(primary)))
+    truth = predictions[best["model"]]["y_true"].to_numpy()
+    best_pred = predictions[best["model"]]["y_pred"].to_numpy()
+    front = pareto_front(
+        [_number(r["accuracy"]) for r in done], [_number(r["latency_ms"]) for r in done]
+    )
+    for row, on_front in zip(done, front, strict=True):
+        pred = predictions[row["model"]]["y_pred"].to_numpy()
+        row["mcnemar_p"] = mcnemar_p(truth, best_pred, pred)
+        row["pareto"] = on_front
+
+
+def _number(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _timing_inputs(test_inputs: Any, batch: int = 256) -> tuple[Any, Any]:
+    """One test record and a batch of `batch` (test rows repeated when there are fewer)."""
+    rows = np.resize(np.arange(len(test_inputs)), batch)
+    if isinstance(test_inputs, pd.DataFrame):
+        return test_inputs.iloc[:1], test_inputs.iloc[rows].reset_index(drop=True)
+    return test_inputs[:1], test_inputs[rows]

@@ -1,0 +1,94 @@
+"""`ladder run`: every model on one split, cached reruns, failures that do not stop the ladder."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from helpers import write_config
+
+from ladder.cli import main
+from ladder.errors import ConfigError, LadderError
+from ladder.evaluate.compare import LEADERBOARD_COLUMNS
+from ladder.pipeline import run
+
+MODELS = [
+    {"name": "logreg", "type": "logistic_regression"},
+    {"name": "tree", "type": "decision_tree", "max_depth": 2},
+    {"name": "net", "type": "mlp", "hidden": [8]},
+]
+
+
+@pytest.fixture
+def config(tmp_path, table_csv):
+    return write_config(tmp_path, str(table_csv), MODELS, evaluate={"bootstrap": 200})
+
+
+def test_every_model_on_the_same_split(config, tmp_path):
+    result = run(config, out=tmp_path / "run")
+    board = pd.read_csv(tmp_path / "run/leaderboard.csv")
+    assert tuple(board.columns) == LEADERBOARD_COLUMNS
+    assert sorted(board["model"]) == ["logreg", "net", "tree"]
+    assert list(board["accuracy"]) == sorted(board["accuracy"], reverse=True)
+    assert set(board["status"]) == {"ok"}
+    assert (board["accuracy_ci_low"] <= board["accuracy"]).all()
+    assert (board["accuracy"] <= board["accuracy_ci_high"]).all()
+    assert (board["latency_ms"] > 0).all() and (board["size_bytes"] > 0).all()
+    assert board["pareto"].any()
+    best = board.iloc[0]
+    assert best["mcnemar_p"] == 1.0  # the best model against itself
+    assert list(result.leaderboard["model"]) == list(board["model"])
+    assert (tmp_path / "run/leaderboard.md").read_text().count("\n") >= 4
+    truths = {
+        name: pd.read_csv(tmp_path / f"run/models/{name}/test_predictions.csv")["y_true"].tolist()
+        for name in ("logreg", "tree", "net")
+    }
+    assert truths["logreg"] == truths["tree"] == truths["net"]  # the same test rows for all
+
+
+def test_rerun_uses_the_cache_and_force_retrains(config, tmp_path):
+    run(config, out=tmp_path / "run")
+    metrics = tmp_path / "run/models/net/metrics.json"
+    before = metrics.read_text()
+    again = run(config, out=tmp_path / "run")
+    assert set(again.status.values()) == {"cached"}
+    assert metrics.read_text() == before
+    changed = run(config, out=tmp_path / "run", overrides=["models.tree.max_depth=3"])
+    assert changed.status == {"logreg": "cached", "tree": "ok", "net": "cached"}
+    forced = run(config, out=tmp_path / "run", force=True, only=["logreg"])
+    assert forced.status["logreg"] == "ok"
+
+
+def test_a_failing_model_is_reported_and_the_others_run(tmp_path, table_csv, capsys):
+    models = [*MODELS[:1], {"name": "conv", "type": "cnn"}]
+    config = write_config(tmp_path, str(table_csv), models)
+    code = main(["run", str(config), "--out", str(tmp_path / "run")])
+    assert code == 1
+    board = pd.read_csv(tmp_path / "run/leaderboard.csv")
+    status = dict(zip(board["model"], board["status"], strict=True))
+    assert status["logreg"] == "ok"
+    assert status["conv"].startswith("failed") and "needs image data" in status["conv"]
+    assert "conv failed" in capsys.readouterr().err
+
+
+def test_only_names_must_exist(config, tmp_path):
+    with pytest.raises(ConfigError, match="--only forest: no such model"):
+        run(config, out=tmp_path / "run", only=["forest"])
+
+
+def test_a_folder_of_another_config_is_refused(config, tmp_path):
+    run(config, out=tmp_path / "run", only=["logreg"])
+    with pytest.raises(LadderError, match=r"different config .*data.*--force"):
+        run(config, out=tmp_path / "run", overrides=["data.split.test=0.3"])
+    forced = run(config, out=tmp_path / "run", overrides=["data.split.test=0.3"], force=True)
+    assert forced.status["logreg"] == "ok"
+    assert json.loads((tmp_path / "run/data.json").read_text())["rows"]["test"] == 27
+
+
+def test_report_rerenders_without_training(config, tmp_path, capsys):
+    run(config, out=tmp_path / "run", only=["logreg"])
+    (tmp_path / "run/report.html").unlink()
+    assert main(["report", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run/report.html").is_file()
+    assert main(["report", str(tmp_path)]) == 2  # no results there
