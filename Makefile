@@ -24,7 +24,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 demo: install
-	$(BIN)/ladder train examples/digits.yaml --model lenet
+	$(BIN)/ladder run examples/digits.yaml
 
 test: install-dev
 	$(BIN)/python -m pytest
