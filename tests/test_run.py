@@ -92,3 +92,26 @@ def test_report_rerenders_without_training(config, tmp_path, capsys):
     assert main(["report", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run/report.html").is_file()
     assert main(["report", str(tmp_path)]) == 2  # no results there
+
+
+def test_cross_validation_reports_mean_and_std(tmp_path, table_csv):
+    models = [MODELS[0], MODELS[1]]
+    config = write_config(tmp_path, str(table_csv), models, evaluate={"cv": 3, "bootstrap": 0})
+    result = run(config, out=tmp_path / "run")
+    board = pd.read_csv(tmp_path / "run/leaderboard.csv")
+    assert tuple(board.columns) == LEADERBOARD_COLUMNS
+    assert set(board["status"]) == {"ok (3-fold cv)"}
+    cv = pd.read_csv(tmp_path / "run/cv.csv").set_index("model")
+    folds = [
+        json.loads((tmp_path / f"run/folds/fold{k}/models/logreg/metrics.json").read_text())
+        for k in (1, 2, 3)
+    ]
+    accuracies = [f["accuracy"] for f in folds]
+    assert cv.loc["logreg", "accuracy_mean"] == pytest.approx(sum(accuracies) / 3)
+    assert cv.loc["logreg", "accuracy_std"] == pytest.approx(pd.Series(accuracies).std())
+    tested = sum(
+        len(pd.read_csv(tmp_path / f"run/folds/fold{k}/models/tree/test_predictions.csv"))
+        for k in (1, 2, 3)
+    )
+    assert tested == 90  # every row is tested exactly once
+    assert result.leaderboard["mcnemar_p"].notna().all()

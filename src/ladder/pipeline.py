@@ -317,8 +317,6 @@ def run_config(
     force: bool = False,
 ) -> RunResult:
     """Train (or reuse) each selected model, then write the leaderboard and the report."""
-    from ladder.evaluate.leaderboard import leaderboard_rows
-
     names = [entry["name"] for entry in config.models]
     unknown = [name for name in only or [] if name not in names]
     if unknown:
@@ -332,10 +330,42 @@ def run_config(
     data = prepare_data(config)
     _refuse_other_data(run_dir, config, data, force)
     write_run_files(config, run_dir, data)
-    status = {name: _cached_status(run_dir, config, entries[name]) for name in names}
-    show = _Progress(len(selected))
+    if config.evaluate.cv:
+        from ladder.crossval import folds, summarize
+
+        boards, status = [], {}
+        for k, fold in enumerate(folds(config), start=1):
+            fold_dir = run_dir / "folds" / f"fold{k}"
+            write_run_files(config, fold_dir, fold)
+            fold_status = _train_rungs(
+                config, entries, selected, fold, fold_dir, force, f"fold {k}"
+            )
+            boards.append(_leaderboard(config, entries, fold_status, fold, fold_dir))
+            status.update({n: s for n, s in fold_status.items() if n not in status or s != "ok"})
+        board = summarize(boards, run_dir, config.evaluate.primary)
+    else:
+        status = _train_rungs(config, entries, selected, data, run_dir, force)
+        board = _leaderboard(config, entries, status, data, run_dir)
+    atomic_write_text(run_dir / "leaderboard.csv", board.to_csv(index=False))
+    from ladder.evaluate.compare import leaderboard_markdown
+
+    atomic_write_text(run_dir / "leaderboard.md", leaderboard_markdown(board))
+    return RunResult(run_dir, board, status, _render_report(run_dir))
+
+
+def _train_rungs(
+    config: Config,
+    entries: dict[str, ModelEntry],
+    selected: list[str],
+    data: PreparedData,
+    run_dir: Path,
+    force: bool,
+    label: str = "",
+) -> dict[str, str]:
+    """Train each selected model unless cached; a failure is recorded and the others go on."""
+    status = {name: _cached_status(run_dir, config, entry) for name, entry in entries.items()}
+    show = _Progress(len(selected), label)
     for i, name in enumerate(selected, start=1):
-        key = _config_hash(config, entries[name])
         if status[name] == "cached" and not force:
             show.line(i, name, "cached")
             continue
@@ -343,27 +373,35 @@ def run_config(
         started = time.perf_counter()
         try:
             train_entry(config, entries[name], data, run_dir)
-            _stamp_hash(run_dir / "models" / name / "metrics.json", key)
+            _stamp_hash(
+                run_dir / "models" / name / "metrics.json", _config_hash(config, entries[name])
+            )
             status[name] = "ok"
             show.line(i, name, f"done in {time.perf_counter() - started:.1f}s")
         except Exception as exc:
             status[name] = f"failed: {type(exc).__name__}: {exc}".splitlines()[0]
             show.line(i, name, status[name])
+    return status
 
-    board = leaderboard_rows(
+
+def _leaderboard(
+    config: Config,
+    entries: dict[str, ModelEntry],
+    status: dict[str, str],
+    data: PreparedData,
+    run_dir: Path,
+) -> Any:
+    from ladder.evaluate.leaderboard import leaderboard_rows
+
+    return leaderboard_rows(
         run_dir,
-        [(name, entries[name].type) for name in names if status[name] != "absent"],
+        [(name, entry.type) for name, entry in entries.items() if status[name] != "absent"],
         status,
         data.splits.test.X,
         config.evaluate.bootstrap,
         config.seed,
         primary=config.evaluate.primary,
     )
-    atomic_write_text(run_dir / "leaderboard.csv", board.to_csv(index=False))
-    from ladder.evaluate.compare import leaderboard_markdown
-
-    atomic_write_text(run_dir / "leaderboard.md", leaderboard_markdown(board))
-    return RunResult(run_dir, board, status, _render_report(run_dir))
 
 
 def _render_report(run_dir: Path) -> Path | None:
@@ -427,10 +465,10 @@ def _refuse_other_data(run_dir: Path, config: Config, data: PreparedData, force:
 class _Progress:
     """One line per rung (which model, what happened, how long) on a terminal; quiet otherwise."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, label: str = "") -> None:
         import sys
 
-        self.total = total
+        self.total, self.label = total, f"{label} " if label else ""
         self.console = None
         if sys.stdout.isatty():
             from rich.console import Console
@@ -439,4 +477,4 @@ class _Progress:
 
     def line(self, index: int, name: str, what: str) -> None:
         if self.console is not None:
-            self.console.print(f"[bold][{index}/{self.total}][/bold] {name}: {what}")
+            self.console.print(f"{self.label}{index}/{self.total} {name}: {what}", markup=False)
