@@ -231,7 +231,15 @@ def _print_leaderboard(board: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    columns = ["model", "type", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "f1_macro"]
+    columns = [
+        "model",
+        "type",
+        "accuracy",
+        "accuracy_ci_low",
+        "accuracy_ci_high",
+        "f1_macro",
+        "roc_auc",
+    ]
     columns += ["latency_ms", "mcnemar_p", "pareto", "status"]
     table = Table(*columns, title="leaderboard")
     for row in board.to_dict(orient="records"):
