@@ -231,16 +231,10 @@ def _print_leaderboard(board: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    columns = [
-        "model",
-        "type",
-        "accuracy",
-        "accuracy_ci_low",
-        "accuracy_ci_high",
-        "f1_macro",
-        "roc_auc",
-    ]
-    columns += ["latency_ms", "mcnemar_p", "pareto", "status"]
+    from ladder.evaluate.compare import LEADERBOARD_COLUMNS
+
+    hidden = {"log_loss", "params", "size_bytes", "train_seconds", "throughput_per_s"}
+    columns = [c for c in LEADERBOARD_COLUMNS if c not in hidden]  # the CSV has them all
     table = Table(*columns, title="leaderboard")
     for row in board.to_dict(orient="records"):
         table.add_row(*(_cell(row.get(c)) for c in columns))
