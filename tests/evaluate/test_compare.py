@@ -245,3 +245,19 @@ def test_leaderboard_markdown():
     assert " 0.0123 " in lines[3] and " no " in lines[3]
     assert "failed: a \\| b" in lines[4]
     assert " — " in lines[4]
+
+
+def test_count_params_sees_inside_calibrated_svms_and_boosting():
+    from sklearn.datasets import load_iris
+
+    from ladder.models.classical import SPECS
+
+    X, y = load_iris(return_X_y=True)
+    specs = {spec.type: spec for spec in SPECS}
+    svm = specs["svm"].build(specs["svm"].config_cls(), (4,), 3).fit(X, y)
+    boosting = specs["gradient_boosting"].config_cls(max_iter=3)
+    hgb = specs["gradient_boosting"].build(boosting, (4,), 3).fit(X, y)
+    n_support = svm.calibrated_classifiers_[0].estimator.support_vectors_.size
+    assert count_params(svm) > n_support  # support vectors, dual coefficients, intercepts
+    n_nodes = sum(len(tree.nodes) for trees in hgb._predictors for tree in trees)
+    assert count_params(hgb) == n_nodes

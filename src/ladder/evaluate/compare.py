@@ -156,7 +156,8 @@ def count_params(obj: Any) -> int | None:
     - scikit-learn style estimators: the sum over public fitted attributes (names ending in
       `_`) of float array sizes (`coef_`, `intercept_`, `mean_`...; integer metadata such as
       `classes_` or `n_iter_` is left out), node counts of fitted trees (`tree_`), and, within
-      lists of sub-estimators (`estimators_`, pipeline `steps`) or `module_`, their counts.
+      lists of sub-estimators (`estimators_`, pipeline `steps`, calibrated classifiers) or
+      `module_`, their counts; HistGradientBoosting counts the nodes of its trees.
     """
     count = _count(obj)
     return None if count is None else int(count)
@@ -174,6 +175,11 @@ def _count(value: Any) -> int | None:
     node_count = getattr(value, "node_count", None)
     if isinstance(node_count, int | np.integer) and not isinstance(value, type):
         return int(node_count)  # a fitted sklearn Tree
+    nodes = getattr(value, "nodes", None)
+    if isinstance(nodes, np.ndarray) and nodes.dtype.names:  # a HistGradientBoosting tree
+        return len(nodes)
+    if hasattr(value, "calibrators") and hasattr(value, "estimator"):  # a calibrated pair
+        return _sum_counts([value.estimator, *value.calibrators])
     if not hasattr(value, "get_params") or not hasattr(value, "__dict__"):
         return None
     counts = [
@@ -181,6 +187,7 @@ def _count(value: Any) -> int | None:
         for name, v in vars(value).items()
         if name.endswith("_") and not name.startswith("_")
     ]
+    counts.append(_count(getattr(value, "_predictors", None)))  # HistGradientBoosting's trees
     steps = getattr(value, "steps", None)
     if isinstance(steps, list):  # a Pipeline: its fitted steps hold the learned values
         counts.append(_sum_counts([step for _, step in steps]))
