@@ -115,3 +115,10 @@ def test_cross_validation_reports_mean_and_std(tmp_path, table_csv):
     )
     assert tested == 90  # every row is tested exactly once
     assert result.leaderboard["mcnemar_p"].notna().all()
+
+
+def test_run_is_public_and_returns_the_leaderboard(config, tmp_path):
+    import ladder
+
+    result = ladder.run(config, out=tmp_path / "run", only=["logreg"])
+    assert list(result.leaderboard["model"]) == ["logreg"]

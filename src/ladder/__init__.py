@@ -6,18 +6,27 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["LadderError", "NeuralClassifier", "__version__", "load", "load_config", "train"]
+__all__ = [
+    "LadderError",
+    "NeuralClassifier",
+    "__version__",
+    "load",
+    "load_config",
+    "run",
+    "train",
+]
 
 if TYPE_CHECKING:
     from ladder.config import load_config
     from ladder.errors import LadderError
     from ladder.export.artifact import load
     from ladder.models.estimator import NeuralClassifier
-    from ladder.pipeline import train
+    from ladder.pipeline import run, train
 
 _LAZY = {
     "load": "ladder.export.artifact",
     "load_config": "ladder.config",
+    "run": "ladder.pipeline",
     "train": "ladder.pipeline",
     "LadderError": "ladder.errors",
     "NeuralClassifier": "ladder.models.estimator",

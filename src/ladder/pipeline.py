@@ -108,15 +108,41 @@ def train_model(
     With `resume`, training continues from the model's last checkpoint. Under torchrun every
     worker trains; rank 0 alone writes files and gets the result, the others get None.
     """
+    from ladder.registry import get_spec
+
     entry = config.model(name)
     run_dir = Path(out) if out is not None else Path("runs") / config.name
-    return train_entry(config, entry, prepare_data(config), run_dir, resume=resume)
+    data = prepare_data(config)
+    if get_spec(entry.type).family == "classical":
+        write_run_files(config, run_dir, data)
+        return train_entry(config, entry, data, run_dir, resume=resume)
+
+    from ladder.train import distributed  # torchrun workers join the process group here
+
+    joined = distributed.init_from_env(resolve_device(config.device))
+    try:
+        main = not joined or distributed.is_main()
+        if main:
+            write_run_files(config, run_dir, data)
+        return train_entry(config, entry, data, run_dir, resume=resume, main=main)
+    finally:
+        if joined:
+            distributed.cleanup()
 
 
 def train_entry(
-    config: Config, entry: ModelEntry, data: PreparedData, run_dir: Path, resume: bool = False
+    config: Config,
+    entry: ModelEntry,
+    data: PreparedData,
+    run_dir: Path,
+    resume: bool = False,
+    main: bool = True,
 ) -> TrainResult | None:
-    """Train one validated model entry on prepared data and write its results under run_dir."""
+    """Train one validated model entry on prepared data and write its results under run_dir.
+
+    `main` is False on torchrun workers other than rank 0: they train, write nothing and
+    return None.
+    """
     from ladder.data import fit_preprocessor
     from ladder.registry import get_spec
 
@@ -132,66 +158,53 @@ def train_entry(
         )
 
     device = "cpu" if spec.family == "classical" else resolve_device(config.device)
-    distributed = spec.family == "neural" and _join_workers(device)
-    try:
-        main = not distributed or _is_main()
-        if main:
-            write_run_files(config, run_dir, data)
+    seed_everything(config.seed)
+    preprocessor = fit_preprocessor(splits.train, getattr(entry.params, "image_size", None))
+    x_train = preprocessor.transform(splits.train.X)
+    x_test = preprocessor.transform(splits.test.X)
+    x_val = preprocessor.transform(splits.val.X) if splits.val is not None else None
+    y_val = splits.val.y if splits.val is not None else None
+    n_classes = len(data.labels)
 
-        seed_everything(config.seed)
-        preprocessor = fit_preprocessor(splits.train, getattr(entry.params, "image_size", None))
-        x_train = preprocessor.transform(splits.train.X)
-        x_test = preprocessor.transform(splits.test.X)
-        x_val = preprocessor.transform(splits.val.X) if splits.val is not None else None
-        y_val = splits.val.y if splits.val is not None else None
-        n_classes = len(data.labels)
+    started = time.perf_counter()
+    if spec.family == "classical":
+        from ladder.fit import fit_classical
 
-        started = time.perf_counter()
-        if spec.family == "classical":
-            from ladder.fit import fit_classical
+        fitted = fit_classical(entry, x_train, splits.train.y, n_classes, config)
+        history: list[dict[str, Any]] = []
+    else:
+        from ladder.fit import fit_neural
 
-            fitted = fit_classical(entry, x_train, splits.train.y, n_classes, config)
-            history: list[dict[str, Any]] = []
-        else:
-            from ladder.fit import fit_neural
-
-            fitted, history = fit_neural(
-                entry,
-                preprocessor.output_shape,
-                n_classes,
-                config,
-                device,
-                model_dir,
-                (x_train, splits.train.y),
-                (x_val, y_val),
-                resume=resume,
-            )
-        train_seconds = time.perf_counter() - started
-        if not main:
-            return None
-
-        y_prob = fitted.predict_proba(x_test)
-        metrics = _evaluate(splits.test.y, y_prob, data.labels, history, model_dir)
-        metrics["train_seconds"] = round(train_seconds, 3)
-        metrics["params"] = fitted.n_params()
-        _write_test_predictions(model_dir, splits.test.y, y_prob)
-        atomic_write_text(model_dir / "metrics.json", json.dumps(metrics, indent=2))
-
-        manifest = _manifest(
-            config, entry, spec.family, preprocessor, data.labels, metrics, data.info
+        fitted, history = fit_neural(
+            entry,
+            preprocessor.output_shape,
+            n_classes,
+            config,
+            device,
+            model_dir,
+            (x_train, splits.train.y),
+            (x_val, y_val),
+            resume=resume,
         )
-        artifact = model_dir / "artifact"
-        from ladder.export.artifact import write_artifact
+    train_seconds = time.perf_counter() - started
+    if not main:
+        return None
 
-        write_artifact(artifact, manifest, preprocessor.to_json(), fitted.save)
-        return TrainResult(
-            entry.name, metrics, run_dir, model_dir, artifact, train_seconds, device, history
-        )
-    finally:
-        if distributed:
-            from ladder.train.distributed import cleanup
+    y_prob = fitted.predict_proba(x_test)
+    metrics = _evaluate(splits.test.y, y_prob, data.labels, history, model_dir)
+    metrics["train_seconds"] = round(train_seconds, 3)
+    metrics["params"] = fitted.n_params()
+    _write_test_predictions(model_dir, splits.test.y, y_prob)
+    atomic_write_text(model_dir / "metrics.json", json.dumps(metrics, indent=2))
 
-            cleanup()
+    manifest = _manifest(config, entry, spec.family, preprocessor, data.labels, metrics, data.info)
+    artifact = model_dir / "artifact"
+    from ladder.export.artifact import write_artifact
+
+    write_artifact(artifact, manifest, preprocessor.to_json(), fitted.save)
+    return TrainResult(
+        entry.name, metrics, run_dir, model_dir, artifact, train_seconds, device, history
+    )
 
 
 def _write_test_predictions(model_dir: Path, y_true: np.ndarray, y_prob: np.ndarray) -> None:
@@ -210,19 +223,6 @@ def _check_resumable(entry: ModelEntry, family: str) -> None:
             f"--resume: {entry.name} is a classical model ({entry.type}) and has no checkpoints; "
             "train it without --resume"
         )
-
-
-def _join_workers(device: str) -> bool:
-    """Join the torchrun process group when this process is one of several workers."""
-    from ladder.train.distributed import init_from_env
-
-    return init_from_env(device)
-
-
-def _is_main() -> bool:
-    from ladder.train.distributed import is_main
-
-    return is_main()
 
 
 def _evaluate(
