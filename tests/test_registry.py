@@ -16,7 +16,8 @@ def test_registry_holds_the_classical_and_neural_ladder():
         "mlp",
         "cnn",
     }
-    assert get_spec("cnn").needs_image and not get_spec("mlp").needs_image
+    assert get_spec("cnn").inputs == ("image",)
+    assert get_spec("mlp").inputs == ("tabular", "image")
     assert {get_spec(t).family for t in ("svm", "knn")} == {"classical"}
 
 

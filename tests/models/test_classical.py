@@ -59,7 +59,7 @@ def messages(exc: pytest.ExceptionInfo[ValidationError]) -> dict[str, str]:
 def test_specs_register_the_six_types_as_classical():
     assert [s.type for s in SPECS] == TYPES
     assert {s.family for s in SPECS} == {"classical"}
-    assert all(s.summary and not s.needs_image for s in SPECS)
+    assert all(s.summary and "tabular" in s.inputs for s in SPECS)
 
 
 @pytest.mark.parametrize("model_type", TYPES)

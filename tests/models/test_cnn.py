@@ -18,10 +18,10 @@ def first_linear(model: nn.Module) -> nn.Linear:
 
 
 def test_spec_needs_images():
-    assert (SPEC.type, SPEC.family, SPEC.needs_image, SPEC.config_cls) == (
+    assert (SPEC.type, SPEC.family, SPEC.inputs, SPEC.config_cls) == (
         "cnn",
         "neural",
-        True,
+        ("image",),
         CNNConfig,
     )
 

@@ -12,11 +12,11 @@ from ladder.models.mlp import SPEC, MLPConfig, build_mlp
 
 def test_defaults_and_spec():
     assert MLPConfig().hidden == [128]
-    assert (SPEC.type, SPEC.family, SPEC.config_cls, SPEC.needs_image) == (
+    assert (SPEC.type, SPEC.family, SPEC.config_cls, SPEC.inputs) == (
         "mlp",
         "neural",
         MLPConfig,
-        False,
+        ("tabular", "image"),
     )
     assert SPEC.build is build_mlp
 

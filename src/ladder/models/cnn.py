@@ -159,5 +159,5 @@ SPEC = ModelSpec(
     config_cls=CNNConfig,
     build=build_cnn,
     summary="convolutional network for images: lenet5 (classic LeNet-5, ReLU) or simple",
-    needs_image=True,
+    inputs=("image",),
 )

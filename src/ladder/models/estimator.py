@@ -221,7 +221,7 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
 
     def _as_model_input(self, X: np.ndarray, spec: ModelSpec) -> np.ndarray:
         """X as the module takes it: images (N, C, H, W) for image models; float32, writable."""
-        if spec.needs_image:
+        if spec.inputs == ("image",):
             if X.ndim == 3:  # (N, H, W) grayscale
                 X = X[:, None]  # (N, 1, H, W)
             if X.ndim != 4:

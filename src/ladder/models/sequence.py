@@ -1,0 +1,33 @@
+"""Shared pieces of the neural text models: the padding id, padding masks and masked pooling.
+
+Token ids arrive as int64 (batch, seq), right-padded with `PAD_ID`; every row holds at least
+one real token (the tokenizers start each text with [CLS]).
+"""
+
+from __future__ import annotations
+
+import torch
+
+PAD_ID = 0  # the id of [PAD] in every tokenizer ladder trains
+
+
+def padding_mask(ids: torch.Tensor, pad_id: int = PAD_ID) -> torch.Tensor:
+    """True at real tokens, False at padding: (batch, seq) bool."""
+    return ids != pad_id
+
+
+def lengths(ids: torch.Tensor, pad_id: int = PAD_ID) -> torch.Tensor:
+    """The number of real tokens of each row (batch,), at least 1."""
+    return padding_mask(ids, pad_id).sum(dim=1).clamp(min=1)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of x (batch, seq, dim) over the positions where mask (batch, seq) is True."""
+    weights = mask.unsqueeze(-1).to(x.dtype)  # (batch, seq, 1)
+    return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Max of x (batch, seq, dim) over the positions where mask (batch, seq) is True."""
+    filled = x.masked_fill(~mask.unsqueeze(-1), torch.finfo(x.dtype).min)
+    return filled.max(dim=1).values  # (batch, dim)
