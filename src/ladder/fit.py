@@ -23,7 +23,7 @@ class FittedClassical:
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities of preprocessed features."""
-        return self.estimator.predict_proba(features.reshape(len(features), -1))
+        return self.estimator.predict_proba(as_rows(features))
 
     def n_params(self) -> int | None:
         """The number of learned values (see `ladder.evaluate.compare.count_params`)."""
@@ -56,17 +56,25 @@ class FittedNeural:
 
         return count_params(self.trainer.module)
 
-    def save(self, folder: Path) -> str:
-        """Save the weights as safetensors into `folder`; returns the file name."""
+    def save(self, folder: Path) -> list[str]:
+        """Save the weights as safetensors into `folder`, and the files the module needs to be
+        rebuilt (a pretrained model's config); returns the file names, weights first."""
         from safetensors.torch import save_file
 
         from ladder.export.artifact import NEURAL_WEIGHTS
 
-        state = {
-            k: v.detach().cpu().contiguous() for k, v in self.trainer.module.state_dict().items()
-        }
+        module = self.trainer.module
+        state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
         save_file(state, str(folder / NEURAL_WEIGHTS))
-        return NEURAL_WEIGHTS
+        extra = module.extra_files() if hasattr(module, "extra_files") else {}
+        for name, text in extra.items():
+            (folder / name).write_text(text, encoding="utf-8")
+        return [NEURAL_WEIGHTS, *extra]
+
+
+def as_rows(x: np.ndarray) -> np.ndarray:
+    """Features as scikit-learn takes them: texts stay 1-D, anything else is flattened."""
+    return x if x.ndim == 1 else x.reshape(len(x), -1)
 
 
 def fit_classical(
@@ -77,7 +85,7 @@ def fit_classical(
     from ladder.models.classical import with_class_weight, with_seed
     from ladder.registry import get_spec
 
-    flat = x.reshape(len(x), -1)
+    flat = as_rows(x)
     estimator = get_spec(entry.type).build(entry.params, flat.shape[1:], n_classes)
     estimator = with_seed(estimator, config.seed)
     if config.data.balance == "class_weight":
@@ -99,12 +107,17 @@ def fit_neural(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray | None, np.ndarray | None],
     resume: bool = False,
+    pad_id: int | None = None,
 ) -> tuple[FittedNeural, list[dict[str, Any]]]:
-    """Train a PyTorch model with the trainer and its callbacks; returns it and its history."""
+    """Train a PyTorch model with the trainer and its callbacks; returns it and its history.
+
+    `pad_id`: the features are token ids padded with it (batches are trimmed, and bucketed by
+    length when `entry.text.bucketing`)."""
     from ladder.data import augment_batch, class_weights
     from ladder.evaluate import validation_metrics
     from ladder.registry import get_spec
     from ladder.train import Checkpoint, History, ProgressBar, Trainer
+    from ladder.train.batching import TokenBatching
 
     cfg = entry.train
     stopping = cfg.early_stopping
@@ -146,6 +159,7 @@ def fit_neural(
         val_metrics=validation_metrics(_monitored_metrics(config, cfg)),
         train_transform=(lambda x, g: augment_batch(x, augment, g)) if augment.enabled else None,
         seed=config.seed,
+        batching=TokenBatching(pad_id, entry.text.bucketing) if pad_id is not None else None,
     )
     sample_weights = weights[y_train] if config.data.balance == "oversample" else None
     history = trainer.fit(

@@ -143,23 +143,24 @@ def train_entry(
     `main` is False on torchrun workers other than rank 0: they train, write nothing and
     return None.
     """
-    from ladder.data import fit_preprocessor
     from ladder.registry import get_spec
 
     spec = get_spec(entry.type)
+    entry = _resolve_model_path(config, entry)
     model_dir = run_dir / "models" / entry.name
     splits = data.splits
     if resume:
         _check_resumable(entry, spec.family)
-    if spec.needs_image and splits.train.kind != "image":
+    if splits.train.kind not in spec.inputs:
+        hint = _TEXT_HINT if splits.train.kind == "text" else ""
         raise LadderError(
-            f"models.{entry.name}: type {entry.type} needs image data, "
-            f"but {data.source} is {splits.train.kind}"
+            f"models.{entry.name}: type {entry.type} needs {' or '.join(spec.inputs)} data, "
+            f"but {data.source} is {splits.train.kind} data{hint}"
         )
 
     device = "cpu" if spec.family == "classical" else resolve_device(config.device)
     seed_everything(config.seed)
-    preprocessor = fit_preprocessor(splits.train, getattr(entry.params, "image_size", None))
+    preprocessor = _fit_preprocessor(config, entry, spec.family, splits.train)
     x_train = preprocessor.transform(splits.train.X)
     x_test = preprocessor.transform(splits.test.X)
     x_val = preprocessor.transform(splits.val.X) if splits.val is not None else None
@@ -185,6 +186,7 @@ def train_entry(
             (x_train, splits.train.y),
             (x_val, y_val),
             resume=resume,
+            pad_id=getattr(preprocessor, "pad_id", None),
         )
     train_seconds = time.perf_counter() - started
     if not main:
@@ -201,10 +203,56 @@ def train_entry(
     artifact = model_dir / "artifact"
     from ladder.export.artifact import write_artifact
 
-    write_artifact(artifact, manifest, preprocessor.to_json(), fitted.save)
+    write_artifact(
+        artifact, manifest, preprocessor.to_json(), fitted.save, preprocessor.extra_files()
+    )
     return TrainResult(
         entry.name, metrics, run_dir, model_dir, artifact, train_seconds, device, history
     )
+
+
+_TEXT_HINT = " (text models: tfidf_logreg, tfidf_svm, textcnn, rnn, transformer, pretrained)"
+
+
+def _resolve_model_path(config: Config, entry: ModelEntry) -> ModelEntry:
+    """A pretrained model's `path` relative to the config's folder, when it exists there."""
+    path = getattr(entry.params, "path", None)
+    if not isinstance(path, str) or Path(path).is_absolute():
+        return entry
+    local = config.base_dir / path
+    if not local.exists():
+        return entry  # a hub id, or a path relative to the working directory
+    params = entry.params.model_copy(update={"path": str(local)})
+    text = entry.text
+    if text.tokenizer_path == path:
+        text = text.model_copy(update={"tokenizer_path": str(local)})
+    return entry.model_copy(update={"params": params, "text": text})
+
+
+def _fit_preprocessor(config: Config, entry: ModelEntry, family: str, train: Any) -> Any:
+    """The entry's preprocessor, fitted on the training split: text models get raw strings
+    (classical) or token ids from the entry's tokenizer (neural)."""
+    from ladder.data import fit_preprocessor
+
+    if train.kind != "text":
+        return fit_preprocessor(train, getattr(entry.params, "image_size", None))
+    if family == "classical":
+        return fit_preprocessor(train)
+    folder = None
+    if entry.text.tokenizer == "pretrained":
+        from ladder.hub import resolve_pretrained
+
+        if entry.text.tokenizer_path is None:
+            raise ConfigError(
+                [
+                    f"models.{entry.name}.text.tokenizer_path: required with "
+                    "tokenizer: pretrained (a model folder or hub id)"
+                ]
+            )
+        path = entry.text.tokenizer_path
+        local = config.base_dir / path
+        folder = resolve_pretrained(str(local) if local.exists() else path)
+    return fit_preprocessor(train, text=entry.text, pretrained_folder=folder)
 
 
 def _write_test_predictions(model_dir: Path, y_true: np.ndarray, y_prob: np.ndarray) -> None:
@@ -273,7 +321,11 @@ def _manifest(
             "drop": config.data.drop,
             "image_size": config.data.image_size,
             "channels": config.data.channels,
+            "text": config.data.text,
+            "text_files": config.data.text_files,
+            "format": config.data.format,
         },
+        "pad_id": getattr(preprocessor, "pad_id", None),
         "labels": labels,
         "metrics": {k: metrics[k] for k in headline},
         "data_fingerprint": data_info["sha256"],
@@ -419,6 +471,7 @@ def _config_hash(config: Config, entry: ModelEntry) -> str:
     key = {
         "model": entry.describe(),
         "train": entry.train.model_dump(mode="json"),
+        "text": entry.text.model_dump(mode="json"),
         "data": config.data.model_dump(mode="json"),
         "seed": config.seed,
         "evaluate": config.evaluate.model_dump(mode="json"),

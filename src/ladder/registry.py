@@ -31,7 +31,10 @@ class ModelSpec:
 
     `inputs` are the data kinds the type accepts. `load_module(config, folder, n_classes)`,
     when set, rebuilds the architecture from files an artifact holds (a pretrained model's
-    own config) where the config alone is not enough.
+    own config) where the config alone is not enough. `train_defaults` replace the top-level
+    `train:` values of their keys for this type (an entry's own keys still win): pretrained
+    models fine-tune with their own recipe. `own_tokenizer`: the model brings its tokenizer
+    (its config's `path`), so `text.tokenizer` is always `pretrained` for it.
     """
 
     type: str
@@ -41,6 +44,8 @@ class ModelSpec:
     summary: str
     inputs: tuple[DataKind, ...] = ("tabular", "image")
     load_module: Callable[[Any, Path, int], Any] | None = None
+    train_defaults: dict[str, Any] | None = None
+    own_tokenizer: bool = False
 
 
 def _classical_specs() -> list[ModelSpec]:
@@ -50,9 +55,9 @@ def _classical_specs() -> list[ModelSpec]:
 
 
 def _neural_specs() -> list[ModelSpec]:
-    from ladder.models import cnn, mlp
+    from ladder.models import cnn, mlp, pretrained, rnn, textcnn, transformer
 
-    return [mlp.SPEC, cnn.SPEC]
+    return [mlp.SPEC, cnn.SPEC, textcnn.SPEC, rnn.SPEC, transformer.SPEC, pretrained.SPEC]
 
 
 class _Registry(dict[str, ModelSpec]):

@@ -48,6 +48,26 @@ def _write_images(root: Path, n: int, seed: int, size: int = 16) -> Path:
     return root
 
 
+_WORDS = {
+    "ant": ["tiny", "colony", "soil", "queen"],
+    "bee": ["honey", "flower", "buzz", "hive"],
+    "cat": ["purr", "whiskers", "milk", "paws"],
+}
+
+
+def _write_texts(path: Path, n: int, seed: int) -> Path:
+    """A CSV of short texts whose words give away their class (one text left empty)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        label = LABELS[i % len(LABELS)]
+        words = list(rng.choice(_WORDS[label], size=3)) + list(rng.choice(["the", "a"], size=2))
+        rows.append({"text": " ".join(rng.permutation(words)), "label": label})
+    rows[-1]["text"] = ""  # an empty text is valid input
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
 def check_model(model_type: str, workdir: str | Path, **params: Any) -> dict[str, Any]:
     """Train `model_type` on tiny data in `workdir` and check its artifact; returns the metrics.
 
@@ -59,17 +79,29 @@ def check_model(model_type: str, workdir: str | Path, **params: Any) -> dict[str
     from ladder.registry import get_spec
 
     workdir = Path(workdir)
-    if get_spec(model_type).needs_image:
+    inputs = get_spec(model_type).inputs
+    data: dict[str, Any] = {}
+    if inputs == ("image",):
         train_src = _write_images(workdir / "train", 48, seed=0)
         test_src = _write_images(workdir / "test", 12, seed=1)
         one_record: Any = [str(next((test_src / LABELS[0]).iterdir()))]
+    elif inputs == ("text",):
+        train_src = _write_texts(workdir / "train.csv", 60, seed=0)
+        test_src = _write_texts(workdir / "test.csv", 15, seed=1)
+        one_record = ["honey buzz hive"]
+        data["text"] = "text"
     else:
         train_src = _write_table(workdir / "train.csv", 60, seed=0)
         test_src = _write_table(workdir / "test.csv", 15, seed=1)
         one_record = pd.read_csv(test_src).drop(columns="label").iloc[0].to_dict()
     raw = {
         "name": "conformance",
-        "data": {"source": str(train_src), "test_source": str(test_src), "split": {"val": 0.2}},
+        "data": {
+            "source": str(train_src),
+            "test_source": str(test_src),
+            "split": {"val": 0.2},
+            **data,
+        },
         "models": [{"name": "m", "type": model_type, **params}],
         "train": {"epochs": 2, "batch_size": 16},
     }
@@ -77,7 +109,7 @@ def check_model(model_type: str, workdir: str | Path, **params: Any) -> dict[str
 
     model = load(result.artifact)
     proba = model.predict_proba(test_src)
-    _check(proba.shape == (12 if get_spec(model_type).needs_image else 15, 3), "proba shape")
+    _check(proba.shape == (12 if inputs == ("image",) else 15, 3), "proba shape")
     _check(bool(np.all(np.isfinite(proba))), "probabilities are finite")
     _check(np.allclose(proba.sum(axis=1), 1.0, atol=1e-5), "probabilities sum to 1")
     _check(model.labels == list(LABELS), f"labels {model.labels} == {list(LABELS)}")

@@ -16,21 +16,23 @@ class Dataset:
     """Features and labels of one data source or split.
 
     Attributes:
-        kind: "tabular" (X is a DataFrame of raw feature columns) or "image" (X is float32
-            (N, C, H, W) in [0, 1]).
+        kind: "tabular" (X is a DataFrame of raw feature columns), "image" (X is float32
+            (N, C, H, W) in [0, 1]) or "text" (X is a 1-D object array of str; "" when missing).
         y: int64 class id per row, an index into `labels`.
         labels: the sorted class values (JSON-native int | str | bool | float).
         target: name of the label column (tabular); a preprocessor silently drops it from inputs.
         source_columns: every column of the source table in file order (features, target and
             `data.drop` columns); prediction input may carry the non-feature ones.
+        text_column: text data: the column holding the text ("text" for folders and files).
     """
 
-    kind: Literal["tabular", "image"]
+    kind: Literal["tabular", "image", "text"]
     X: pd.DataFrame | np.ndarray
     y: np.ndarray
     labels: list[Any]
     target: str | None = None
     source_columns: list[str] | None = None
+    text_column: str | None = None
 
     def __len__(self) -> int:
         """Number of rows (examples)."""

@@ -2,11 +2,13 @@
 
 Tabular: numeric columns are imputed with the median and standardized; categorical columns
 (text, bool, category) are imputed with the most frequent value and one-hot encoded, unknown
-categories becoming all zeros. Image: resize, then per-channel standardization.
+categories becoming all zeros. Image: resize, then per-channel standardization. Text: see
+`ladder.data.text` (raw strings, or token ids with a tokenizer.json).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -14,6 +16,7 @@ import pandas as pd
 
 from ladder.data.dataset import Dataset
 from ladder.data.images import resize_images
+from ladder.data.text import RawTextPreprocessor, TokenPreprocessor
 from ladder.errors import ArtifactError, DataError
 
 _CHUNK = 1024  # images per chunk when computing statistics (bounds memory)
@@ -31,25 +34,52 @@ class Preprocessor(Protocol):
 
     def input_spec(self) -> dict[str, Any]: ...
 
+    def extra_files(self) -> dict[str, str]: ...
 
-def fit_preprocessor(train: Dataset, image_size: int | None = None) -> Preprocessor:
-    """Fit the preprocessor for `train`'s kind on the training split (image_size: images only)."""
+
+def fit_preprocessor(
+    train: Dataset,
+    image_size: int | None = None,
+    text: Any = None,
+    pretrained_folder: Path | None = None,
+) -> Preprocessor:
+    """Fit the preprocessor for `train`'s kind on the training split.
+
+    Args:
+        image_size: images only: the side they are resized to.
+        text: text only: the TextConfig of a neural model (token ids); None keeps raw strings
+            (TF-IDF models).
+        pretrained_folder: the pretrained model whose tokenizer `text.tokenizer: pretrained`
+            uses.
+    """
     if train.kind == "image":
         return ImagePreprocessor.fit(np.asarray(train.X), image_size)
+    if train.kind == "text":
+        column = train.text_column or "text"
+        if text is None:
+            return RawTextPreprocessor(column, train.target, train.source_columns)
+        return TokenPreprocessor.fit(
+            np.asarray(train.X), text, column, train.target, train.source_columns, pretrained_folder
+        )
     assert isinstance(train.X, pd.DataFrame)
     return TabularPreprocessor.fit(
         train.X, target=train.target, source_columns=train.source_columns
     )
 
 
-def preprocessor_from_json(d: dict[str, Any]) -> Preprocessor:
-    """Rebuild a fitted preprocessor from its `to_json()` dict."""
+def preprocessor_from_json(d: dict[str, Any], folder: Path | None = None) -> Preprocessor:
+    """Rebuild a fitted preprocessor from its `to_json()` dict (and files in `folder`, the
+    artifact: a tokenizer.json)."""
     kind = d.get("kind") if isinstance(d, dict) else None
     try:
         if kind == "tabular":
             return TabularPreprocessor.from_json(d)
         if kind == "image":
             return ImagePreprocessor.from_json(d)
+        if kind == "text" and d.get("encoding") == "raw":
+            return RawTextPreprocessor.from_json(d)
+        if kind == "text" and d.get("encoding") == "tokens":
+            return TokenPreprocessor.from_json(d, folder)
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"preprocess.json: malformed {kind} preprocessor ({exc!r})") from exc
     raise ArtifactError(f"preprocess.json: unknown preprocessor kind {kind!r}")
@@ -206,6 +236,10 @@ class TabularPreprocessor:
         """The fitted state as plain JSON."""
         return {**self.input_spec(), "numeric": self.numeric, "categorical": self.categorical}
 
+    def extra_files(self) -> dict[str, str]:
+        """No files besides preprocess.json."""
+        return {}
+
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TabularPreprocessor:
         """Rebuild from `to_json()`."""
@@ -317,6 +351,10 @@ class ImagePreprocessor:
     def to_json(self) -> dict[str, Any]:
         """The fitted state as plain JSON."""
         return {**self.input_spec(), "mean": self.mean, "std": self.std}
+
+    def extra_files(self) -> dict[str, str]:
+        """No files besides preprocess.json."""
+        return {}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ImagePreprocessor:

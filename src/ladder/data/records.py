@@ -27,16 +27,23 @@ def read_records(
             (N, C, H, W), (N, H, W) or (H, W) (integers 0..255 or floats in [0, 1]).
         input_spec: the fitted preprocessor's `input_spec()` (from the artifact).
 
+            Text: a list of strings; a .txt file (one text per line), a table file, DataFrame,
+            dict or list of dicts with the text column; a folder of .txt files (one text per
+            file, searched recursively).
+
     Returns:
         tabular: (DataFrame, None). image: (float32 (N, C, H, W) in [0, 1] at the artifact's
-        channels and raw size, the image file paths, or None for arrays).
+        channels and raw size, the image file paths, or None for arrays). text: (1-D object
+        array of str, the .txt file paths of a folder, else None).
     """
     kind = input_spec.get("kind")
     if kind == "tabular":
         return _read_tabular(inp, input_spec), None
     if kind == "image":
         return _read_images(inp, input_spec)
-    raise DataError(f"input spec has unknown kind {kind!r} (expected tabular or image)")
+    if kind == "text":
+        return _read_texts(inp, input_spec)
+    raise DataError(f"input spec has unknown kind {kind!r} (expected tabular, image or text)")
 
 
 def _read_tabular(inp: Any, spec: dict[str, Any]) -> pd.DataFrame:
@@ -117,3 +124,43 @@ def _from_array(X: np.ndarray, channels: int, height: int, width: int) -> np.nda
         raise DataError(f"expected an image array (N, C, H, W), (N, H, W) or (H, W), got {X.shape}")
     X = to_channels(pixels_to_unit(X), channels)
     return resize_images(X, height, width)
+
+
+def _read_texts(inp: Any, spec: dict[str, Any]) -> tuple[np.ndarray, list[str] | None]:
+    from ladder.data.text import as_texts
+
+    column = spec.get("column") or "text"
+    if isinstance(inp, np.ndarray) and inp.ndim == 1:
+        return as_texts(inp), None
+    texts = isinstance(inp, Sequence) and not isinstance(inp, str) and bool(inp)
+    if texts and all(isinstance(t, str) for t in inp):
+        return as_texts(list(inp)), None
+    if isinstance(inp, str) and not _looks_like_file(inp):
+        return as_texts([inp]), None  # one text
+    if isinstance(inp, str | Path):
+        path = Path(inp)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+            if not files:
+                raise DataError(f"{path}: no .txt files in this folder")
+            texts = [f.read_text(encoding="utf-8", errors="replace") for f in files]
+            return as_texts(texts), [str(f) for f in files]
+        if path.suffix.lower() == ".txt":
+            if not path.is_file():
+                raise DataError(f"{path}: file not found")
+            lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+            if lines and not lines[-1].strip():
+                lines.pop()
+            return as_texts([line.rstrip("\r") for line in lines]), None
+    frame = _read_tabular(inp, {"columns": [column], **spec})
+    return as_texts(frame, column), None
+
+
+def _looks_like_file(text: str) -> bool:
+    """A string that names an existing path or a text/table file (else it is a text)."""
+    from ladder.data.tables import table_format
+
+    if "\n" in text or len(text) > 4096:
+        return False
+    path = Path(text)
+    return path.exists() or path.suffix.lower() == ".txt" or table_format(path) is not None

@@ -22,10 +22,20 @@ from ladder.data.images import (
     to_channels,
 )
 from ladder.data.tables import SUPPORTED, read_table, table_format
+from ladder.data.text_sources import (
+    is_text_folder,
+    load_hf,
+    load_text_files,
+    load_text_folder,
+    text_from_frame,
+)
 from ladder.errors import DataError
 
 BUILTIN_NAMES = ("digits", "breast_cancer", "wine", "iris")
-SOURCES = f"builtin:NAME, idx:IMAGES,LABELS, an image folder, or a table file ({SUPPORTED})"
+SOURCES = (
+    "builtin:NAME, idx:IMAGES,LABELS, hf:NAME, an image or text folder, or a table file "
+    f"({SUPPORTED})"
+)
 # A float target with more distinct non-integer values than this looks like regression.
 MAX_CLASSES_FOR_FLOAT_TARGET = 20
 
@@ -38,14 +48,23 @@ def load_dataset(cfg: DataConfig, source: str | None = None) -> Dataset:
     if source.startswith("idx:"):
         return _load_idx(source.removeprefix("idx:"), cfg)
     if source.startswith("hf:"):
-        raise DataError(f"{source}: Hugging Face datasets are not supported yet (use {SOURCES})")
+        return load_hf(source.removeprefix("hf:"), cfg)
     path = Path(source).expanduser()
     if path.is_dir():
+        if cfg.text_files is not None:
+            return load_text_files(path, cfg)
+        if is_text_folder(path):
+            return load_text_folder(path, cfg)
         return _load_image_folder(path, cfg)
     if not path.exists():
         raise DataError(f"{source}: no such file or folder")
-    if table_format(path) is None:
-        raise DataError(f"{source}: unsupported file type '{''.join(path.suffixes)}' ({SOURCES})")
+    if cfg.text_files is not None:
+        raise DataError(f"{source}: data.text_files needs data.source to be their folder")
+    if (cfg.format or table_format(path)) is None:
+        raise DataError(
+            f"{source}: unsupported file type '{''.join(path.suffixes)}' ({SOURCES}); "
+            "set data.format for a file without a known suffix"
+        )
     return _load_table(path, cfg)
 
 
@@ -138,9 +157,11 @@ def _load_builtin(name: str, cfg: DataConfig) -> Dataset:
 
 
 def _load_table(path: Path, cfg: DataConfig) -> Dataset:
-    df = read_table(path, columns=cfg.columns, na_values=cfg.na_values)
+    df = read_table(path, columns=cfg.columns, na_values=cfg.na_values, fmt=cfg.format)
     if len(df) == 0:
         raise DataError(f"{path}: no rows (the file has only a header)")
+    if cfg.text is not None:
+        return text_from_frame(df, cfg, str(path))
     if cfg.target not in df.columns:
         hint = difflib.get_close_matches(cfg.target, [str(c) for c in df.columns], n=1)
         did_you_mean = f"; did you mean '{hint[0]}'?" if hint else ""

@@ -24,6 +24,13 @@ def split_dataset(ds: Dataset, cfg: SplitConfig, seed: int, test: Dataset | None
         test: a separate test set (`data.test_source`); it replaces the test split, and `val`
             (a fraction of `ds`) comes from `ds`.
     """
+    present = np.unique(ds.y)
+    if len(present) < 2:
+        label = ds.labels[int(present[0])] if len(present) else None
+        column = f"target column '{ds.target}'" if ds.target else "the labels"
+        raise DataError(
+            f"{column} has only one class ({label!r}); classification needs at least two"
+        )
     rows = np.arange(len(ds))
     if test is not None:
         test = _check_test_set(ds, test)
@@ -112,6 +119,16 @@ def describe_data(splits: Splits, source: str) -> dict[str, Any]:
 
 
 def _features(ds: Dataset) -> dict[str, Any]:
+    if ds.kind == "text":
+        from ladder.data.text_sources import count_empty
+
+        words = [len(str(t).split()) for t in ds.X]
+        return {
+            "text_column": ds.text_column,
+            "empty_texts": count_empty(ds.X),
+            "mean_words": round(float(np.mean(words)), 1) if words else 0.0,
+            "max_words": int(max(words, default=0)),
+        }
     if isinstance(ds.X, pd.DataFrame):
         columns = [{"name": str(c), "dtype": str(t)} for c, t in ds.X.dtypes.items()]
         return {"count": len(columns), "columns": columns}
@@ -125,6 +142,8 @@ def fingerprint(datasets: list[Dataset]) -> str:
     header = {"kind": first.kind, "labels": [str(lab) for lab in first.labels]}
     if isinstance(first.X, pd.DataFrame):
         header["columns"] = [[str(c), str(t)] for c, t in first.X.dtypes.items()]
+    elif first.kind == "text":
+        header["text"] = True
     else:
         header["shape"] = list(first.X.shape[1:])
     row_hashes = np.sort(np.concatenate([_row_hashes(ds) for ds in datasets]))
@@ -140,6 +159,12 @@ def _row_hashes(ds: Dataset) -> np.ndarray:
         frame = ds.X.reset_index(drop=True).copy()
         frame["\0label"] = label_text[ds.y] if len(ds.y) else np.array([], dtype=object)
         return pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
+    if ds.kind == "text":
+        digests = b"".join(
+            hashlib.blake2b(f"{text}\0{label_text[y]}".encode(), digest_size=8).digest()
+            for text, y in zip(ds.X, ds.y, strict=True)
+        )
+        return np.frombuffer(digests, dtype=np.uint64)
     flat = np.ascontiguousarray(ds.X, dtype=np.float32).reshape(len(ds.X), -1)
     digests = b"".join(
         hashlib.blake2b(row.tobytes() + label_text[y].encode(), digest_size=8).digest()

@@ -49,7 +49,10 @@ def table_format(path: str | Path) -> str | None:
 
 
 def read_table(
-    path: str | Path, columns: list[str] | None = None, na_values: list[str] | None = None
+    path: str | Path,
+    columns: list[str] | None = None,
+    na_values: list[str] | None = None,
+    fmt: str | None = None,
 ) -> pd.DataFrame:
     """Read a table file into a DataFrame with stripped names and string cells.
 
@@ -57,9 +60,10 @@ def read_table(
         path: a .csv, .tsv, .parquet or .jsonl file (text formats optionally compressed).
         columns: column names of a headerless CSV/TSV file (its first line is data).
         na_values: extra strings that mean "missing" (besides pandas' defaults and "").
+        fmt: 'csv', 'tsv', 'parquet' or 'jsonl', for a file without a known suffix.
     """
     path = Path(path)
-    fmt = table_format(path)
+    fmt = fmt or table_format(path)
     if fmt is None:
         raise DataError(f"{path}: unsupported file type '{''.join(path.suffixes)}' ({SUPPORTED})")
     if not path.is_file():

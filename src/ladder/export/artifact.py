@@ -2,7 +2,9 @@
 
 An artifact is a folder with `manifest.json` (what the model is and a sha256 of every file),
 `preprocess.json`, `labels.json` and the model itself: `weights.safetensors` for neural models,
-`model.skops` for classical ones. Loading never unpickles anything and runs no code from it.
+`model.skops` for classical ones; text models add `tokenizer.json`, pretrained ones
+`pretrained_config.json` (the architecture). Loading never unpickles anything and runs no
+code from it.
 """
 
 from __future__ import annotations
@@ -36,9 +38,13 @@ def write_artifact(
     directory: Path,
     manifest: dict[str, Any],
     preprocess: dict[str, Any],
-    write_model: Callable[[Path], str],
+    write_model: Callable[[Path], str | list[str]],
+    extra_files: dict[str, str] | None = None,
 ) -> Path:
-    """Write an artifact folder atomically; `write_model(folder)` saves the model, returns its file.
+    """Write an artifact folder atomically.
+
+    `write_model(folder)` saves the model and returns its file name (or names, the model file
+    first); `extra_files` are the preprocessor's other files (name -> text, a tokenizer.json).
 
     The folder is built beside `directory` and swapped in with renames, so a failure at any
     point leaves the previous artifact (if any) untouched.
@@ -49,8 +55,12 @@ def write_artifact(
     try:
         (staging / "preprocess.json").write_text(json.dumps(preprocess, indent=1))
         (staging / "labels.json").write_text(json.dumps(manifest["labels"]))
-        model_file = write_model(staging)
-        files = ["preprocess.json", "labels.json", model_file]
+        for name, text in (extra_files or {}).items():
+            (staging / name).write_text(text, encoding="utf-8")
+        written = write_model(staging)
+        model_files = [written] if isinstance(written, str) else list(written)
+        model_file = model_files[0]
+        files = ["preprocess.json", "labels.json", *(extra_files or {}), *model_files]
         full = {
             "format_version": FORMAT_VERSION,
             **manifest,
@@ -146,7 +156,8 @@ def load(directory: str | Path) -> LoadedModel:
 
     directory = Path(directory)
     manifest = read_manifest(directory)
-    preprocessor = preprocessor_from_json(json.loads((directory / "preprocess.json").read_text()))
+    preprocess = json.loads((directory / "preprocess.json").read_text())
+    preprocessor = preprocessor_from_json(preprocess, directory)
     model_path = directory / manifest["model_file"]
     if manifest["family"] == "classical":
         predict = _classical_predictor(model_path, manifest["model_type"])
@@ -159,11 +170,10 @@ def _classical_predictor(path: Path, model_type: str) -> Callable[[np.ndarray], 
     from ladder.models.classical import load_estimator
 
     estimator = load_estimator(path, model_type)
-    return lambda x: estimator.predict_proba(x.reshape(len(x), -1))
+    return lambda x: estimator.predict_proba(x if x.ndim == 1 else x.reshape(len(x), -1))
 
 
 def _neural_predictor(path: Path, manifest: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
-    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -174,19 +184,49 @@ def _neural_predictor(path: Path, manifest: dict[str, Any]) -> Callable[[np.ndar
         raise ArtifactError(f"{path.parent}: unknown model type {model_type!r} in manifest")
     spec = MODEL_TYPES[model_type]
     config = spec.config_cls.model_validate(manifest["model_config"])
-    module = spec.build(config, tuple(manifest["feature_shape"]), len(manifest["labels"]))
+    n_classes = len(manifest["labels"])
+    if spec.load_module is not None:  # the architecture comes from the artifact's own files
+        module = spec.load_module(config, path.parent, n_classes)
+    else:
+        module = spec.build(config, tuple(manifest["feature_shape"]), n_classes)
     try:
         module.load_state_dict(load_file(path))
     except (SafetensorError, RuntimeError) as exc:
         raise ArtifactError(f"{path}: weights do not fit the {model_type} model ({exc})") from exc
     module.eval()
 
+    pad_id = manifest.get("pad_id")
+
     def predict(features: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            chunks = [
-                torch.softmax(module(torch.from_numpy(np.ascontiguousarray(part))), dim=1)
-                for part in np.array_split(features, max(1, len(features) // 1024))
-            ]
-        return torch.cat(chunks).numpy().astype(np.float64)
+        if pad_id is None:
+            parts = np.array_split(features, max(1, len(features) // 1024))
+            return _probabilities(module, parts).astype(np.float64)
+        # token ids: shortest texts first, each chunk without its all-padding columns
+        order = np.argsort((features != pad_id).sum(axis=1), kind="stable")
+        parts = [_trim(features[rows], pad_id) for rows in _chunks(order, 256)]
+        prob = np.empty((len(features), n_classes))
+        prob[order] = _probabilities(module, parts)
+        return prob
 
     return predict
+
+
+def _probabilities(module: Any, parts: list[np.ndarray]) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        chunks = [
+            torch.softmax(module(torch.from_numpy(np.ascontiguousarray(part))).float(), dim=1)
+            for part in parts
+        ]
+    return torch.cat(chunks).numpy()
+
+
+def _chunks(rows: np.ndarray, size: int) -> list[np.ndarray]:
+    return [rows[i : i + size] for i in range(0, len(rows), size)] or [rows]
+
+
+def _trim(ids: np.ndarray, pad_id: int) -> np.ndarray:
+    """Token ids without their all-padding columns on the right (at least one column)."""
+    longest = int((ids != pad_id).sum(axis=1).max(initial=1))
+    return ids[:, :longest]

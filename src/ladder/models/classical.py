@@ -19,6 +19,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ladder.errors import ArtifactError, LadderError
 from ladder.io import atomic_write_bytes
+from ladder.models import tfidf
 from ladder.registry import ModelSpec
 
 # type -> (module, class) of the estimator that receives the hyperparameters. sklearn is
@@ -59,7 +60,8 @@ KNN_METRICS = (
 
 # The scikit-learn internals (beyond the estimators skops trusts by default) that fitted models
 # of the six types contain. Checked with every type, binary and multiclass, float32/float64 data,
-# and each knn algorithm x metric above; anything else in a file is refused.
+# and each knn algorithm x metric above; anything else in a file is refused. The tfidf_* pipelines
+# (binary and multiclass, with and without char n-grams and class weights) need nothing more.
 TRUSTED_TYPES = (
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
@@ -132,6 +134,8 @@ class KNNConfig(ClassicalConfig):
 
 def default_params(model_type: str) -> dict[str, Any]:
     """The hyperparameters of `model_type` with their defaults (ladder's where it sets one)."""
+    if model_type in tfidf.TYPES:  # explicit fields, not an estimator's parameters
+        return tfidf.default_params(model_type)
     config_cls = next(spec.config_cls for spec in SPECS if spec.type == model_type)
     params = estimator_class(model_type)().get_params(deep=False)
     params.update(config_cls().model_dump())
@@ -226,7 +230,7 @@ def load_estimator(path: str | Path, model_type: str | None = None) -> Any:
 
     Args:
         path: the .skops file.
-        model_type: the registered type it must be (any of the six when None).
+        model_type: the registered type it must be (any classical type when None).
     """
     import skops.io as sio
 
@@ -244,18 +248,27 @@ def load_estimator(path: str | Path, model_type: str | None = None) -> Any:
         estimator = sio.load(path, trusted=list(TRUSTED_TYPES))
     except Exception as exc:
         raise ArtifactError(f"{path}: not a readable skops model file ({exc})") from exc
-    _check_type(estimator, path, model_type)
+    if _check_type(estimator, path, model_type) in tfidf.TYPES:
+        tfidf.check_fitted(estimator, path)
     _check_nested(estimator, path)
     return estimator
 
 
-def _check_type(estimator: Any, path: Path, model_type: str | None) -> None:
-    if not any(_is_type(estimator, t) for t in ([model_type] if model_type else ESTIMATORS)):
-        expected = model_type or "one of " + ", ".join(ESTIMATORS)
+def _check_type(estimator: Any, path: Path, model_type: str | None) -> str:
+    """The type `estimator` is (`model_type` if given); ArtifactError if none fits."""
+    candidates = [model_type] if model_type else [*ESTIMATORS, *tfidf.TYPES]
+    found = next((t for t in candidates if _is_type(estimator, t)), None)
+    if found is None:
+        expected = model_type or "one of " + ", ".join(candidates)
         raise ArtifactError(f"{path}: holds a {type(estimator).__name__}, expected {expected}")
+    return found
 
 
 def _is_type(estimator: Any, model_type: str) -> bool:
+    if model_type in tfidf.TYPES:
+        return tfidf.is_pipeline(estimator, model_type)
+    if model_type not in ESTIMATORS:
+        return False
     if model_type != "svm":
         return type(estimator) is estimator_class(model_type)
     from sklearn.calibration import CalibratedClassifierCV

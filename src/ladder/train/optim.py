@@ -1,9 +1,10 @@
 """Optimizers, learning-rate schedules, weight initialisation and the L1 penalty.
 
 Weight decay (L2; decoupled for adamw) applies to all parameters, as in plain PyTorch: one
-parameter group keeps each optimizer step cheap. The L1 penalty applies to weight matrices and
-conv kernels only (parameters with 2 or more dimensions), not to biases or normalisation
-parameters.
+parameter group keeps each optimizer step cheap (a module may define its own groups, as the
+pretrained model does for layer-wise learning rates and no decay on biases and norms). The L1
+penalty applies to weight matrices and conv kernels only (parameters with 2 or more
+dimensions), not to biases or normalisation parameters.
 """
 
 from __future__ import annotations
@@ -22,8 +23,14 @@ ONECYCLE_WARMUP = 0.3  # fraction of training spent warming up when warmup_epoch
 
 
 def build_optimizer(module: nn.Module, cfg: OptimizerConfig) -> torch.optim.Optimizer:
-    """The optimizer named by `cfg` over `module`'s trainable parameters."""
-    params = [p for p in module.parameters() if p.requires_grad]
+    """The optimizer named by `cfg` over `module`'s trainable parameters (in the module's own
+    `param_groups(lr, weight_decay)` when it has them, e.g. layer-wise learning rates)."""
+    groups = getattr(module, "param_groups", None)
+    params: list = (
+        groups(cfg.lr, cfg.weight_decay)
+        if callable(groups)
+        else [p for p in module.parameters() if p.requires_grad]
+    )
     lr, decay = cfg.lr, cfg.weight_decay
     if cfg.name == "sgd":
         return torch.optim.SGD(
@@ -50,12 +57,17 @@ def build_scheduler(
     - cosine: cosine decay from the end of warm-up to `min_lr` at the end of training.
     - onecycle: the 1cycle policy for the learning rate: linear warm-up from lr/25 (over
       `warmup_epochs`, or 30% of training if 0), then cosine decay to `min_lr`.
+    - linear: linear decay from the end of warm-up to `min_lr` at the end of training (the
+      usual fine-tuning schedule).
+    `warmup_fraction` (a share of all steps) is used instead of `warmup_epochs` when set.
     Call `.step()` after every optimizer step.
     """
-    if cfg.name == "none" and cfg.warmup_epochs == 0:
+    if cfg.name == "none" and cfg.warmup_epochs == 0 and cfg.warmup_fraction == 0:
         return None
     total = max(1, epochs * steps_per_epoch)
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
+    if cfg.warmup_fraction > 0:
+        warmup = round(cfg.warmup_fraction * total)
     if cfg.name == "onecycle" and warmup == 0:
         warmup = round(ONECYCLE_WARMUP * total)
     warmup = min(warmup, total)
@@ -69,6 +81,9 @@ def build_scheduler(
         if cfg.name in ("cosine", "onecycle"):
             progress = min(1.0, (step - warmup) / max(1, total - warmup))
             return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        if cfg.name == "linear":
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return min_ratio + (1 - min_ratio) * (1 - progress)
         return 1.0
 
     # one closure per group: min_lr is absolute, so its ratio depends on the group's lr

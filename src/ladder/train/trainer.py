@@ -32,6 +32,7 @@ from torch.nn import functional as F
 from ladder.config import TrainConfig
 from ladder.errors import DataError, LadderError, TrainingInterrupted
 from ladder.train import distributed
+from ladder.train.batching import TokenBatching
 from ladder.train.callbacks import Callback, Checkpoint, EarlyStopping
 from ladder.train.checkpoint import SigtermFlag, load_checkpoint, restore_checkpoint
 from ladder.train.optim import (
@@ -57,6 +58,7 @@ class Trainer:
         val_metrics: `(y_true, y_prob) -> {name: value}`; logged as `val_<name>` each epoch.
         train_transform: `(batch, generator) -> batch`, applied to training batches only.
         seed: seeds initialisation, dropout and shuffling; fits on CPU are reproducible.
+        batching: for token-id inputs: trims each batch's padding and buckets by length.
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class Trainer:
         val_metrics: Metrics | None = None,
         train_transform: Transform | None = None,
         seed: int = 0,
+        batching: TokenBatching | None = None,
     ) -> None:
         self.module, self.config, self.device = module, config, torch.device(device)
         if config.precision == "fp16" and self.device.type != "cuda":
@@ -88,6 +91,8 @@ class Trainer:
         self.callbacks = sorted(callbacks, key=lambda cb: isinstance(cb, Checkpoint))
         self.class_weights, self.val_metrics = class_weights, val_metrics
         self.train_transform, self.seed = train_transform, seed
+        self.batching = batching
+        self._lengths: torch.Tensor | None = None  # token counts of the training rows
         self.history: list[dict[str, float]] = []
         # where training is: epoch (1-based), optimizer steps, batches done in the epoch
         self.epoch = self.step = self.batch = self.n_train = 0
@@ -128,6 +133,11 @@ class Trainer:
         """
         X, y = self._tensors(X_train, y_train, "training")
         val = self._tensors(X_val, y_val, "validation") if X_val is not None else None
+        if self.batching is not None:
+            self._lengths = self.batching.lengths(X)
+            if val is not None:  # similar lengths in each validation batch: less padding
+                rows = self.batching.sort_by_length(val[0]).to(self.device)
+                val = (val[0][rows], val[1][rows])
         weights = self._check_sample_weights(sample_weights, len(X))
         saved = None
         if resume_from is not None:
@@ -173,6 +183,8 @@ class Trainer:
         for i in range(self.batch, n):
             idx = batches[i]
             xb, yb, size = X[idx], y[idx], idx.shape[0]
+            if self.batching is not None:
+                xb = self.batching.trim(xb)
             if self.train_transform is not None:
                 xb = self.train_transform(xb, self.generator)
             if i % accumulate == 0:
@@ -248,9 +260,12 @@ class Trainer:
 
     def predict_proba(self, X: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Class probabilities (N, n_classes) for X (eval mode, no gradients)."""
-        X_cpu = torch.as_tensor(np.asarray(X, dtype=np.float32))
-        logits = self._logits(X_cpu, batch_size)
-        return torch.softmax(logits, dim=1).cpu().numpy()
+        X_cpu = torch.as_tensor(_as_model_input(X))
+        if self.batching is None:
+            return torch.softmax(self._logits(X_cpu, batch_size), dim=1).cpu().numpy()
+        rows = self.batching.sort_by_length(X_cpu)  # shortest first: little padding per batch
+        prob = torch.softmax(self._logits(X_cpu[rows], batch_size), dim=1).cpu()
+        return prob[torch.argsort(rows)].numpy()
 
     @torch.no_grad()
     def _logits(
@@ -261,6 +276,8 @@ class Trainer:
         out = []
         for i in range(n_batches if n_batches is not None else math.ceil(len(X) / size)):
             xb = X[i * size : (i + 1) * size].to(self.device, non_blocking=True)
+            if self.batching is not None:
+                xb = self.batching.trim(xb)
             with self._autocast():
                 out.append(self.module(xb).float())
         return torch.cat(out) if out else torch.empty(0, 0, device=self.device)
@@ -307,6 +324,9 @@ class Trainer:
             order = torch.randperm(n, generator=generator)
         else:  # WeightedRandomSampler semantics
             order = torch.multinomial(sample_weights, n, replacement=True, generator=generator)
+        if self.batching is not None and self._lengths is not None:
+            size = self.config.batch_size
+            order = self.batching.order(order, self._lengths.cpu(), size, generator)
         batches = distributed.global_batches(order.to(self.device), self.config.batch_size)
         return distributed.share_batches(batches, self.config.accumulate_steps)
 
@@ -335,7 +355,7 @@ class Trainer:
             raise DataError(f"{split} data: {len(X)} rows of X but {n_y} labels")
         if len(X) == 0:
             raise DataError(f"{split} data is empty")
-        X_t = torch.as_tensor(np.asarray(X, dtype=np.float32), device=self.device)
+        X_t = torch.as_tensor(_as_model_input(X), device=self.device)
         y_t = torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device)
         return X_t, y_t
 
@@ -352,6 +372,12 @@ class Trainer:
     def _notify(self, hook: str, *args: object) -> None:
         for callback in self._active:
             getattr(callback, hook)(self, *args)
+
+
+def _as_model_input(X: np.ndarray) -> np.ndarray:
+    """Token ids stay int64; everything else becomes float32."""
+    X = np.asarray(X)
+    return X.astype(np.int64 if np.issubdtype(X.dtype, np.integer) else np.float32, copy=False)
 
 
 def _overrides(callback: Callback, hook: str) -> bool:

@@ -1,0 +1,149 @@
+"""Text data sources: a table's text column, class folders of .txt files (the aclImdb
+layout), files of one text per line per class, and Hugging Face datasets (`hf:NAME[@SPLIT]`).
+
+A missing or empty text is kept as the empty string; `describe_data` counts them.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ladder.config import DataConfig
+from ladder.data.dataset import Dataset
+from ladder.data.text import as_texts
+from ladder.errors import DataError
+
+DEFAULT_COLUMN = "text"
+
+
+def text_from_frame(
+    df: pd.DataFrame, cfg: DataConfig, where: str, text_column: str | None = None
+) -> Dataset:
+    """The text column (`cfg.text`) and target of a table as a text Dataset."""
+    from ladder.data.sources import encode_target
+
+    column = text_column or cfg.text or DEFAULT_COLUMN
+    columns = [str(c) for c in df.columns]
+    for name, key in ((column, "data.text"), (cfg.target, "data.target")):
+        if name not in df.columns:
+            hint = difflib.get_close_matches(name, columns, n=1)
+            did_you_mean = f"; did you mean '{hint[0]}'?" if hint else ""
+            what = "text" if key == "data.text" else "target"
+            raise DataError(
+                f"{where}: no {what} column '{name}'{did_you_mean} (columns: "
+                f"{', '.join(columns)}); set {key}"
+            )
+    keep, y, labels = encode_target(df[cfg.target], where, cfg.target, cfg.drop_missing_target)
+    texts = as_texts(df[column].to_numpy(dtype=object)[keep])
+    return Dataset(
+        "text", texts, y, labels, target=cfg.target, source_columns=columns, text_column=column
+    )
+
+
+def is_text_folder(root: Path) -> bool:
+    """True when some class subfolder of `root` holds .txt files and none holds images."""
+    from ladder.data.images import IMAGE_SUFFIXES
+
+    folders = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    files = [f for d in folders for f in d.iterdir() if f.is_file()]
+    suffixes = {f.suffix.lower() for f in files}
+    return ".txt" in suffixes and not suffixes & set(IMAGE_SUFFIXES)
+
+
+def load_text_folder(root: Path, cfg: DataConfig) -> Dataset:
+    """root/<class>/*.txt, one text per file (class folders named in `data.drop` skipped)."""
+    classes = sorted(
+        d
+        for d in root.iterdir()
+        if d.is_dir() and not d.name.startswith(".") and d.name not in cfg.drop
+    )
+    texts, y = [], []
+    for label, folder in enumerate(classes):
+        files = sorted(folder.glob("*.txt"))
+        if not files:
+            raise DataError(
+                f"{folder}: class folder has no .txt files; add texts, remove the folder or "
+                "name it in data.drop"
+            )
+        for file in files:
+            texts.append(_read_text(file))
+            y.append(label)
+    return _dataset(texts, y, [d.name for d in classes])
+
+
+def load_text_files(root: Path, cfg: DataConfig) -> Dataset:
+    """`data.text_files` (label -> file in `root`): one text per line, split on "\\n" only."""
+    assert cfg.text_files is not None
+    if not cfg.text_files:
+        raise DataError("data.text_files: expected at least one label: file entry")
+    labels = sorted(cfg.text_files)
+    texts, y = [], []
+    for label_id, label in enumerate(labels):
+        file = root / cfg.text_files[label]
+        if not file.is_file():
+            raise DataError(f"data.text_files.{label}: {file}: file not found")
+        # split on \n only: a line may hold other characters Python counts as line breaks
+        lines = _read_text(file).split("\n")
+        if lines and lines[-1].strip() == "":
+            lines.pop()  # the newline that ends the last line
+        texts.extend(line.rstrip("\r") for line in lines)
+        y.extend([label_id] * len(lines))
+    return _dataset(texts, y, labels)
+
+
+def load_hf(spec: str, cfg: DataConfig) -> Dataset:
+    """`hf:NAME[@SPLIT]`: a Hugging Face dataset (hub name or local folder), split `train` by
+    default, through the `datasets` library; its ClassLabel names become the labels."""
+    from ladder.hub import ensure_hub_reachable, hf_offline
+
+    name, _, split = spec.partition("@")
+    split = split or "train"
+    try:
+        import datasets
+    except ImportError as exc:
+        raise DataError(
+            f"hf:{spec}: Hugging Face datasets need the `datasets` package "
+            "(pip install 'ladder-ml[text]')"
+        ) from exc
+    local = Path(name).expanduser().exists()
+    if not local and not hf_offline():
+        ensure_hub_reachable(f"hf:{spec}")
+    try:
+        data = datasets.load_dataset(name, split=split)
+    except (FileNotFoundError, ConnectionError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        offline = " (HF_HUB_OFFLINE is set and it is not cached)" if hf_offline() else ""
+        raise DataError(f"hf:{spec}: cannot load the dataset{offline}: {first}") from exc
+    frame = data.to_pandas()
+    feature = data.features.get(cfg.target)
+    if isinstance(feature, datasets.ClassLabel) and cfg.target in frame.columns:
+        frame[cfg.target] = [feature.int2str(int(v)) for v in frame[cfg.target]]
+    return text_from_frame(frame, cfg, f"hf:{spec}")
+
+
+def count_empty(texts: np.ndarray) -> int:
+    """The number of empty (or whitespace-only) texts."""
+    return int(sum(1 for t in texts if not str(t).strip()))
+
+
+def _dataset(texts: list[str], y: list[int], labels: list[str]) -> Dataset:
+    return Dataset(
+        "text",
+        np.array(texts, dtype=object),
+        np.asarray(y, dtype=np.int64),
+        labels,
+        text_column=DEFAULT_COLUMN,
+    )
+
+
+def _read_text(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{file}: not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
+    except OSError as exc:
+        raise DataError(f"{file}: cannot read file ({exc})") from exc
