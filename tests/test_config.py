@@ -132,3 +132,83 @@ def test_relative_data_paths_resolve_against_the_config_folder(tmp_path):
     config = load_config(write(tmp_path, {**BASE, "data": {"source": "rows.csv"}}))
     assert config.resolve_path("rows.csv") == str(tmp_path / "rows.csv")
     assert config.resolve_path("builtin:iris") == "builtin:iris"
+
+
+# ----------------------------------------------------------------------------- text
+
+TEXT = {
+    "name": "reviews",
+    "data": {"source": "reviews.csv", "text": "review"},
+    "text": {"tokenizer": "word", "max_length": 32},
+    "train": {"epochs": 7, "optimizer": {"name": "sgd", "lr": 0.1}},
+    "models": [
+        {"name": "cnn", "type": "textcnn", "text": {"max_length": 16}},
+        {"name": "lstm", "type": "rnn"},
+        {"name": "bert", "type": "pretrained", "path": "some/model"},
+    ],
+}
+
+
+def test_text_section_and_entry_overrides(tmp_path):
+    config = load_config(write(tmp_path, TEXT))
+    assert config.data.text == "review"
+    cnn, lstm = config.model("cnn"), config.model("lstm")
+    assert (cnn.text.tokenizer, cnn.text.max_length) == ("word", 16)  # entry text: wins
+    assert (lstm.text.tokenizer, lstm.text.max_length) == ("word", 32)  # top-level text:
+    assert cnn.train.optimizer.name == "sgd"  # models trained from scratch take train:
+
+
+def test_pretrained_models_take_the_fine_tuning_recipe(tmp_path):
+    bert = load_config(write(tmp_path, TEXT)).model("bert")
+    assert (bert.train.optimizer.name, bert.train.optimizer.lr) == ("adamw", 5.0e-5)
+    assert (bert.train.scheduler.name, bert.train.scheduler.warmup_fraction) == ("linear", 0.1)
+    assert bert.train.epochs == 3 and bert.train.init == "default"
+    # it always uses its own tokenizer, whatever the top-level text: says
+    assert (bert.text.tokenizer, bert.text.tokenizer_path) == ("pretrained", "some/model")
+    assert bert.text.max_length == 32
+
+
+def test_a_pretrained_entry_can_set_its_own_optimizer(tmp_path):
+    raw = {**TEXT, "models": [{**TEXT["models"][2], "optimizer": {"lr": 2.0e-5}, "epochs": 1}]}
+    bert = load_config(write(tmp_path, raw)).model("bert")
+    assert (bert.train.optimizer.name, bert.train.optimizer.lr, bert.train.epochs) == (
+        "adamw",
+        2.0e-5,
+        1,
+    )
+
+
+def test_text_problems_are_reported_with_their_paths(tmp_path):
+    raw = {
+        **TEXT,
+        "text": {"tokenizer": "sentencepiece", "max_length": 1},
+        "models": [
+            {"name": "cnn", "type": "textcnn", "text": {"vocab_sise": 10}},
+            {"name": "bert", "type": "pretrained", "path": "x", "text": {"tokenizer": "word"}},
+            {"name": "lstm", "type": "rnn", "text": "word"},
+        ],
+    }
+    problems = problems_of(tmp_path, raw)
+    text = "\n".join(problems)
+    assert "text.tokenizer" in text and "sentencepiece" in text
+    assert "text.max_length" in text
+    assert "models[0].text.vocab_sise: unknown key 'vocab_sise'; did you mean 'vocab_size'?" in text
+    assert "models[1].text.tokenizer: a pretrained model uses its own tokenizer" in text
+    assert "models[2].text: expected a mapping of text settings" in text
+
+
+def test_tokenizer_path_needs_the_pretrained_tokenizer(tmp_path):
+    raw = {**TEXT, "text": {"tokenizer": "word", "tokenizer_path": "x"}}
+    assert any(
+        "tokenizer_path is used only with tokenizer: pretrained" in p
+        for p in problems_of(tmp_path, raw)
+    )
+
+
+def test_classical_text_models_take_no_text_section(tmp_path):
+    raw = {
+        **TEXT,
+        "models": [{"name": "cnn", "type": "textcnn"}, {"name": "t", "type": "knn", "text": {}}],
+    }
+    problems = problems_of(tmp_path, raw)
+    assert any("models[1]" in p and "text" in p for p in problems)

@@ -13,8 +13,14 @@ def test_registry_holds_the_classical_and_neural_ladder():
         "svm",
         "gradient_boosting",
         "knn",
+        "tfidf_logreg",
+        "tfidf_svm",
         "mlp",
         "cnn",
+        "textcnn",
+        "rnn",
+        "transformer",
+        "pretrained",
     }
     assert get_spec("cnn").inputs == ("image",)
     assert get_spec("mlp").inputs == ("tabular", "image")

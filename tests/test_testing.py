@@ -7,12 +7,26 @@ import pytest
 from ladder.registry import MODEL_TYPES
 from ladder.testing import check_model
 
-SMALL = {"mlp": {"hidden": [8]}, "cnn": {"channels": [4]}, "random_forest": {"n_estimators": 5}}
+SMALL = {
+    "mlp": {"hidden": [8]},
+    "cnn": {"channels": [4]},
+    "random_forest": {"n_estimators": 5},
+    "textcnn": {"embedding_dim": 8, "filters": 4},
+    "rnn": {"embedding_dim": 8, "hidden": 8},
+    "transformer": {"d_model": 16, "heads": 2, "ff_dim": 32, "layers": 1},
+}
+SLOW = {"pretrained"}  # fine-tunes the real MiniLM (22M parameters)
 
 
-@pytest.mark.parametrize("model_type", list(MODEL_TYPES))
-def test_every_registered_model_conforms(model_type, tmp_path):
-    metrics = check_model(model_type, tmp_path, **SMALL.get(model_type, {}))
+@pytest.mark.parametrize(
+    "model_type",
+    [pytest.param(t, marks=pytest.mark.slow) if t in SLOW else t for t in MODEL_TYPES],
+)
+def test_every_registered_model_conforms(model_type, tmp_path, request):
+    params = dict(SMALL.get(model_type, {}))
+    if model_type == "pretrained":
+        params["path"] = str(request.getfixturevalue("minilm_path"))
+    metrics = check_model(model_type, tmp_path, **params)
     assert 0.0 <= metrics["accuracy"] <= 1.0
 
 

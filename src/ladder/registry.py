@@ -49,9 +49,9 @@ class ModelSpec:
 
 
 def _classical_specs() -> list[ModelSpec]:
-    from ladder.models import classical
+    from ladder.models import classical, tfidf
 
-    return classical.SPECS
+    return [*classical.SPECS, *tfidf.SPECS]
 
 
 def _neural_specs() -> list[ModelSpec]:

@@ -27,9 +27,9 @@ def read_records(
             (N, C, H, W), (N, H, W) or (H, W) (integers 0..255 or floats in [0, 1]).
         input_spec: the fitted preprocessor's `input_spec()` (from the artifact).
 
-            Text: a list of strings; a .txt file (one text per line), a table file, DataFrame,
-            dict or list of dicts with the text column; a folder of .txt files (one text per
-            file, searched recursively).
+            Text: a list, 1-D array or Series of strings; a .txt file (one text per line), a
+            table file, DataFrame, dict or list of dicts with the text column; a folder of .txt
+            files (one text per file, searched recursively).
 
     Returns:
         tabular: (DataFrame, None). image: (float32 (N, C, H, W) in [0, 1] at the artifact's
@@ -130,11 +130,11 @@ def _read_texts(inp: Any, spec: dict[str, Any]) -> tuple[np.ndarray, list[str] |
     from ladder.data.text import as_texts
 
     column = spec.get("column") or "text"
-    if isinstance(inp, np.ndarray) and inp.ndim == 1:
+    if isinstance(inp, np.ndarray | pd.Series):  # as_texts rejects a 2-D array
         return as_texts(inp), None
     texts = isinstance(inp, Sequence) and not isinstance(inp, str) and bool(inp)
-    if texts and all(isinstance(t, str) for t in inp):
-        return as_texts(list(inp)), None
+    if texts and all(isinstance(t, str) or _is_scalar(t) for t in inp):
+        return as_texts(list(inp)), None  # None and NaN are empty texts, as in an array
     if isinstance(inp, str) and not _looks_like_file(inp):
         return as_texts([inp]), None  # one text
     if isinstance(inp, str | Path):
@@ -154,6 +154,11 @@ def _read_texts(inp: Any, spec: dict[str, Any]) -> tuple[np.ndarray, list[str] |
             return as_texts([line.rstrip("\r") for line in lines]), None
     frame = _read_tabular(inp, {"columns": [column], **spec})
     return as_texts(frame, column), None
+
+
+def _is_scalar(value: Any) -> bool:
+    """None, NaN, a number: a missing or non-string text (not a record nor a nested list)."""
+    return not isinstance(value, Mapping | Sequence | np.ndarray | Path)
 
 
 def _looks_like_file(text: str) -> bool:

@@ -113,19 +113,19 @@ def describe_data(splits: Splits, source: str) -> dict[str, Any]:
         "rows": {**rows, "total": sum(rows.values())},
         "labels": list(train.labels),
         "classes": classes,
-        "features": _features(train),
+        "features": _features(train, [ds for _, ds in parts]),
         "sha256": fingerprint([ds for _, ds in parts]),
     }
 
 
-def _features(ds: Dataset) -> dict[str, Any]:
-    if ds.kind == "text":
+def _features(ds: Dataset, parts: list[Dataset]) -> dict[str, Any]:
+    if ds.kind == "text":  # texts: the column, empty ones (in all splits), lengths (training)
         from ladder.data.text_sources import count_empty
 
         words = [len(str(t).split()) for t in ds.X]
         return {
             "text_column": ds.text_column,
-            "empty_texts": count_empty(ds.X),
+            "empty_texts": sum(count_empty(part.X) for part in parts),
             "mean_words": round(float(np.mean(words)), 1) if words else 0.0,
             "max_words": int(max(words, default=0)),
         }

@@ -6,8 +6,11 @@ A missing or empty text is kept as the empty string; `describe_data` counts them
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -90,6 +93,8 @@ def load_text_files(root: Path, cfg: DataConfig) -> Dataset:
         lines = _read_text(file).split("\n")
         if lines and lines[-1].strip() == "":
             lines.pop()  # the newline that ends the last line
+        if not lines:  # else the label would be a class without a single example
+            raise DataError(f"data.text_files.{label}: {file}: the file holds no texts")
         texts.extend(line.rstrip("\r") for line in lines)
         y.extend([label_id] * len(lines))
     return _dataset(texts, y, labels)
@@ -109,11 +114,13 @@ def load_hf(spec: str, cfg: DataConfig) -> Dataset:
             f"hf:{spec}: Hugging Face datasets need the `datasets` package "
             "(pip install 'ladder-ml[text]')"
         ) from exc
-    local = Path(name).expanduser().exists()
+    folder = Path(name).expanduser()
+    local = folder.exists()
     if not local and not hf_offline():
         ensure_hub_reachable(f"hf:{spec}")
     try:
-        data = datasets.load_dataset(name, split=split)
+        with _offline_now(datasets):  # `datasets` does not expand "~" itself
+            data = datasets.load_dataset(str(folder) if local else name, split=split)
     except (FileNotFoundError, ConnectionError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         offline = " (HF_HUB_OFFLINE is set and it is not cached)" if hf_offline() else ""
@@ -123,6 +130,25 @@ def load_hf(spec: str, cfg: DataConfig) -> Dataset:
     if isinstance(feature, datasets.ClassLabel) and cfg.target in frame.columns:
         frame[cfg.target] = [feature.int2str(int(v)) for v in frame[cfg.target]]
     return text_from_frame(frame, cfg, f"hf:{spec}")
+
+
+@contextlib.contextmanager
+def _offline_now(datasets: Any) -> Iterator[None]:
+    """Offline for the duration when HF_HUB_OFFLINE is set now: `datasets` and huggingface_hub
+    read it once, at import, and would otherwise retry the hub for half a minute."""
+    import huggingface_hub.constants as hub_constants
+
+    from ladder.hub import hf_offline
+
+    if not hf_offline():
+        yield
+        return
+    saved = datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = hub_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = saved
 
 
 def count_empty(texts: np.ndarray) -> int:

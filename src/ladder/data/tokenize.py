@@ -30,7 +30,7 @@ def train_tokenizer(
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from tokenizers import trainers as tk_trainers
 
-    common = {"vocab_size": vocab_size, "min_frequency": min_frequency}
+    common = {"vocab_size": vocab_size, "min_frequency": min_frequency, "show_progress": False}
     if kind == "wordpiece":
         tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
         trainer: Any = tk_trainers.WordPieceTrainer(special_tokens=SPECIAL_TOKENS, **common)

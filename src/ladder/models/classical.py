@@ -218,7 +218,8 @@ def save_estimator(estimator: Any, path: str | Path) -> None:
     import skops.io as sio
 
     path = Path(path)
-    data = sio.dumps(estimator)
+    with tfidf.packed_vocabularies(estimator):
+        data = sio.dumps(estimator)
     refused = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
     if refused:  # fail now rather than when the artifact is loaded
         raise LadderError(f"{path}: cannot save {type(estimator).__name__} safely: {refused}")

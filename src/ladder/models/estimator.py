@@ -296,8 +296,13 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
 
 
 def neural_types() -> list[str]:
-    """The registry's neural model types."""
-    return [name for name in MODEL_TYPES if MODEL_TYPES[name].family == "neural"]
+    """The registry's neural model types that take numeric arrays (tabular rows or images);
+    text models need a tokenizer fitted by the pipeline, so `ladder run` trains those."""
+    return [
+        name
+        for name in MODEL_TYPES
+        if MODEL_TYPES[name].family == "neural" and "text" not in MODEL_TYPES[name].inputs
+    ]
 
 
 def valid_param_names(model: Any) -> list[str]:
@@ -351,6 +356,11 @@ def _neural_spec(model: Any) -> ModelSpec:
         raise ValueError(
             f"model={model!r} is a classical model; NeuralClassifier takes a neural type "
             f"({neural}). Use scikit-learn's {module}.{cls} directly."
+        )
+    if "text" in spec.inputs:
+        raise ValueError(
+            f"model={model!r} is a text model; NeuralClassifier takes numeric arrays ({neural}). "
+            "Train text models with `ladder run` (it fits their tokenizer)."
         )
     return spec
 

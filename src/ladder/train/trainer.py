@@ -375,9 +375,11 @@ class Trainer:
 
 
 def _as_model_input(X: np.ndarray) -> np.ndarray:
-    """Token ids stay int64; everything else becomes float32."""
+    """Token ids stay int64; everything else becomes float32 (contiguous: torch refuses views
+    with negative strides, such as X[::-1])."""
     X = np.asarray(X)
-    return X.astype(np.int64 if np.issubdtype(X.dtype, np.integer) else np.float32, copy=False)
+    dtype = np.int64 if np.issubdtype(X.dtype, np.integer) else np.float32
+    return np.ascontiguousarray(X, dtype=dtype)
 
 
 def _overrides(callback: Callback, hook: str) -> bool:
