@@ -37,6 +37,9 @@ def test_numpy_array_and_series():
 def test_bare_string_that_is_not_a_path_is_one_text():
     assert read("what a great movie") == (["what a great movie"], None)
     assert read("two lines\nstill one text") == (["two lines\nstill one text"], None)
+    review = "a long review without a line break " * 20  # longer than a file name may be
+    assert read(review) == ([review], None)
+    assert read("x" * 5000) == (["x" * 5000], None)
 
 
 def test_txt_file_is_one_text_per_line(tmp_path):

@@ -246,8 +246,8 @@ def test_hf_local_folder_with_splits(tmp_path, offline, no_network, datasets_cac
     assert ds.y.tolist() == [1, 0, 1]
     test = load_dataset(cfg(f"hf:{folder}@test"))
     assert test.X.tolist() == ["ugh", "lovely"] and test.y.tolist() == [0, 1]
-    with pytest.raises(DataError, match=r"@validation: cannot load the dataset.*Unknown split"):
-        load_dataset(cfg(f"hf:{folder}@validation"))
+    with pytest.raises(DataError, match=r"@validation: cannot load the dataset: Unknown split"):
+        load_dataset(cfg(f"hf:{folder}@validation"))  # a local folder: offline is no excuse
     with pytest.raises(DataError, match="no text column 'body'"):
         load_dataset(cfg(f"hf:{folder}", text="body"))
     assert no_network == []
@@ -271,10 +271,14 @@ def test_hf_class_label_names_become_labels(tmp_path, offline, no_network):
     )
     folder = tmp_path / "pq"
     folder.mkdir()
-    table = datasets.Dataset.from_dict({"text": ["a", "b", "c"], "label": [1, 0, 1]}, features)
-    table.to_parquet(str(folder / "train.parquet"))
-    ds = load_dataset(cfg(f"hf:{folder}"))
+    rows = {"text": ["a", "b", "c", "hidden"], "label": [1, 0, 1, -1]}  # -1: no label
+    datasets.Dataset.from_dict(rows, features).to_parquet(str(folder / "train.parquet"))
+    with pytest.raises(DataError, match="1 rows have no value in target column 'label'"):
+        load_dataset(cfg(f"hf:{folder}"))
+    ds = load_dataset(cfg(f"hf:{folder}", drop_missing_target=True))
     assert ds.labels == ["neg", "pos"] and ds.y.tolist() == [1, 0, 1]
+    assert ds.X.tolist() == ["a", "b", "c"]
+    assert no_network == []
 
 
 def test_hf_unknown_name_offline_fails_fast(offline, no_network, monkeypatch):

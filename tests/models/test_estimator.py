@@ -164,6 +164,7 @@ def test_cnn_on_tiny_images():
     ("params", "match"),
     [
         ({"model": "random_forest"}, r"classical model.*\(mlp, cnn\).*RandomForestClassifier"),
+        ({"model": "textcnn"}, r"text model.*ladder run"),
         ({"model": "mpl"}, r"unknown model type 'mpl'; did you mean 'mlp'\?"),
         ({"hiden": [8]}, r"did you mean 'hidden'\?"),
         (

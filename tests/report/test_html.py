@@ -179,6 +179,22 @@ def test_image_dataset_and_missing_plots(tmp_path: Path) -> None:
     assert 'alt="Confusion, forest"' in page  # drawn from metrics.json instead
 
 
+def test_text_dataset_is_described(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run")
+    data = json.loads((run / "data.json").read_text())
+    data["kind"] = "text"
+    data["features"] = {
+        "text_column": "review",
+        "empty_texts": 3,
+        "mean_words": 21.5,
+        "max_words": 59,
+    }
+    (run / "data.json").write_text(json.dumps(data))
+    page = render_report(run).read_text()
+    assert "Text (column review): 21.5 words on average, at most 59" in page
+    assert "3 empty texts" in page
+
+
 def test_empty_folder_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(LadderError, match=r"no results to report \(no leaderboard.csv\)"):
         render_report(tmp_path)

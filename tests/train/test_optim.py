@@ -200,3 +200,41 @@ def test_optimizer_step_when_the_grad_scaler_skips_the_first_step():
     optimizer_step(optimizer, scheduler, scaler, net.parameters(), 1.0, step=0)
     assert torch.equal(net.weight, before)  # skipped
     assert scheduler.last_epoch == 1 and scaler.get_scale() < 2.0**16
+
+
+def test_linear_schedule_with_warmup_fraction_decays_to_min_lr():
+    cfg = SchedulerConfig(name="linear", warmup_fraction=0.2)
+    got = lrs(1.0, cfg, epochs=2, steps=5)  # 10 steps: 2 of warm-up, 8 of linear decay
+    assert got == pytest.approx([0.5, 1.0, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125])
+
+
+def test_warmup_fraction_alone_makes_a_scheduler():
+    cfg = SchedulerConfig(name="none", warmup_fraction=0.5)
+    assert lrs(1.0, cfg, epochs=1, steps=4) == pytest.approx([0.5, 1.0, 1.0, 1.0])
+
+
+class Grouped(nn.Module):
+    """A module with its own parameter groups (as the pretrained model has)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body, self.head = nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def param_groups(self, lr: float, weight_decay: float) -> list[dict]:
+        return [
+            {"params": list(self.head.parameters()), "lr": lr, "weight_decay": weight_decay},
+            {"params": list(self.body.parameters()), "lr": lr / 10, "weight_decay": 0.0},
+        ]
+
+
+def test_a_module_may_bring_its_own_parameter_groups():
+    optimizer = build_optimizer(Grouped(), OptimizerConfig(name="adamw", lr=0.1, weight_decay=0.5))
+    assert [(g["lr"], g["weight_decay"]) for g in optimizer.param_groups] == [
+        (0.1, 0.5),
+        (0.01, 0.0),
+    ]
+    cfg = SchedulerConfig(name="linear")
+    scheduler = build_scheduler(optimizer, cfg, epochs=1, steps_per_epoch=2)
+    optimizer.step()
+    scheduler.step()
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.05, 0.005])

@@ -168,4 +168,8 @@ def _looks_like_file(text: str) -> bool:
     if "\n" in text or len(text) > 4096:
         return False
     path = Path(text)
-    return path.exists() or path.suffix.lower() == ".txt" or table_format(path) is not None
+    try:
+        exists = path.exists()
+    except OSError:  # e.g. a sentence longer than a file name may be (255 bytes): a text
+        return False
+    return exists or path.suffix.lower() == ".txt" or table_format(path) is not None

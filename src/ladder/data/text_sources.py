@@ -123,12 +123,16 @@ def load_hf(spec: str, cfg: DataConfig) -> Dataset:
             data = datasets.load_dataset(str(folder) if local else name, split=split)
     except (FileNotFoundError, ConnectionError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        offline = " (HF_HUB_OFFLINE is set and it is not cached)" if hf_offline() else ""
+        offline = (
+            " (HF_HUB_OFFLINE is set and it is not cached)" if hf_offline() and not local else ""
+        )
         raise DataError(f"hf:{spec}: cannot load the dataset{offline}: {first}") from exc
     frame = data.to_pandas()
     feature = data.features.get(cfg.target)
     if isinstance(feature, datasets.ClassLabel) and cfg.target in frame.columns:
-        frame[cfg.target] = [feature.int2str(int(v)) for v in frame[cfg.target]]
+        # -1 is the datasets convention for "no label" (e.g. hidden test labels): missing
+        names = [feature.int2str(int(v)) if int(v) >= 0 else None for v in frame[cfg.target]]
+        frame[cfg.target] = names
     return text_from_frame(frame, cfg, f"hf:{spec}")
 
 

@@ -102,6 +102,13 @@ def _dataset_section(data: dict[str, Any]) -> str:
 
 
 def _features(features: dict[str, Any]) -> str:
+    if "text_column" in features:
+        return (
+            f"<p>Text (column {escape(str(features['text_column']))}): "
+            f"{features.get('mean_words', 0)} words on average, at most "
+            f"{features.get('max_words', 0)} (training split); "
+            f"{features.get('empty_texts', 0)} empty texts</p>"
+        )
     if "channels" in features:
         shape = f"{features['channels']} × {features['height']} × {features['width']}"
         return f"<p>Images, channels × height × width: {escape(shape)}</p>"
