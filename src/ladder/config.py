@@ -6,7 +6,6 @@ what was found; unknown keys get a "did you mean" suggestion.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ladder.errors import ConfigError
+from ladder.overrides import apply_overrides, did_you_mean, parse_overrides
 
 
 class Section(BaseModel):
@@ -216,7 +216,7 @@ class Config(Section):
         """The validated entry of the model called `name`."""
         entries = {e["name"]: e for e in self.models}
         if name not in entries:
-            suggestion = _did_you_mean(name, list(entries))
+            suggestion = did_you_mean(name, list(entries))
             raise ConfigError(
                 [f"no model named '{name}'{suggestion} (models: {', '.join(entries)})"]
             )
@@ -312,7 +312,7 @@ def _validate_model_entry(
     if not isinstance(name, str) or not name:
         problems.append(f"{where}.name: expected a model name (string), got {name!r}")
     if model_type not in MODEL_TYPES:
-        hint = _did_you_mean(str(model_type), list(MODEL_TYPES))
+        hint = did_you_mean(str(model_type), list(MODEL_TYPES))
         problems.append(
             f"{where}.type: unknown model type {model_type!r}{hint}; "
             f"(valid types: {', '.join(MODEL_TYPES)})"
@@ -389,7 +389,7 @@ def format_validation_error(
             known = _known_keys(root, err["loc"][:-1])
             if extra_fields is not None and len(err["loc"]) == 1:
                 known += list(extra_fields.model_fields)
-            lines.append(f"{loc}: unknown key '{key}'{_did_you_mean(key, known)}")
+            lines.append(f"{loc}: unknown key '{key}'{did_you_mean(key, known)}")
         elif err["type"] == "missing":
             lines.append(f"{loc}: required key is missing")
         else:
@@ -432,11 +432,6 @@ def _known_keys(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return list(getattr(cls, "model_fields", {}))
 
 
-def _did_you_mean(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
@@ -445,57 +440,6 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-# ----------------------------------------------------------------------------- overrides
-
-
-def parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, Any]:
-    """`["train.epochs=3"]` or `{"train.epochs": 3}` -> {dotted key: YAML-typed value}."""
-    if overrides is None:
-        return {}
-    if isinstance(overrides, dict):
-        return dict(overrides)
-    parsed: dict[str, Any] = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError([f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=3"])
-        try:
-            parsed[key.strip()] = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError as exc:
-            raise ConfigError([f"--set {item!r}: value is not valid YAML ({exc})"]) from exc
-    return parsed
-
-
-def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> None:
-    """Set dotted keys in the raw config; `models.NAME.key` addresses a model by its name."""
-    for dotted, value in overrides.items():
-        parts = dotted.split(".")
-        node: Any = raw
-        for i, part in enumerate(parts[:-1]):
-            if isinstance(node, list):
-                node = _list_item(node, part, ".".join(parts[: i + 1]))
-                continue
-            if not isinstance(node.get(part), dict | list):
-                node[part] = {}
-            node = node[part]
-        last = parts[-1]
-        if isinstance(node, list):
-            raise ConfigError([f"--set {dotted}: cannot replace a whole list entry; name a key"])
-        node[last] = value
-
-
-def _list_item(items: list[Any], key: str, where: str) -> Any:
-    if key.isdigit() and int(key) < len(items):
-        return items[int(key)]
-    for item in items:
-        if isinstance(item, dict) and item.get("name") == key:
-            return item
-    names = [str(i.get("name")) for i in items if isinstance(i, dict)]
-    raise ConfigError(
-        [f"--set {where}: no entry named '{key}'{_did_you_mean(key, names)} (names: {names})"]
-    )
 
 
 def dump_config(config: Config, version: str) -> str:

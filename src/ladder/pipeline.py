@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ladder import __version__
+from ladder.cache import cached_status, config_hash, refuse_other_data, stamp_hash
 from ladder.config import Config, ModelEntry, dump_config, load_config
 from ladder.errors import ConfigError, LadderError
 from ladder.io import atomic_write_text
@@ -380,7 +381,7 @@ def run_config(
     run_dir = Path(out) if out is not None else Path("runs") / config.name
 
     data = prepare_data(config)
-    _refuse_other_data(run_dir, config, data, force)
+    refuse_other_data(run_dir, config, data, force)
     write_run_files(config, run_dir, data)
     if config.evaluate.cv:
         from ladder.crossval import folds, summarize
@@ -415,7 +416,7 @@ def _train_rungs(
     label: str = "",
 ) -> dict[str, str]:
     """Train each selected model unless cached; a failure is recorded and the others go on."""
-    status = {name: _cached_status(run_dir, config, entry) for name, entry in entries.items()}
+    status = {name: cached_status(run_dir, config, entry) for name, entry in entries.items()}
     show = _Progress(len(selected), label)
     for i, name in enumerate(selected, start=1):
         if status[name] == "cached" and not force:
@@ -425,8 +426,8 @@ def _train_rungs(
         started = time.perf_counter()
         try:
             train_entry(config, entries[name], data, run_dir)
-            _stamp_hash(
-                run_dir / "models" / name / "metrics.json", _config_hash(config, entries[name])
+            stamp_hash(
+                run_dir / "models" / name / "metrics.json", config_hash(config, entries[name])
             )
             status[name] = "ok"
             show.line(i, name, f"done in {time.perf_counter() - started:.1f}s")
@@ -462,57 +463,6 @@ def _render_report(run_dir: Path) -> Path | None:
     except ImportError:  # the report module arrives with its own change
         return None
     return render_report(run_dir)
-
-
-def _config_hash(config: Config, entry: ModelEntry) -> str:
-    """A hash of everything that decides a model's result: its entry, training, data, seed."""
-    import hashlib
-
-    key = {
-        "model": entry.describe(),
-        "train": entry.train.model_dump(mode="json"),
-        "text": entry.text.model_dump(mode="json"),
-        "data": config.data.model_dump(mode="json"),
-        "seed": config.seed,
-        "evaluate": config.evaluate.model_dump(mode="json"),
-    }
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-
-
-def _cached_status(run_dir: Path, config: Config, entry: ModelEntry) -> str:
-    """ "cached" when the model's metrics.json carries this config's hash, else "absent"."""
-    path = run_dir / "models" / entry.name / "metrics.json"
-    try:
-        saved = json.loads(path.read_text()).get("config_hash")
-    except (OSError, ValueError):
-        return "absent"
-    ok = saved == _config_hash(config, entry) and (path.parent / "artifact").is_dir()
-    return "cached" if ok else "absent"
-
-
-def _stamp_hash(metrics_path: Path, key: str) -> None:
-    metrics = json.loads(metrics_path.read_text())
-    atomic_write_text(metrics_path, json.dumps({**metrics, "config_hash": key}, indent=2))
-
-
-def _refuse_other_data(run_dir: Path, config: Config, data: PreparedData, force: bool) -> None:
-    """A run folder holds one dataset and split; another config's results are not mixed in."""
-    import yaml
-
-    old_file = run_dir / "config.yaml"
-    if force or not old_file.exists():
-        return
-    old = yaml.safe_load(old_file.read_text()) or {}
-    new = {"data": config.data.model_dump(mode="json"), "seed": config.seed}
-    changed = [key for key in new if old.get(key) != new[key]]
-    old_data = run_dir / "data.json"
-    if old_data.exists() and json.loads(old_data.read_text()).get("sha256") != data.info["sha256"]:
-        changed.append("the data itself (sha256 differs)")
-    if changed:
-        raise LadderError(
-            f"{run_dir} holds results of a different config ({', '.join(changed)} changed); "
-            "use --force to replace them or --out for a new run folder"
-        )
 
 
 class _Progress:

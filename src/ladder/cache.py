@@ -1,0 +1,64 @@
+"""The run folder's cache: a model whose resolved config is unchanged is not trained again, and
+a run folder holds the results of one dataset and split only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ladder.config import Config, ModelEntry
+from ladder.errors import LadderError
+from ladder.io import atomic_write_text
+
+
+def config_hash(config: Config, entry: ModelEntry) -> str:
+    """A hash of everything that decides a model's result: its entry, training, data, seed."""
+    import hashlib
+
+    key = {
+        "model": entry.describe(),
+        "train": entry.train.model_dump(mode="json"),
+        "text": entry.text.model_dump(mode="json"),
+        "data": config.data.model_dump(mode="json"),
+        "seed": config.seed,
+        "evaluate": config.evaluate.model_dump(mode="json"),
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def cached_status(run_dir: Path, config: Config, entry: ModelEntry) -> str:
+    """ "cached" when the model's metrics.json carries this config's hash, else "absent"."""
+    path = run_dir / "models" / entry.name / "metrics.json"
+    try:
+        saved = json.loads(path.read_text()).get("config_hash")
+    except (OSError, ValueError):
+        return "absent"
+    ok = saved == config_hash(config, entry) and (path.parent / "artifact").is_dir()
+    return "cached" if ok else "absent"
+
+
+def stamp_hash(metrics_path: Path, key: str) -> None:
+    """Record the config hash `key` in a model's metrics.json (marks the result as cached)."""
+    metrics = json.loads(metrics_path.read_text())
+    atomic_write_text(metrics_path, json.dumps({**metrics, "config_hash": key}, indent=2))
+
+
+def refuse_other_data(run_dir: Path, config: Config, data: Any, force: bool) -> None:
+    """A run folder holds one dataset and split; another config's results are not mixed in."""
+    import yaml
+
+    old_file = run_dir / "config.yaml"
+    if force or not old_file.exists():
+        return
+    old = yaml.safe_load(old_file.read_text()) or {}
+    new = {"data": config.data.model_dump(mode="json"), "seed": config.seed}
+    changed = [key for key in new if old.get(key) != new[key]]
+    old_data = run_dir / "data.json"
+    if old_data.exists() and json.loads(old_data.read_text()).get("sha256") != data.info["sha256"]:
+        changed.append("the data itself (sha256 differs)")
+    if changed:
+        raise LadderError(
+            f"{run_dir} holds results of a different config ({', '.join(changed)} changed); "
+            "use --force to replace them or --out for a new run folder"
+        )
