@@ -114,6 +114,33 @@ def test_padding_does_not_change_logits(module: PretrainedClassifier, tokenizer)
         torch.testing.assert_close(module(short), module(long), atol=1e-4, rtol=0)
 
 
+def test_mean_pooling_averages_the_real_tokens(built: PretrainedClassifier, tokenizer) -> None:
+    module = copy.deepcopy(built)
+    module.pooling = "mean"
+    module.eval()
+    texts = ["great", "I hated every minute of it"]
+    short = encode(tokenizer, texts)
+    long = encode(tokenizer, texts, length=short.shape[1] + 7)
+    with torch.no_grad():
+        torch.testing.assert_close(module(short), module(long), atol=1e-4, rtol=0)
+        hidden = module.model.base_model(input_ids=short[:1, :3])[0]  # "[CLS] great [SEP]"
+        expected = module.model.classifier(hidden.mean(dim=1))
+        torch.testing.assert_close(module(short[:1]), expected, atol=1e-5, rtol=0)
+
+
+def test_mean_pooling_bypasses_the_pooler(config: PretrainedConfig) -> None:
+    module = build_pretrained(config.model_copy(update={"pooling": "mean"}), (MAX_LENGTH, VOCAB), 2)
+    frozen = {n for n, p in module.named_parameters() if not p.requires_grad}
+    assert frozen and all(".pooler." in name for name in frozen)
+
+
+def test_mean_pooling_needs_a_linear_head(built: PretrainedClassifier, config) -> None:
+    model = copy.deepcopy(built.model)
+    model.classifier = torch.nn.Sequential(torch.nn.Linear(384, 2))
+    with pytest.raises(LadderError, match="pooling: mean needs a model whose classification head"):
+        PretrainedClassifier(model, config.model_copy(update={"pooling": "mean"}))
+
+
 # ----------------------------------------------------------------------------- build checks
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ladder.errors import ArtifactError, ConfigError, LadderError
-from ladder.models.sequence import padding_mask
+from ladder.models.sequence import masked_mean, padding_mask
 from ladder.registry import ModelSpec
 
 # The usual fine-tuning recipe; it replaces the top-level train: values of these keys (tuned
@@ -35,6 +35,7 @@ FINE_TUNING: dict[str, Any] = {
 CONFIG_FILE = "pretrained_config.json"  # the transformers config, saved beside the weights
 
 Freeze = Literal["none", "embeddings", "encoder"]
+Pooling = Literal["head", "mean"]
 
 
 class PretrainedConfig(BaseModel):
@@ -48,6 +49,12 @@ class PretrainedConfig(BaseModel):
     )
     layer_decay: float | None = Field(
         None, gt=0, le=1, description="layer-wise lr decay: layer i of N trains at lr * d**(N-i)"
+    )
+    pooling: Pooling = Field(
+        "head",
+        description="head: the model's own classification head (BERT: [CLS] through its "
+        "pooler); mean: the mean of the last hidden states into the head's final Linear "
+        "(suits encoders pretrained with mean pooling, such as sentence-transformers)",
     )
 
 
@@ -82,10 +89,27 @@ class PretrainedClassifier(nn.Module):
             )
         self.pad_id = int(pad_id)
         self._layers_prefix = _find_layers(model)
+        self.pooling = config.pooling
+        if self.pooling == "mean" and not isinstance(getattr(model, "classifier", None), nn.Linear):
+            raise LadderError(
+                f"{config.path}: pooling: mean needs a model whose classification head is one "
+                f"Linear layer (BERT-like); this is a {type(model).__name__}; use pooling: head"
+            )
+        if self.pooling == "mean":  # the pooler is bypassed: no gradients, nothing to train
+            pooler = getattr(model.base_model, "pooler", None)
+            for param in pooler.parameters() if isinstance(pooler, nn.Module) else ():
+                param.requires_grad_(False)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         mask = padding_mask(ids, self.pad_id)  # (batch, seq): padding takes no attention
-        return self.model(input_ids=ids, attention_mask=mask.long()).logits  # (batch, n_classes)
+        if self.pooling == "head":
+            return self.model(input_ids=ids, attention_mask=mask.long()).logits
+        hidden = self.model.base_model(input_ids=ids, attention_mask=mask.long())[0]
+        pooled = masked_mean(hidden, mask)  # (batch, seq, hidden) -> (batch, hidden)
+        dropout = getattr(self.model, "dropout", None)
+        if isinstance(dropout, nn.Module):
+            pooled = dropout(pooled)
+        return self.model.classifier(pooled)  # (batch, n_classes)
 
     def depth(self, name: str) -> int:
         """Where a parameter of the base model sits: 0 embeddings, 1..N layers, N+1 head.
