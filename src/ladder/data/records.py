@@ -24,12 +24,11 @@ def read_records(
         inp: tabular: a path to a CSV/TSV/JSONL/Parquet file, a DataFrame, a dict (one record, or
             column -> values) or a list of dicts. Image: a folder (searched recursively, sorted;
             class subfolders allowed), an image path, a list of image paths, or an array
-            (N, C, H, W), (N, H, W) or (H, W) (integers 0..255 or floats in [0, 1]).
+            (N, C, H, W), (N, H, W) or (H, W) (integers 0..255 or floats in [0, 1]). Text: a
+            list, 1-D array or Series of strings; a string that is not a file path is one
+            text; a .txt file (one text per line), a table file, DataFrame, dict or list of
+            dicts with the text column; a folder of .txt files (one per file, recursive).
         input_spec: the fitted preprocessor's `input_spec()` (from the artifact).
-
-            Text: a list, 1-D array or Series of strings; a .txt file (one text per line), a
-            table file, DataFrame, dict or list of dicts with the text column; a folder of .txt
-            files (one text per file, searched recursively).
 
     Returns:
         tabular: (DataFrame, None). image: (float32 (N, C, H, W) in [0, 1] at the artifact's
@@ -132,8 +131,8 @@ def _read_texts(inp: Any, spec: dict[str, Any]) -> tuple[np.ndarray, list[str] |
     column = spec.get("column") or "text"
     if isinstance(inp, np.ndarray | pd.Series):  # as_texts rejects a 2-D array
         return as_texts(inp), None
-    texts = isinstance(inp, Sequence) and not isinstance(inp, str) and bool(inp)
-    if texts and all(isinstance(t, str) or _is_scalar(t) for t in inp):
+    is_list = isinstance(inp, Sequence) and not isinstance(inp, str) and bool(inp)
+    if is_list and all(isinstance(t, str) or _is_scalar(t) for t in inp):
         return as_texts(list(inp)), None  # None and NaN are empty texts, as in an array
     if isinstance(inp, str) and not _looks_like_file(inp):
         return as_texts([inp]), None  # one text

@@ -2,7 +2,9 @@
 
 Data arrives as in-memory numpy arrays, is moved to the device once, and batches are taken by
 indexing those tensors (no per-sample Dataset calls), so the loop adds little to the cost of
-the model's own forward and backward passes. Logging, early stopping, checkpoints and progress
+the model's own forward and backward passes. Token ids (integer arrays) stay int64; with a
+`TokenBatching` each batch is trimmed to its longest row and rows of similar length are
+batched together. Logging, early stopping, checkpoints and progress
 bars are callbacks (`ladder.train.callbacks`).
 
 Each epoch's log row: epoch, lr (at the end of the epoch; the schedule steps every optimizer
