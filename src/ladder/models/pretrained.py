@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ladder.errors import ArtifactError, ConfigError, LadderError
-from ladder.models.sequence import masked_mean, padding_mask
+from ladder.models.sequence import masked_mean, padding_mask, text_shape
 from ladder.registry import ModelSpec
 
 # The usual fine-tuning recipe; it replaces the top-level train: values of these keys (tuned
@@ -200,12 +200,7 @@ def build_pretrained(
     """
     from ladder.hub import resolve_pretrained
 
-    if len(input_shape) != 2:
-        raise LadderError(
-            "pretrained needs text data: input_shape (max_length, vocab_size); "
-            f"got {tuple(input_shape)}"
-        )
-    max_length, vocab_size = (int(s) for s in input_shape)
+    max_length, vocab_size = text_shape(input_shape, "pretrained")
     folder = resolve_pretrained(config.path)
 
     from transformers import AutoConfig, AutoModelForSequenceClassification

@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ladder.errors import LadderError
 from ladder.models.sequence import (
     PAD_ID,
     init_embedding,
@@ -26,6 +25,7 @@ from ladder.models.sequence import (
     masked_max,
     masked_mean,
     padding_mask,
+    text_shape,
 )
 from ladder.registry import ModelSpec
 
@@ -92,11 +92,7 @@ class RNNClassifier(nn.Module):
 
 def build_rnn(config: RNNConfig, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
     """A recurrent classifier over token ids; `input_shape` is (max_length, vocab_size)."""
-    if len(input_shape) != 2:
-        raise LadderError(
-            f"rnn needs text data (token ids); got input of shape {tuple(input_shape)}"
-        )
-    _, vocab_size = (int(s) for s in input_shape)
+    _, vocab_size = text_shape(input_shape, "rnn")
     return RNNClassifier(config, vocab_size, n_classes)
 
 

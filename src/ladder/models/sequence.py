@@ -8,8 +8,21 @@ from __future__ import annotations
 
 import torch
 
+from ladder.errors import LadderError
+
 PAD_ID = 0  # the id of [PAD] in every tokenizer ladder trains
 EMBEDDING_INIT = 0.25  # half-width of the uniform initial word vectors
+
+
+def text_shape(input_shape: tuple[int, ...], model_type: str) -> tuple[int, int]:
+    """(max_length, vocab_size) of a text model's input; LadderError for other data."""
+    if len(input_shape) != 2:
+        raise LadderError(
+            f"{model_type} needs text data (token ids; input_shape (max_length, vocab_size)), "
+            f"got input of shape {tuple(input_shape)}"
+        )
+    max_length, vocab_size = (int(s) for s in input_shape)
+    return max_length, vocab_size
 
 
 def padding_mask(ids: torch.Tensor, pad_id: int = PAD_ID) -> torch.Tensor:

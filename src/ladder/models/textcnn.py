@@ -13,8 +13,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import nn
 
-from ladder.errors import LadderError
-from ladder.models.sequence import PAD_ID, init_embedding, masked_max, padding_mask
+from ladder.models.sequence import PAD_ID, init_embedding, masked_max, padding_mask, text_shape
 from ladder.registry import ModelSpec
 
 
@@ -61,11 +60,7 @@ class TextCNN(nn.Module):
 
 def build_textcnn(config: TextCNNConfig, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
     """A TextCNN over token ids; `input_shape` is (max_length, vocab_size)."""
-    if len(input_shape) != 2:
-        raise LadderError(
-            f"textcnn needs text data (token ids); got input of shape {tuple(input_shape)}"
-        )
-    _, vocab_size = (int(s) for s in input_shape)
+    _, vocab_size = text_shape(input_shape, "textcnn")
     return TextCNN(config, vocab_size, n_classes)
 
 

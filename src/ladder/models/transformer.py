@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator
 from torch import nn
 
-from ladder.errors import LadderError
-from ladder.models.sequence import PAD_ID, masked_mean, padding_mask
+from ladder.models.sequence import PAD_ID, masked_mean, padding_mask, text_shape
 from ladder.registry import ModelSpec
 
 
@@ -185,12 +184,7 @@ def build_transformer(
     config: TransformerConfig, input_shape: tuple[int, ...], n_classes: int
 ) -> nn.Module:
     """A Transformer encoder from token ids, `input_shape` = (max_length, vocab_size), to logits."""
-    if len(input_shape) != 2:
-        raise LadderError(
-            "transformer needs text data: input_shape (max_length, vocab_size); "
-            f"got {tuple(input_shape)}"
-        )
-    max_length, vocab_size = (int(s) for s in input_shape)
+    max_length, vocab_size = text_shape(input_shape, "transformer")
     return TransformerClassifier(config, max_length, vocab_size, n_classes)
 
 
