@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from pydantic import ValidationError
+from text_helpers import token_task, training_accuracy
 from torch import nn
 
 from ladder.errors import LadderError
@@ -104,22 +105,10 @@ def test_gradients_reach_the_embedding():
 
 def test_learns_whether_a_token_appears():
     torch.manual_seed(0)
-    n, seq = 128, 10
-    ids = torch.randint(6, VOCAB, (n, seq))
-    lens = torch.randint(2, seq + 1, (n,))
-    ids[torch.arange(seq) >= lens.unsqueeze(1)] = PAD_ID
-    labels = torch.arange(n) % 2
-    where = (torch.rand(n) * lens).long()  # a random real position of each row
-    ids[labels == 1, where[labels == 1]] = 5
+    seq = 10
+    ids, labels = token_task(128, seq, VOCAB)
     model = build_textcnn(TextCNNConfig(embedding_dim=16, filters=8, dropout=0.1), (seq, VOCAB), 2)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(40):
-        loss = nn.functional.cross_entropy(model(ids), labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    accuracy = (model(ids).argmax(dim=1) == labels).float().mean().item()
+    accuracy = training_accuracy(model, ids, labels)
     assert accuracy >= 0.95
 
 
