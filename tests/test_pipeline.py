@@ -51,6 +51,7 @@ def test_classical_model_on_a_csv_writes_the_run_folder(tmp_path, table_csv):
         "preprocess.json",
         "labels.json",
         "model.skops",
+        "model.onnx",
     }
 
 

@@ -176,19 +176,47 @@ def predict(
     output: Annotated[
         Path | None, typer.Option("--output", help="CSV to write (default: stdout).")
     ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend",
+            help="onnxruntime, torch or sklearn (default: onnxruntime where model.onnx exists).",
+        ),
+    ] = None,
 ) -> None:
     """Predict with a saved model: CSV with the predicted label and one probability per class."""
     from ladder.export.artifact import load
     from ladder.export.predictions import predictions_frame
     from ladder.io import atomic_write_text
 
-    frame = predictions_frame(load(artifact), input)
+    frame = predictions_frame(load(artifact, backend), input)
     text = frame.to_csv(index=False, float_format="%.6g")
     if output is None:
         sys.stdout.write(text)
     else:
         atomic_write_text(output, text)
         _say(f"wrote {len(frame)} predictions to {output}", err=True)
+
+
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+
+
+@app.command()
+def export(
+    artifact: Annotated[Path, typer.Argument(help="An artifact folder.")],
+    format: Annotated[
+        ExportFormat, typer.Option("--format", help="The export format.")
+    ] = ExportFormat.onnx,
+) -> None:
+    """(Re)export an artifact's model.onnx, verified against its own model, in place."""
+    from ladder.export.reexport import export_artifact
+
+    info = export_artifact(artifact)
+    _say(
+        f"wrote {artifact / 'model.onnx'} (opset {info['opset']}; max abs difference "
+        f"{info['max_abs_diff']:.1e} on {info['rows_checked']} synthetic rows)"
+    )
 
 
 @app.command()

@@ -203,9 +203,22 @@ def train_entry(
     manifest = _manifest(config, entry, spec.family, preprocessor, data.labels, metrics, data.info)
     artifact = model_dir / "artifact"
     from ladder.export.artifact import write_artifact
+    from ladder.export.onnx import ONNX_MODEL, export_model
+
+    pad_id = getattr(preprocessor, "pad_id", None)
+    model = fitted.estimator if spec.family == "classical" else fitted.trainer.module
+    graph, manifest["onnx"] = export_model(model, spec.family, entry.type, x_test, y_prob, pad_id)
+
+    def write_model(folder: Path) -> list[str]:
+        saved = fitted.save(folder)
+        files = [saved] if isinstance(saved, str) else list(saved)
+        if graph is not None:
+            (folder / ONNX_MODEL).write_bytes(graph)
+            files.append(ONNX_MODEL)
+        return files
 
     write_artifact(
-        artifact, manifest, preprocessor.to_json(), fitted.save, preprocessor.extra_files()
+        artifact, manifest, preprocessor.to_json(), write_model, preprocessor.extra_files()
     )
     return TrainResult(
         entry.name, metrics, run_dir, model_dir, artifact, train_seconds, device, history

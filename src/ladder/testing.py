@@ -1,8 +1,9 @@
 """`check_model`: the conformance suite every registered model type passes.
 
 It trains the model on tiny data through the real pipeline, then checks the artifact: prediction
-shapes, probabilities that sum to one, single-record prediction, and that the loaded artifact
-scores the test data exactly as the freshly trained model did (save -> load keeps predictions).
+shapes, probabilities that sum to one, single-record prediction, ONNX export parity (ONNX
+Runtime vs the original model, or a recorded reason why the type is not exported), and that the
+loaded artifact scores the test data exactly as the freshly trained model did.
 """
 
 from __future__ import annotations
@@ -116,11 +117,25 @@ def check_model(model_type: str, workdir: str | Path, **params: Any) -> dict[str
     _check(set(model.predict(test_src)) <= set(LABELS), "predictions are known labels")
     _check(model.predict_proba(one_record).shape == (1, 3), "a single record predicts")
 
+    onnx = model.manifest["onnx"]
+    _check(bool(onnx["exported"] or onnx["reason"]), "ONNX export is done or explained")
+    if onnx["exported"]:
+        native = load(result.artifact, backend="sklearn" if _classical(model_type) else "torch")
+        _check(model.backend == "onnxruntime", "the ONNX Runtime backend is the default")
+        same = np.allclose(native.predict_proba(test_src), proba, atol=1e-4, rtol=0)
+        _check(same, "ONNX Runtime and the original model give the same probabilities")
+
     reloaded = evaluate_artifact(result.artifact, str(test_src))
     for key in ("accuracy", "log_loss"):
         same = math.isclose(reloaded[key], result.metrics[key], rel_tol=1e-5, abs_tol=1e-6)
         _check(same, f"loaded artifact {key} {reloaded[key]} == trained {result.metrics[key]}")
     return result.metrics
+
+
+def _classical(model_type: str) -> bool:
+    from ladder.registry import get_spec
+
+    return get_spec(model_type).family == "classical"
 
 
 def _check(ok: bool, what: str) -> None:

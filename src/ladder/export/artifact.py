@@ -117,6 +117,7 @@ class LoadedModel:
     manifest: dict[str, Any]
     preprocessor: Any
     predict_features: Callable[[np.ndarray], np.ndarray]
+    backend: str = "torch"
 
     @property
     def labels(self) -> list[Any]:
@@ -150,20 +151,40 @@ class LoadedModel:
         return np.asarray(self.labels, dtype=object)[proba.argmax(axis=1)]
 
 
-def load(directory: str | Path) -> LoadedModel:
-    """Load a verified artifact; the model type string picks the builder from the registry."""
+def load(directory: str | Path, backend: str | None = None) -> LoadedModel:
+    """Load a verified artifact to predict with `backend`.
+
+    Backends: "onnxruntime" (model.onnx; imports neither torch nor scikit-learn), "torch"
+    (neural models' weights) or "sklearn" (classical models' skops file). The default is
+    onnxruntime where the artifact has a model.onnx, else the model's own framework.
+    """
     from ladder.data import preprocessor_from_json
+    from ladder.export.onnx import ONNX_MODEL, OnnxPredictor
 
     directory = Path(directory)
     manifest = read_manifest(directory)
     preprocess = json.loads((directory / "preprocess.json").read_text())
     preprocessor = preprocessor_from_json(preprocess, directory)
-    model_path = directory / manifest["model_file"]
-    if manifest["family"] == "classical":
-        predict = _classical_predictor(model_path, manifest["model_type"])
+    family = manifest["family"]
+    native = "sklearn" if family == "classical" else "torch"
+    has_onnx = ONNX_MODEL in manifest["files"]
+    backend = backend or ("onnxruntime" if has_onnx else native)
+    if backend not in ("onnxruntime", native):
+        raise ArtifactError(
+            f"backend {backend!r}: a {family} model predicts with onnxruntime or {native}"
+        )
+    if backend == "onnxruntime":
+        if not has_onnx:
+            why = (manifest.get("onnx") or {}).get("reason", "it was not exported")
+            raise ArtifactError(f"{directory}: no {ONNX_MODEL} ({why}); use --backend {native}")
+        predict: Callable[[np.ndarray], np.ndarray] = OnnxPredictor(
+            directory / ONNX_MODEL, family, manifest.get("pad_id")
+        )
+    elif family == "classical":
+        predict = _classical_predictor(directory / manifest["model_file"], manifest["model_type"])
     else:
-        predict = _neural_predictor(model_path, manifest)
-    return LoadedModel(manifest=manifest, preprocessor=preprocessor, predict_features=predict)
+        predict = _neural_predictor(directory / manifest["model_file"], manifest)
+    return LoadedModel(manifest, preprocessor, predict, backend)
 
 
 def _classical_predictor(path: Path, model_type: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -173,7 +194,8 @@ def _classical_predictor(path: Path, model_type: str) -> Callable[[np.ndarray], 
     return lambda x: estimator.predict_proba(x if x.ndim == 1 else x.reshape(len(x), -1))
 
 
-def _neural_predictor(path: Path, manifest: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+def neural_module(path: Path, manifest: dict[str, Any]) -> Any:
+    """The artifact's torch module (eval mode) with its weights from `path`."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -193,8 +215,12 @@ def _neural_predictor(path: Path, manifest: dict[str, Any]) -> Callable[[np.ndar
         module.load_state_dict(load_file(path))
     except (SafetensorError, RuntimeError) as exc:
         raise ArtifactError(f"{path}: weights do not fit the {model_type} model ({exc})") from exc
-    module.eval()
+    return module.eval()
 
+
+def _neural_predictor(path: Path, manifest: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
+    module = neural_module(path, manifest)
+    n_classes = len(manifest["labels"])
     pad_id = manifest.get("pad_id")
 
     def predict(features: np.ndarray) -> np.ndarray:

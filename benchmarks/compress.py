@@ -1,0 +1,93 @@
+"""Claim: ONNX Runtime (fp32) predicts a single example at least 1.5x faster than PyTorch eager
+(fp32) for LeNet-5 and the MLP.
+
+Both models are trained by `ladder train examples/digits.yaml --model lenet|mlp` (3 epochs:
+speed does not depend on accuracy) into a temporary folder; their artifacts hold the verified
+model.onnx. Each contender predicts one preprocessed example (batch 1) and, separately, a batch
+of 64: the torch module in eval mode under `torch.no_grad()` vs an ONNX Runtime session on the
+CPU provider. Threads: torch's default and ONNX Runtime's default. The contenders alternate
+over `--rounds` rounds of `--calls` calls; the script prints the median latency of each and the
+ratio torch / onnxruntime (speed-up), also as the median of the rounds' own ratios.
+
+Run: .venv/bin/python benchmarks/compress.py [--rounds 7] [--calls 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ladder.export.artifact import load, neural_module, read_manifest
+from ladder.export.onnx import ONNX_MODEL, OnnxPredictor
+from ladder.pipeline import train
+
+CONFIG = Path(__file__).resolve().parents[1] / "examples" / "digits.yaml"
+GOAL = 1.5
+
+
+def seconds_per_call(fn: Callable[[], object], calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=300)
+    args = parser.parse_args()
+    from sklearn.datasets import load_digits
+
+    images = (load_digits().images[:64, None] / 16.0).astype(np.float32)  # (64, 1, 8, 8)
+    print(f"torch threads {torch.get_num_threads()}, rounds {args.rounds} x {args.calls} calls")
+    print(
+        f"{'model':8s} {'batch':>5s} {'torch ms':>9s} {'onnx ms':>9s} {'speed-up':>9s} "
+        f"{'per round':>9s}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("lenet", "mlp"):
+            result = train(CONFIG, name, out=tmp, overrides={"train.epochs": 3})
+            folder = result.artifact
+            manifest = read_manifest(folder)
+            features = load(folder).preprocessor.transform(images)
+            module = neural_module(folder / manifest["model_file"], manifest)
+            session = OnnxPredictor(folder / ONNX_MODEL, "neural")
+            for batch in (1, 64):
+                x = features[:batch]
+                x_torch = torch.from_numpy(x)
+
+                def eager(x_torch: torch.Tensor = x_torch, module=module) -> object:
+                    with torch.no_grad():
+                        return torch.softmax(module(x_torch), dim=1).numpy()
+
+                def onnx(x: np.ndarray = x, session=session) -> object:
+                    return session(x)
+
+                np.testing.assert_allclose(eager(), onnx(), atol=1e-4)
+                times: dict[str, list[float]] = {"torch": [], "onnx": []}
+                for r in range(args.rounds):
+                    pairs = [("torch", eager), ("onnx", onnx)]
+                    for label, fn in pairs if r % 2 == 0 else pairs[::-1]:
+                        fn()  # warm
+                        times[label].append(seconds_per_call(fn, args.calls))
+                t, o = statistics.median(times["torch"]), statistics.median(times["onnx"])
+                per_round = statistics.median(
+                    a / b for a, b in zip(times["torch"], times["onnx"], strict=True)
+                )
+                print(
+                    f"{name:8s} {batch:5d} {t * 1e3:9.3f} {o * 1e3:9.3f} {t / o:8.2f}x "
+                    f"{per_round:8.2f}x"
+                )
+    print(f"goal: batch 1 speed-up >= {GOAL}x")
+
+
+if __name__ == "__main__":
+    main()

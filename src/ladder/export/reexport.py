@@ -1,0 +1,96 @@
+"""`ladder export ARTIFACT`: (re)export an artifact's model.onnx from its own model files,
+verified on synthetic rows shaped like the model's input, and swapped in atomically."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ladder.export.artifact import read_manifest, write_artifact
+from ladder.export.onnx import ONNX_MODEL, ExportError, export_model
+
+N_ROWS = 64
+_WRITTEN_BY_WRITE_ARTIFACT = ("format_version", "model_file", "files", "checksum")
+
+
+def synthetic_features(manifest: dict[str, Any], n: int = N_ROWS, seed: int = 0) -> np.ndarray:
+    """Preprocessed features shaped like the model's input: standard normal floats (tabular,
+    images), or token ids of random lengths right-padded with the pad id (text)."""
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(d) for d in manifest["feature_shape"])
+    pad_id = manifest.get("pad_id")
+    if pad_id is None:
+        return rng.normal(size=(n, *shape)).astype(np.float32)
+    max_length, vocab_size = shape
+    ids = rng.integers(0, vocab_size, size=(n, max_length))
+    ids[ids == pad_id] = (pad_id + 1) % vocab_size  # padding only at the end
+    lengths = rng.integers(1, max_length + 1, size=n)
+    ids[np.arange(max_length) >= lengths[:, None]] = pad_id
+    return ids.astype(np.int64)
+
+
+def export_artifact(directory: str | Path) -> dict[str, Any]:
+    """Write (or rewrite) the artifact's model.onnx and the manifest's "onnx" entry; returns
+    that entry. ExportError (a one-line user error) when the model cannot be exported."""
+    from ladder.data import preprocessor_from_json
+
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    family, model_type = manifest["family"], manifest["model_type"]
+    if family == "classical" and manifest["input"]["kind"] == "text":
+        raise ExportError(
+            f"{model_type}: skl2onnx cannot convert TF-IDF with character n-grams or "
+            "scikit-learn's tokenizer exactly; the artifact predicts with scikit-learn"
+        )
+    model, expected, features = _native(directory, manifest)
+    graph, info = export_model(
+        model, family, model_type, features, expected(features), manifest.get("pad_id")
+    )
+    if graph is None:
+        raise ExportError(info["reason"])
+    preprocess = json.loads((directory / "preprocess.json").read_text())
+    extra = preprocessor_from_json(preprocess, directory).extra_files()
+    kept = [manifest["model_file"]] + [
+        name
+        for name in manifest["files"]
+        if name not in ("preprocess.json", "labels.json", ONNX_MODEL, manifest["model_file"])
+        and name not in extra
+    ]
+
+    def write_model(folder: Path) -> list[str]:
+        for name in kept:
+            shutil.copy2(directory / name, folder / name)
+        (folder / ONNX_MODEL).write_bytes(graph)
+        return [*kept, ONNX_MODEL]
+
+    base = {k: v for k, v in manifest.items() if k not in _WRITTEN_BY_WRITE_ARTIFACT}
+    base["onnx"] = {**info, "checked_on": "synthetic rows"}
+    write_artifact(directory, base, preprocess, write_model, extra)
+    return base["onnx"]
+
+
+def _native(directory: Path, manifest: dict[str, Any]) -> tuple[Any, Any, np.ndarray]:
+    """(the model object, its probability function, synthetic features) from the artifact."""
+    features = synthetic_features(manifest)
+    path = directory / manifest["model_file"]
+    if manifest["family"] == "classical":
+        from ladder.models.classical import load_estimator
+
+        estimator = load_estimator(path, manifest["model_type"])
+        flat = features.reshape(len(features), -1)
+        return estimator, lambda _: estimator.predict_proba(flat), flat
+    import torch
+
+    from ladder.export.artifact import neural_module
+
+    module = neural_module(path, manifest)
+
+    def probabilities(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return torch.softmax(module(torch.from_numpy(x)).float(), dim=1).numpy()
+
+    return module, probabilities, features
