@@ -8,8 +8,13 @@ ids) to logits; classical graphs map float features to class probabilities.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +40,7 @@ def export_neural(module: Any, sample: np.ndarray) -> bytes:
     axes = {0: "batch", 1: "sequence"} if tokens else {0: "batch"}
     buffer = io.BytesIO()
     module.eval()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_c_stderr():
         # the TorchScript-based exporter is deprecated in favour of the dynamo one, which needs
         # onnxscript; it still exports every ladder model exactly (checked by `verify`)
         warnings.simplefilter("ignore")
@@ -57,6 +62,21 @@ def export_neural(module: Any, sample: np.ndarray) -> bytes:
                 "predicts with the torch backend"
             ) from exc
     return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def _quiet_c_stderr() -> Iterator[None]:
+    """Discard what C++ code writes to stderr meanwhile (the exporter's shape-inference notes
+    about packed sequences); Python exceptions still propagate."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def export_classical(estimator: Any, n_features: int, model_type: str) -> bytes:
