@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ladder.config import dump_config, load_config, parse_overrides
+from ladder.config import dump_config, load_config, load_run_config, parse_overrides
 from ladder.errors import ConfigError
 
 BASE = {
@@ -123,9 +123,13 @@ def test_dumped_config_reloads_to_the_same_config(tmp_path):
     text = dump_config(config, "9.9")
     data = yaml.safe_load(text)
     assert data["ladder_version"] == "9.9"
-    del data["ladder_version"]
-    again = load_config(write(tmp_path, data))
+    assert data["config_dir"] == str(tmp_path.resolve())  # where relative paths start
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(text)
+    again = load_run_config(run_dir)
     assert again.model_dump() == config.model_dump()
+    assert again.base_dir == tmp_path.resolve()
 
 
 def test_relative_data_paths_resolve_against_the_config_folder(tmp_path):

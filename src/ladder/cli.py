@@ -198,6 +198,20 @@ def predict(
         _say(f"wrote {len(frame)} predictions to {output}", err=True)
 
 
+@app.command()
+def compress(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder of `ladder run`.")],
+    set_: SetOption = None,
+) -> None:
+    """Apply the config's compress: section to a finished run; print the new leaderboard."""
+    from ladder.compress.run import compress_run
+
+    result = compress_run(run_dir, set_ or [])
+    _print_leaderboard(result.leaderboard)
+    if result.report is not None:
+        _say(f"report:     {result.report}")
+
+
 class ExportFormat(str, Enum):
     onnx = "onnx"
 

@@ -176,6 +176,16 @@ class EvaluateConfig(Section):
     bootstrap: int = Field(1000, ge=0)
 
 
+class QuantizeConfig(Section):
+    """Dynamic int8 quantization of a model's ONNX graph (weights int8, activations quantized
+    on the fly) with ONNX Runtime; the variant is called `<model>+int8`."""
+
+    method: Literal["quantize"]
+    backend: Literal["onnxruntime"] = "onnxruntime"
+    mode: Literal["dynamic"] = "dynamic"
+    models: list[str] | None = Field(None, description="default: every neural model")
+
+
 class ServeConfig(Section):
     port: int = Field(8000, ge=1, le=65535)
 
@@ -208,7 +218,7 @@ class Config(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     text: TextConfig = Field(default_factory=TextConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
-    compress: list[dict[str, Any]] = Field(default_factory=list)
+    compress: list[QuantizeConfig] = Field(default_factory=list)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     base_dir: Path = Field(Path("."), exclude=True)
 
@@ -443,7 +453,20 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def dump_config(config: Config, version: str) -> str:
-    """The resolved config as YAML text, with ladder's version."""
+    """The resolved config as YAML text, with ladder's version and the folder its relative
+    paths start from (so that `load_run_config` can read the same data again)."""
     data = config.model_dump(mode="json", exclude={"base_dir"})
-    data = {"ladder_version": version, **data}
+    data = {"ladder_version": version, "config_dir": str(config.base_dir.resolve()), **data}
     return yaml.safe_dump(data, sort_keys=False)
+
+
+def load_run_config(run_dir: str | Path, overrides: list[str] | None = None) -> Config:
+    """The config a run folder was made with (its config.yaml), with `--set` overrides."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError([f"{run_dir}: not a run folder (no config.yaml); run ladder run first"])
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw.pop("ladder_version", None)
+    base_dir = Path(raw.pop("config_dir", "."))
+    apply_overrides(raw, parse_overrides(overrides))
+    return validate_config(raw, base_dir=base_dir, source=str(path))

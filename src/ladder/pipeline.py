@@ -20,6 +20,7 @@ from ladder.cache import cached_status, config_hash, refuse_other_data, stamp_ha
 from ladder.config import Config, ModelEntry, dump_config, load_config
 from ladder.errors import ConfigError, LadderError
 from ladder.io import atomic_write_text
+from ladder.ranking import RunResult, leaderboard, remove_variants, write_leaderboard
 
 
 @dataclass
@@ -194,10 +195,9 @@ def train_entry(
         return None
 
     y_prob = fitted.predict_proba(x_test)
-    metrics = _evaluate(splits.test.y, y_prob, data.labels, history, model_dir)
+    metrics = evaluate_predictions(splits.test.y, y_prob, data.labels, model_dir, history)
     metrics["train_seconds"] = round(train_seconds, 3)
     metrics["params"] = fitted.n_params()
-    _write_test_predictions(model_dir, splits.test.y, y_prob)
     atomic_write_text(model_dir / "metrics.json", json.dumps(metrics, indent=2))
 
     manifest = _manifest(config, entry, spec.family, preprocessor, data.labels, metrics, data.info)
@@ -287,14 +287,15 @@ def _check_resumable(entry: ModelEntry, family: str) -> None:
         )
 
 
-def _evaluate(
+def evaluate_predictions(
     y_true: np.ndarray,
     y_prob: np.ndarray,
     labels: list[Any],
-    history: list[dict[str, Any]],
     model_dir: Path,
+    history: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Test metrics, and the learning-curve, confusion-matrix and ROC plots."""
+    """Test metrics; the learning-curve, confusion-matrix and ROC plots; test_predictions.csv."""
+    _write_test_predictions(model_dir, y_true, y_prob)
     from ladder.evaluate import classification_metrics
     from ladder.evaluate.plots import plot_confusion_matrix, plot_learning_curves, plot_roc
 
@@ -350,21 +351,6 @@ def _manifest(
 # ----------------------------------------------------------------------------- the whole ladder
 
 
-@dataclass
-class RunResult:
-    """What `run` produced: the leaderboard, which models failed, and where things are."""
-
-    run_dir: Path
-    leaderboard: Any  # pandas DataFrame, columns as ladder.evaluate.compare.LEADERBOARD_COLUMNS
-    status: dict[str, str]
-    report: Path | None
-
-    @property
-    def failed(self) -> dict[str, str]:
-        """Models whose training failed, with the reason."""
-        return {k: v for k, v in self.status.items() if v.startswith("failed")}
-
-
 def run(
     config_path: str | Path,
     out: str | Path | None = None,
@@ -406,17 +392,13 @@ def run_config(
             fold_status = _train_rungs(
                 config, entries, selected, fold, fold_dir, force, f"fold {k}"
             )
-            boards.append(_leaderboard(config, entries, fold_status, fold, fold_dir))
+            boards.append(leaderboard(config, entries, fold_status, fold, fold_dir))
             status.update({n: s for n, s in fold_status.items() if n not in status or s != "ok"})
         board = summarize(boards, run_dir, config.evaluate.primary)
     else:
         status = _train_rungs(config, entries, selected, data, run_dir, force)
-        board = _leaderboard(config, entries, status, data, run_dir)
-    atomic_write_text(run_dir / "leaderboard.csv", board.to_csv(index=False))
-    from ladder.evaluate.compare import leaderboard_markdown
-
-    atomic_write_text(run_dir / "leaderboard.md", leaderboard_markdown(board))
-    return RunResult(run_dir, board, status, _render_report(run_dir))
+        board = leaderboard(config, entries, status, data, run_dir)
+    return write_leaderboard(run_dir, board, status)
 
 
 def _train_rungs(
@@ -443,39 +425,12 @@ def _train_rungs(
                 run_dir / "models" / name / "metrics.json", config_hash(config, entries[name])
             )
             status[name] = "ok"
+            remove_variants(run_dir, name)  # compressed from the previous weights: stale
             show.line(i, name, f"done in {time.perf_counter() - started:.1f}s")
         except Exception as exc:
             status[name] = f"failed: {type(exc).__name__}: {exc}".splitlines()[0]
             show.line(i, name, status[name])
     return status
-
-
-def _leaderboard(
-    config: Config,
-    entries: dict[str, ModelEntry],
-    status: dict[str, str],
-    data: PreparedData,
-    run_dir: Path,
-) -> Any:
-    from ladder.evaluate.leaderboard import leaderboard_rows
-
-    return leaderboard_rows(
-        run_dir,
-        [(name, entry.type) for name, entry in entries.items() if status[name] != "absent"],
-        status,
-        data.splits.test.X,
-        config.evaluate.bootstrap,
-        config.seed,
-        primary=config.evaluate.primary,
-    )
-
-
-def _render_report(run_dir: Path) -> Path | None:
-    try:
-        from ladder.report import render_report
-    except ImportError:  # the report module arrives with its own change
-        return None
-    return render_report(run_dir)
 
 
 class _Progress:

@@ -173,6 +173,8 @@ def load(directory: str | Path, backend: str | None = None) -> LoadedModel:
         raise ArtifactError(
             f"backend {backend!r}: a {family} model predicts with onnxruntime or {native}"
         )
+    if manifest.get("compression") and backend != "onnxruntime":
+        raise ArtifactError(f"{directory}: a compressed variant predicts with onnxruntime only")
     if backend == "onnxruntime":
         if not has_onnx:
             why = (manifest.get("onnx") or {}).get("reason", "it was not exported")

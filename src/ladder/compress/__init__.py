@@ -1,0 +1,1 @@
+"""Compression of trained models into variant artifacts (`ladder compress RUN_DIR`)."""

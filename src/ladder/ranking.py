@@ -1,0 +1,100 @@
+"""Ranking a run: the leaderboard of its models and their compressed variants, written with
+the report into the run folder."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ladder.config import Config, ModelEntry
+from ladder.io import atomic_write_text
+
+
+@dataclass
+class RunResult:
+    """What `run` produced: the leaderboard, which models failed, and where things are."""
+
+    run_dir: Path
+    leaderboard: Any  # pandas DataFrame, columns as ladder.evaluate.compare.LEADERBOARD_COLUMNS
+    status: dict[str, str]
+    report: Path | None
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Models whose training failed, with the reason."""
+        return {k: v for k, v in self.status.items() if v.startswith("failed")}
+
+
+def rank_run(
+    config: Config,
+    entries: dict[str, ModelEntry],
+    status: dict[str, str],
+    data: Any,
+    run_dir: Path,
+) -> RunResult:
+    """Rank the run's models and their compressed variants; write the leaderboard and report."""
+    return write_leaderboard(run_dir, leaderboard(config, entries, status, data, run_dir), status)
+
+
+def write_leaderboard(run_dir: Path, board: Any, status: dict[str, str]) -> RunResult:
+    """leaderboard.csv, leaderboard.md and report.html of a run folder."""
+    from ladder.evaluate.compare import leaderboard_markdown
+
+    atomic_write_text(run_dir / "leaderboard.csv", board.to_csv(index=False))
+    atomic_write_text(run_dir / "leaderboard.md", leaderboard_markdown(board))
+    return RunResult(run_dir, board, status, _render_report(run_dir))
+
+
+def leaderboard(
+    config: Config,
+    entries: dict[str, ModelEntry],
+    status: dict[str, str],
+    data: Any,
+    run_dir: Path,
+) -> Any:
+    from ladder.evaluate.leaderboard import leaderboard_rows
+
+    models, status = [], dict(status)
+    for name, entry in entries.items():
+        if status[name] != "absent":
+            models.append((name, entry.type))
+        for variant in variants_of(run_dir, name):
+            models.append((variant, entry.type))
+            status[variant] = "ok"
+    return leaderboard_rows(
+        run_dir,
+        models,
+        status,
+        data.splits.test.X,
+        config.evaluate.bootstrap,
+        config.seed,
+        primary=config.evaluate.primary,
+    )
+
+
+VARIANT_SUFFIXES = ("+int8",)  # the variants `ladder compress` makes of a model
+
+
+def variants_of(run_dir: Path, name: str) -> list[str]:
+    """The evaluated compressed variants of model `name` in the run folder."""
+    return [
+        name + suffix
+        for suffix in VARIANT_SUFFIXES
+        if (run_dir / "models" / (name + suffix) / "metrics.json").is_file()
+    ]
+
+
+def remove_variants(run_dir: Path, name: str) -> None:
+    """Delete the compressed variants of model `name` (made from weights now replaced)."""
+    for suffix in VARIANT_SUFFIXES:
+        shutil.rmtree(run_dir / "models" / (name + suffix), ignore_errors=True)
+
+
+def _render_report(run_dir: Path) -> Path | None:
+    try:
+        from ladder.report import render_report
+    except ImportError:  # the report module arrives with its own change
+        return None
+    return render_report(run_dir)

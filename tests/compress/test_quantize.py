@@ -1,0 +1,116 @@
+"""`ladder compress`: int8 variants of a run's models, evaluated on the run's own test split and
+ranked beside the originals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from helpers import make_table, write_config
+
+import ladder
+from ladder.cli import main
+from ladder.compress.quantize import quantize_artifact
+from ladder.compress.run import compress_run
+from ladder.errors import ArtifactError, ConfigError, LadderError
+from ladder.pipeline import run
+
+MODELS = [
+    {"name": "net", "type": "mlp", "hidden": [32], "epochs": 30},
+    {"name": "tree", "type": "decision_tree", "max_depth": 3},
+    {"name": "boost", "type": "gradient_boosting", "max_iter": 5},
+]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("compress")
+    table = tmp / "animals.csv"
+    make_table(n=150).to_csv(table, index=False)
+    config = write_config(
+        tmp, str(table), MODELS, compress=[{"method": "quantize"}], evaluate={"bootstrap": 50}
+    )
+    run(config, out=tmp / "run")
+    return tmp / "run"
+
+
+@pytest.fixture
+def run_copy(finished_run, tmp_path) -> Path:
+    return Path(shutil.copytree(finished_run, tmp_path / "run"))
+
+
+def test_compress_adds_an_int8_variant_of_each_neural_model(run_copy):
+    result = compress_run(run_copy)
+    board = result.leaderboard.set_index("model")
+    assert "net+int8" in board.index and "tree+int8" not in board.index  # default: neural only
+    assert board.loc["net+int8", "status"] == "ok" and board.loc["net", "status"] == "cached"
+    metrics = json.loads((run_copy / "models/net+int8/metrics.json").read_text())
+    assert metrics["variant_of"] == "net"
+    assert metrics["accuracy_delta"] == pytest.approx(
+        metrics["accuracy"] - board.loc["net", "accuracy"]
+    )
+    assert abs(metrics["accuracy_delta"]) <= 0.1
+    manifest = json.loads((run_copy / "models/net+int8/artifact/manifest.json").read_text())
+    assert manifest["compression"]["weights"] == "int8"
+    assert "weights.safetensors" not in manifest["files"]
+
+
+def test_the_variant_predicts_like_the_original_with_onnx_runtime_only(run_copy):
+    compress_run(run_copy)
+    table = make_table(n=30, seed=3)
+    variant = ladder.load(run_copy / "models/net+int8/artifact")
+    original = ladder.load(run_copy / "models/net/artifact")
+    assert variant.backend == "onnxruntime"
+    got, want = variant.predict_proba(table), original.predict_proba(table)
+    assert 0 < np.abs(got - want).max() < 0.15  # int8 weights: close, not identical
+    assert (got.argmax(axis=1) == want.argmax(axis=1)).mean() >= 0.9
+    with pytest.raises(ArtifactError, match="compressed variant predicts with onnxruntime only"):
+        ladder.load(run_copy / "models/net+int8/artifact", backend="torch")
+
+
+def test_models_without_onnx_or_without_weights_to_quantize_say_so(finished_run, tmp_path):
+    models = finished_run / "models"
+    with pytest.raises(LadderError, match=r"boost: cannot quantize with onnxruntime.*skl2onnx"):
+        quantize_artifact(models / "boost/artifact", tmp_path / "a", "boost")
+    with pytest.raises(LadderError, match="tree: nothing to quantize"):
+        quantize_artifact(models / "tree/artifact", tmp_path / "b", "tree")
+
+
+def test_retraining_a_model_drops_its_stale_variant(run_copy):
+    compress_run(run_copy)
+    config = yaml.safe_load((run_copy / "config.yaml").read_text())
+    config["models"][0]["hidden"] = [16]
+    (run_copy.parent / "changed.yaml").write_text(
+        yaml.safe_dump(
+            {k: v for k, v in config.items() if k not in ("ladder_version", "config_dir")}
+        )
+    )
+    result = run(run_copy.parent / "changed.yaml", out=run_copy)
+    assert not (run_copy / "models/net+int8").exists()
+    assert "net+int8" not in set(result.leaderboard["model"])
+
+
+def test_compress_errors_are_one_line(run_copy, capsys):
+    config = yaml.safe_load((run_copy / "config.yaml").read_text())
+    config["compress"] = []
+    (run_copy / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["compress", str(run_copy)]) == 2
+    assert "has no compress: section" in capsys.readouterr().err
+    argv = ["compress", str(run_copy), "--set", "compress=[{method: quantize, models: [nett]}]"]
+    assert main(argv) == 2
+    assert "compress[0].models: no model named nett" in capsys.readouterr().err
+    assert main(["compress", str(run_copy.parent)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+
+
+def test_compress_entries_are_validated(tmp_path, table_csv):
+    config = write_config(
+        tmp_path, str(table_csv), MODELS[:1], compress=[{"method": "prune", "amount": 2}]
+    )
+    with pytest.raises(ConfigError) as info:
+        ladder.load_config(config)
+    assert any(p.startswith("compress[0]") for p in info.value.problems)
