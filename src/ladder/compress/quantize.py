@@ -14,12 +14,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ladder.data import preprocessor_from_json
 from ladder.errors import LadderError
 from ladder.export.artifact import read_manifest, write_artifact
 from ladder.export.onnx import ONNX_MODEL
 
 _WRITTEN_BY_WRITE_ARTIFACT = ("format_version", "model_file", "files", "checksum")
-_QUANTIZABLE = {"MatMul", "Gemm", "Conv", "LSTM", "GRU", "RNN", "Attention"}
+# ops of a dynamically quantized graph: their presence shows that something was quantized
+_INTEGER_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeLSTM"}
 
 
 def quantize_artifact(source: Path, target: Path, name: str) -> dict[str, Any]:
@@ -32,18 +34,22 @@ def quantize_artifact(source: Path, target: Path, name: str) -> dict[str, Any]:
     if ONNX_MODEL not in manifest["files"]:
         why = (manifest.get("onnx") or {}).get("reason", "it has no model.onnx")
         raise LadderError(f"{name}: cannot quantize with onnxruntime ({why})")
-    graph = onnx.load(str(source / ONNX_MODEL))
-    ops = {node.op_type for node in graph.graph.node} & _QUANTIZABLE
-    if not ops:
-        raise LadderError(f"{name}: nothing to quantize (no MatMul, Gemm, Conv or recurrent op)")
     with tempfile.TemporaryDirectory() as tmp:
         quantized = Path(tmp) / ONNX_MODEL
         level = logging.getLogger().level
         logging.getLogger().setLevel(logging.ERROR)  # the quantizer logs every skipped node
         try:
             quantize_dynamic(str(source / ONNX_MODEL), str(quantized), weight_type=QuantType.QInt8)
+            ops = {node.op_type for node in onnx.load(str(quantized)).graph.node}
+        except ValueError:  # e.g. a graph of ai.onnx.ml ops only (trees, linear classifiers)
+            ops = set()
         finally:
             logging.getLogger().setLevel(level)
+        if not ops & _INTEGER_OPS:
+            raise LadderError(
+                f"{name}: nothing to quantize (ONNX Runtime's dynamic int8 covers MatMul, Conv "
+                "and recurrent layers; this model has none)"
+            )
         info = {
             "method": "quantize",
             "backend": "onnxruntime",
@@ -54,18 +60,12 @@ def quantize_artifact(source: Path, target: Path, name: str) -> dict[str, Any]:
         }
         base = {k: v for k, v in manifest.items() if k not in _WRITTEN_BY_WRITE_ARTIFACT}
         base.update(name=target.parent.name, compression=info)
-        extra = {
-            file: (source / file).read_text(encoding="utf-8")
-            for file in manifest["files"]
-            if file.endswith(".json")
-            and file not in ("preprocess.json", "labels.json")
-            and file != "pretrained_config.json"
-        }
-        preprocess = (source / "preprocess.json").read_text(encoding="utf-8")
+        preprocess = json.loads((source / "preprocess.json").read_text(encoding="utf-8"))
+        extra = preprocessor_from_json(preprocess, source).extra_files()  # a tokenizer.json
 
         def write_model(folder: Path) -> str:
             shutil.copy2(quantized, folder / ONNX_MODEL)
             return ONNX_MODEL
 
-        write_artifact(target, base, json.loads(preprocess), write_model, extra)
+        write_artifact(target, base, preprocess, write_model, extra)
     return info
