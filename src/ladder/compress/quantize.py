@@ -16,10 +16,9 @@ from typing import Any
 
 from ladder.data import preprocessor_from_json
 from ladder.errors import LadderError
-from ladder.export.artifact import read_manifest, write_artifact
+from ladder.export.artifact import manifest_body, read_manifest, write_artifact
 from ladder.export.onnx import ONNX_MODEL
 
-_WRITTEN_BY_WRITE_ARTIFACT = ("format_version", "model_file", "files", "checksum")
 # ops of a dynamically quantized graph: their presence shows that something was quantized
 _INTEGER_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeLSTM"}
 
@@ -58,7 +57,7 @@ def quantize_artifact(source: Path, target: Path, name: str) -> dict[str, Any]:
             "variant_of": manifest["name"],
             "size_ratio": quantized.stat().st_size / (source / ONNX_MODEL).stat().st_size,
         }
-        base = {k: v for k, v in manifest.items() if k not in _WRITTEN_BY_WRITE_ARTIFACT}
+        base = manifest_body(manifest)
         base.update(name=target.parent.name, compression=info)
         preprocess = json.loads((source / "preprocess.json").read_text(encoding="utf-8"))
         extra = preprocessor_from_json(preprocess, source).extra_files()  # a tokenizer.json

@@ -76,6 +76,13 @@ def write_artifact(
     return directory
 
 
+def manifest_body(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A read manifest without what `write_artifact` writes itself (format, files, checksum),
+    ready to write a new version of the artifact with."""
+    written = ("format_version", "model_file", "files", "checksum")
+    return {k: v for k, v in manifest.items() if k not in written}
+
+
 def _swap_in(staging: Path, directory: Path) -> None:
     old = directory.with_name(f".{directory.name}-old")
     shutil.rmtree(old, ignore_errors=True)

@@ -79,13 +79,18 @@ def _quiet_c_stderr() -> Iterator[None]:
             os.close(saved)
 
 
+def tfidf_unsupported(model_type: str) -> str:
+    """Why a TF-IDF text model has no ONNX graph."""
+    return (
+        f"{model_type}: skl2onnx cannot convert TF-IDF with character n-grams or scikit-learn's "
+        "tokenizer exactly; the artifact predicts with scikit-learn"
+    )
+
+
 def export_classical(estimator: Any, n_features: int, model_type: str) -> bytes:
     """The ONNX bytes of a fitted scikit-learn classifier over `n_features` float features."""
     if "tfidf" in model_type:
-        raise ExportError(
-            f"{model_type}: skl2onnx cannot convert TF-IDF with character n-grams or "
-            "scikit-learn's tokenizer exactly; the artifact predicts with scikit-learn"
-        )
+        raise ExportError(tfidf_unsupported(model_type))
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 

@@ -10,11 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from ladder.export.artifact import read_manifest, write_artifact
-from ladder.export.onnx import ONNX_MODEL, ExportError, export_model
+from ladder.export.artifact import manifest_body, read_manifest, write_artifact
+from ladder.export.onnx import ONNX_MODEL, ExportError, export_model, tfidf_unsupported
 
 N_ROWS = 64
-_WRITTEN_BY_WRITE_ARTIFACT = ("format_version", "model_file", "files", "checksum")
 
 
 def synthetic_features(manifest: dict[str, Any], n: int = N_ROWS, seed: int = 0) -> np.ndarray:
@@ -42,10 +41,7 @@ def export_artifact(directory: str | Path) -> dict[str, Any]:
     manifest = read_manifest(directory)
     family, model_type = manifest["family"], manifest["model_type"]
     if family == "classical" and manifest["input"]["kind"] == "text":
-        raise ExportError(
-            f"{model_type}: skl2onnx cannot convert TF-IDF with character n-grams or "
-            "scikit-learn's tokenizer exactly; the artifact predicts with scikit-learn"
-        )
+        raise ExportError(tfidf_unsupported(model_type))
     model, expected, features = _native(directory, manifest)
     graph, info = export_model(
         model, family, model_type, features, expected(features), manifest.get("pad_id")
@@ -67,7 +63,7 @@ def export_artifact(directory: str | Path) -> dict[str, Any]:
         (folder / ONNX_MODEL).write_bytes(graph)
         return [*kept, ONNX_MODEL]
 
-    base = {k: v for k, v in manifest.items() if k not in _WRITTEN_BY_WRITE_ARTIFACT}
+    base = manifest_body(manifest)
     base["onnx"] = {**info, "checked_on": "synthetic rows"}
     write_artifact(directory, base, preprocess, write_model, extra)
     return base["onnx"]
