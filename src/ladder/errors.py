@@ -30,3 +30,9 @@ class TrainingInterrupted(LadderError):
     """Training stopped on SIGTERM after writing a checkpoint; `--resume` continues it."""
 
     exit_code = 143
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

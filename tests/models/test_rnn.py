@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from pydantic import ValidationError
-from text_helpers import token_task, training_accuracy
+from text_helpers import pad_more, random_ids, token_task, training_accuracy
 from torch import nn
 
 from ladder.errors import LadderError
@@ -18,17 +18,7 @@ POOLINGS = ["last", "mean", "max"]
 
 
 def _ids(row_lengths: list[int], seed: int = 0) -> torch.Tensor:
-    """Random right-padded token ids (batch, max(row_lengths)), no pad id inside a text."""
-    gen = torch.Generator().manual_seed(seed)
-    ids = torch.full((len(row_lengths), max(row_lengths)), PAD_ID, dtype=torch.long)
-    for row, n in enumerate(row_lengths):
-        ids[row, :n] = torch.randint(1, VOCAB, (n,), generator=gen)
-    return ids
-
-
-def _pad(ids: torch.Tensor, extra: int) -> torch.Tensor:
-    """The same batch with `extra` more pad columns on the right."""
-    return torch.cat([ids, torch.full((ids.size(0), extra), PAD_ID, dtype=ids.dtype)], dim=1)
+    return random_ids(row_lengths, VOCAB, seed)
 
 
 def _small(**params) -> RNNConfig:
@@ -85,7 +75,7 @@ def test_extra_right_padding_does_not_change_the_logits(cell, pooling):
     ids = _ids([1, 3, 7, 12])
     expected = model(ids)
     for extra in (1, 4):
-        assert torch.allclose(model(_pad(ids, extra)), expected, atol=1e-5)
+        assert torch.allclose(model(pad_more(ids, extra)), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("pooling", POOLINGS)
@@ -94,7 +84,7 @@ def test_two_layer_unidirectional_is_padding_invariant_too(pooling):
     model = build_rnn(_small(layers=2, bidirectional=False, pooling=pooling), (40, VOCAB), 2)
     model.eval()
     ids = _ids([2, 9])
-    assert torch.allclose(model(_pad(ids, 6)), model(ids), atol=1e-5)
+    assert torch.allclose(model(pad_more(ids, 6)), model(ids), atol=1e-5)
 
 
 @pytest.mark.parametrize("cell", CELLS)

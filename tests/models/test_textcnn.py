@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from pydantic import ValidationError
-from text_helpers import token_task, training_accuracy
+from text_helpers import pad_more, random_ids, token_task, training_accuracy
 from torch import nn
 
 from ladder.errors import LadderError
@@ -16,17 +16,7 @@ VOCAB = 30
 
 
 def _ids(row_lengths: list[int], seed: int = 0) -> torch.Tensor:
-    """Random right-padded token ids (batch, max(row_lengths)), no pad id inside a text."""
-    gen = torch.Generator().manual_seed(seed)
-    ids = torch.full((len(row_lengths), max(row_lengths)), PAD_ID, dtype=torch.long)
-    for row, n in enumerate(row_lengths):
-        ids[row, :n] = torch.randint(1, VOCAB, (n,), generator=gen)
-    return ids
-
-
-def _pad(ids: torch.Tensor, extra: int) -> torch.Tensor:
-    """The same batch with `extra` more pad columns on the right."""
-    return torch.cat([ids, torch.full((ids.size(0), extra), PAD_ID, dtype=ids.dtype)], dim=1)
+    return random_ids(row_lengths, VOCAB, seed)
 
 
 def test_defaults_and_spec():
@@ -76,7 +66,7 @@ def test_extra_right_padding_does_not_change_the_logits(widths):
     ids = _ids([1, 2, 4, 6, 11])
     expected = model(ids)
     for extra in (1, 3, 10):
-        assert torch.allclose(model(_pad(ids, extra)), expected, atol=1e-5)
+        assert torch.allclose(model(pad_more(ids, extra)), expected, atol=1e-5)
 
 
 def test_single_token_text_matches_alone_and_in_a_batch():
@@ -92,7 +82,7 @@ def test_padding_invariance_does_not_rely_on_a_zero_pad_vector():
     with torch.no_grad():
         model.embedding.weight[PAD_ID] = torch.randn(8)  # e.g. weights edited after training
     ids = _ids([2, 7])
-    assert torch.allclose(model(_pad(ids, 5)), model(ids), atol=1e-5)
+    assert torch.allclose(model(pad_more(ids, 5)), model(ids), atol=1e-5)
 
 
 def test_gradients_reach_the_embedding():

@@ -10,6 +10,20 @@ from ladder.models.sequence import PAD_ID
 TOKEN = 5  # the token whose presence decides the class
 
 
+def random_ids(row_lengths: list[int], vocab: int, seed: int = 0) -> torch.Tensor:
+    """Random right-padded token ids (batch, max(row_lengths)), no pad id inside a text."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.full((len(row_lengths), max(row_lengths)), PAD_ID, dtype=torch.long)
+    for row, n in enumerate(row_lengths):
+        ids[row, :n] = torch.randint(1, vocab, (n,), generator=gen)
+    return ids
+
+
+def pad_more(ids: torch.Tensor, extra: int) -> torch.Tensor:
+    """The same batch with `extra` more pad columns on the right."""
+    return torch.cat([ids, torch.full((ids.size(0), extra), PAD_ID, dtype=ids.dtype)], dim=1)
+
+
 def token_task(n: int = 128, seq: int = 10, vocab: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded ids (n, seq) of random lengths; class 1 rows hold TOKEN at a real position."""
     ids = torch.randint(TOKEN + 1, vocab, (n, seq))

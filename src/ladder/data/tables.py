@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from ladder.errors import DataError
+from ladder.errors import DataError, first_line
 
 FORMATS = {
     ".csv": "csv",
@@ -150,7 +150,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise DataError(f"{path}: not a readable Parquet file ({first})") from exc
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 from ladder.config import DataConfig
 from ladder.data.dataset import Dataset
 from ladder.data.text import as_texts
-from ladder.errors import DataError
+from ladder.errors import DataError, first_line
 
 DEFAULT_COLUMN = "text"
 
@@ -122,7 +122,7 @@ def load_hf(spec: str, cfg: DataConfig) -> Dataset:
         with _offline_now(datasets):  # `datasets` does not expand "~" itself
             data = datasets.load_dataset(str(folder) if local else name, split=split)
     except (FileNotFoundError, ConnectionError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         offline = (
             " (HF_HUB_OFFLINE is set and it is not cached)" if hf_offline() and not local else ""
         )

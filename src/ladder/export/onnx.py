@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ladder.errors import LadderError
+from ladder.errors import LadderError, first_line
 
 ONNX_MODEL = "model.onnx"
 OPSET = 17
@@ -56,7 +56,7 @@ def export_neural(module: Any, sample: np.ndarray) -> bytes:
                 dynamo=False,
             )
         except Exception as exc:  # the exporter raises many types for an unsupported op
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise ExportError(
                 f"cannot export {type(module).__name__} to ONNX ({first}); the artifact still "
                 "predicts with the torch backend"
@@ -102,7 +102,7 @@ def export_classical(estimator: Any, n_features: int, model_type: str) -> bytes:
             target_opset={"": OPSET, "ai.onnx.ml": 3},
         )
     except Exception as exc:  # skl2onnx raises many types for unsupported models
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ExportError(
             f"{model_type}: skl2onnx cannot convert {type(estimator).__name__} ({first[:200]}); "
             "the artifact predicts with scikit-learn"
