@@ -1,10 +1,13 @@
 """ONNX export: every artifact that can be exported gains a verified model.onnx; ONNX Runtime
 is the default backend, gives the original model's probabilities and imports neither torch nor
-scikit-learn; `ladder export` re-exports; what cannot be exported says why."""
+scikit-learn; `ladder export` re-exports; what cannot be exported says why. TF-IDF text models
+export their classifier, vectorised by the numpy runtime (tests/export/test_tfidf_runtime.py)."""
 
 from __future__ import annotations
 
+import base64
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +19,15 @@ from helpers import write_config
 import ladder
 from ladder.cli import main
 from ladder.errors import ArtifactError
-from ladder.export.onnx import ExportError, export_neural
+from ladder.export.artifact import manifest_body, read_manifest, write_artifact
+from ladder.export.onnx import (
+    METADATA_KEY,
+    ExportError,
+    OnnxPredictor,
+    export_model,
+    export_neural,
+    export_tfidf,
+)
 from ladder.export.reexport import export_artifact, synthetic_features
 from ladder.pipeline import train
 
@@ -93,14 +104,24 @@ def test_predict_takes_a_backend(run_dir, table_csv, tmp_path):
 
 
 def test_onnx_runtime_predictions_import_neither_torch_nor_sklearn(run_dir, table_csv):
+    assert imports_after_predict(artifact(run_dir, "net"), str(table_csv)) == [
+        "onnxruntime",
+        "False",
+        "False",
+    ]
+
+
+def imports_after_predict(folder: Path, records: object) -> list[str]:
+    """In a fresh interpreter: the backend, and whether torch and sklearn were imported, after
+    loading `folder` and predicting `records`."""
     code = (
         "import sys, ladder\n"
-        f"model = ladder.load({str(artifact(run_dir, 'net'))!r})\n"
-        f"model.predict({str(table_csv)!r})\n"
+        f"model = ladder.load({str(folder)!r})\n"
+        f"model.predict({records!r})\n"
         "print(model.backend, 'torch' in sys.modules, 'sklearn' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["onnxruntime", "False", "False"]
+    return out.stdout.split()
 
 
 def test_a_tampered_onnx_model_is_refused(run_dir, tmp_path):
@@ -145,3 +166,165 @@ def test_an_unsupported_op_names_the_module():
 
     with pytest.raises(ExportError, match="cannot export Odd to ONNX"):
         export_neural(Odd(), np.eye(3, dtype=np.float32)[None])
+
+
+# ----------------------------------------------------------------------------- TF-IDF text models
+
+TEXT_MODELS = [
+    {"name": "tfidf_logreg", "type": "tfidf_logreg"},
+    {"name": "tfidf_svm", "type": "tfidf_svm", "char_ngrams": [1, 3]},
+]
+CUES = {"cat": "purr whiskers 猫", "dog": "bark fetch 犬", "fox": "sly den 狐"}
+UNICODE_TEXTS = [
+    "",
+    "   \t\n ",
+    "PURR purr Whiskers",
+    "Café naïve crème brûlée",
+    "猫 犬 狐 日本語のテキスト",
+    "😀 bark 😀😀 fetch🐕",
+    "İstanbul ΟΔΟΣ straße",
+    "never seen words at all",
+]
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory) -> Path:
+    import pandas as pd
+
+    tmp = tmp_path_factory.mktemp("tfidf")
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(60):
+        label = list(CUES)[i % 3]
+        words = [*rng.choice(CUES[label].split(), 2), *rng.choice(["the", "a", "é", "😀"], 2)]
+        rows.append({"text": " ".join(rng.permutation(words)), "label": label})
+    rows[0]["text"] = ""  # an empty text in training and in the checked rows
+    table = tmp / "texts.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    config = write_config(tmp, str(table), TEXT_MODELS)
+    config.write_text(config.read_text().replace("target: label", "target: label\n  text: text"))
+    for entry in TEXT_MODELS:
+        train(config, entry["name"], out=tmp / "run")
+    return tmp / "run"
+
+
+@pytest.mark.parametrize("name", ["tfidf_logreg", "tfidf_svm"])
+def test_tfidf_artifacts_hold_a_verified_onnx_model(text_run, name):
+    import onnx
+
+    folder = artifact(text_run, name)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert "model.onnx" in manifest["files"] and manifest["onnx"]["exported"]
+    assert manifest["onnx"]["rows_checked"] > 0 and manifest["onnx"]["max_abs_diff"] <= 1e-4
+    graph = onnx.load(str(folder / "model.onnx"))
+    assert [i.name for i in graph.graph.input] == ["ids", "values"]
+    assert METADATA_KEY in {p.key for p in graph.metadata_props}  # the vectoriser, as JSON
+    assert ladder.load(folder).backend == "onnxruntime"
+
+
+@pytest.mark.parametrize("name", ["tfidf_logreg", "tfidf_svm"])
+def test_tfidf_backends_agree_on_unicode_and_empty_texts(text_run, name):
+    onnx_model = ladder.load(artifact(text_run, name))
+    sklearn_model = ladder.load(artifact(text_run, name), backend="sklearn")
+    texts = UNICODE_TEXTS * 3
+    got, want = onnx_model.predict_proba(texts), sklearn_model.predict_proba(texts)
+    assert got.shape == (len(texts), 3)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    assert list(onnx_model.predict(texts)) == list(sklearn_model.predict(texts))
+    assert onnx_model.predict(["purr whiskers"])[0] == "cat"  # it learned the cues
+    assert onnx_model.predict_features(np.array([], dtype=object)).shape == (0, 3)
+
+
+def test_tfidf_onnx_predictions_import_neither_torch_nor_sklearn(text_run):
+    records = ["purr whiskers", "", "😀 犬"]
+    assert imports_after_predict(artifact(text_run, "tfidf_svm"), records) == [
+        "onnxruntime",
+        "False",
+        "False",
+    ]
+
+
+def test_many_texts_in_small_batches_give_the_same_probabilities(text_run, monkeypatch):
+    import ladder.export.onnx as onnx_module
+
+    model = ladder.load(artifact(text_run, "tfidf_logreg"))
+    texts = [UNICODE_TEXTS[i % 8] + " purr" * (i % 5) for i in range(200)]
+    whole = model.predict_proba(texts)
+    monkeypatch.setattr(onnx_module, "_TFIDF_TEXTS", 64)  # vectorised in 4 parts
+    monkeypatch.setattr(onnx_module, "_TFIDF_CELLS", 16)  # many ONNX Runtime calls
+    # the same up to rounding: ONNX Runtime sums a batch's widths in another order
+    np.testing.assert_allclose(model.predict_proba(texts), whole, rtol=0, atol=1e-12)
+
+
+def tiny_texts(n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    words = list(CUES.values())[:n_classes]
+    texts = [f"{words[i % n_classes]} the {i % 4}" for i in range(12 * n_classes)]
+    return np.array(texts, dtype=object), np.arange(12 * n_classes) % n_classes
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_an_ensemble_of_calibrated_svms_exports_exactly(n_classes):
+    from ladder.models import tfidf
+
+    pipeline = tfidf.build(tfidf.TfidfSVMConfig(), (), n_classes)
+    pipeline.set_params(clf__ensemble=True, clf__cv=2)  # averages 2 calibrated LinearSVCs
+    x, y = tiny_texts(n_classes)
+    pipeline.fit(x, y)
+    assert len(pipeline.steps[1][1].calibrated_classifiers_) == 2
+    texts = np.array([*x, *UNICODE_TEXTS], dtype=object)
+    graph, info = export_model(
+        pipeline, "classical", "tfidf_svm", texts, pipeline.predict_proba(texts), None
+    )
+    assert graph is not None and info["max_abs_diff"] <= 1e-12
+
+
+def test_a_vectorizer_setting_the_runtime_lacks_is_not_exported():
+    from ladder.models import tfidf
+
+    x, y = tiny_texts(2)
+    pipeline = tfidf.build(tfidf.TfidfLogRegConfig(), (), 2).fit(x, y)
+    pipeline.steps[0][1].transformer_list[1][1].norm = "l1"
+    expected = pipeline.predict_proba(x)
+    graph, info = export_model(pipeline, "classical", "tfidf_logreg", x, expected, None)
+    assert graph is None and not info["exported"]
+    assert "tfidf_logreg: the numpy TF-IDF runtime does not support" in info["reason"]
+    assert "norm" in info["reason"]
+    pipeline.steps[0][1].transformer_list[0][1].token_pattern = r"\w+"
+    with pytest.raises(ExportError, match="tfidf_logreg: not a pipeline built by ladder"):
+        export_tfidf(pipeline, "tfidf_logreg")
+
+
+def test_a_vocabulary_larger_than_the_graph_is_refused(text_run, tmp_path):
+    import onnx
+
+    model = onnx.load(str(artifact(text_run, "tfidf_logreg") / "model.onnx"))
+    (entry,) = [p for p in model.metadata_props if p.key == METADATA_KEY]
+    metadata = json.loads(entry.value)
+    metadata["parts"][0]["terms"].append("extra")  # one column more than the weights have
+    idf = np.frombuffer(base64.b64decode(metadata["parts"][0]["idf"]), "<f8")
+    metadata["parts"][0]["idf"] = base64.b64encode(np.append(idf, 1.0).tobytes()).decode()
+    metadata["pad_id"] += 1
+    entry.value = json.dumps(metadata)
+    with pytest.raises(ArtifactError, match="TF-IDF vocabulary does not fit the graph"):
+        OnnxPredictor(model.SerializeToString(), "classical")
+
+
+def test_ladder_export_re_exports_a_tfidf_model(text_run, tmp_path):
+    source = artifact(text_run, "tfidf_svm")
+    manifest = read_manifest(source)
+    body = {**manifest_body(manifest), "onnx": {"exported": False, "reason": "made before"}}
+
+    def write_model(folder: Path) -> str:  # the artifact as it was without an ONNX graph
+        shutil.copy2(source / manifest["model_file"], folder / manifest["model_file"])
+        return manifest["model_file"]
+
+    preprocess = json.loads((source / "preprocess.json").read_text())
+    copy = write_artifact(tmp_path / "artifact", body, preprocess, write_model)
+    assert ladder.load(copy).backend == "sklearn"
+    assert main(["export", str(copy)]) == 0
+    info = read_manifest(copy)["onnx"]
+    assert info["exported"] and info["rows_checked"] > 0 and info["max_abs_diff"] <= 1e-4
+    want = ladder.load(copy, backend="sklearn").predict_proba(UNICODE_TEXTS)
+    got = ladder.load(copy)
+    assert got.backend == "onnxruntime"
+    np.testing.assert_allclose(got.predict_proba(UNICODE_TEXTS), want, rtol=0, atol=1e-9)

@@ -211,12 +211,12 @@ def test_save_load_round_trip_gives_identical_probabilities(
 ):
     model = fitted(model_type, n_classes, **params)
     x = [*texts(n_classes)[0], "", "never seen words"]
-    vocabularies = [v.vocabulary_.copy() for v in tfidf._fitted_vectorizers(model)]
+    vocabularies = [v.vocabulary_.copy() for v in tfidf.fitted_vectorizers(model)]
     save_estimator(model, tmp_path / "m.skops")
     # saving packs the vocabularies only while writing
-    assert [v.vocabulary_ for v in tfidf._fitted_vectorizers(model)] == vocabularies
+    assert [v.vocabulary_ for v in tfidf.fitted_vectorizers(model)] == vocabularies
     loaded = load_estimator(tmp_path / "m.skops", model_type)
-    assert [v.vocabulary_ for v in tfidf._fitted_vectorizers(loaded)] == vocabularies
+    assert [v.vocabulary_ for v in tfidf.fitted_vectorizers(loaded)] == vocabularies
     np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
     assert type(load_estimator(tmp_path / "m.skops")) is Pipeline  # no type: any classical
 
@@ -227,7 +227,7 @@ def test_vocabulary_is_saved_as_one_string(tmp_path):
     # read with plain skops (no unpacking): each vocabulary is its terms in column order
     raw = sio.load(tmp_path / "m.skops", trusted=list(classical.TRUSTED_TYPES))
     for saved, vectorizer in zip(
-        tfidf._fitted_vectorizers(raw), tfidf._fitted_vectorizers(model), strict=True
+        tfidf.fitted_vectorizers(raw), tfidf.fitted_vectorizers(model), strict=True
     ):
         terms = json.loads(saved.vocabulary_)
         assert {term: i for i, term in enumerate(terms)} == vectorizer.vocabulary_
@@ -315,6 +315,25 @@ def test_classifier_of_another_width_is_refused(model_type, tmp_path):
     save_estimator(model, tmp_path / "m.skops")
     with pytest.raises(ArtifactError, match=r"classifier expects \d+ features but the TF-IDF"):
         load_estimator(tmp_path / "m.skops", model_type)
+
+
+def test_fitted_vectorizers_come_in_column_order_and_only_when_fitted():
+    word, char = tfidf.fitted_vectorizers(fitted("tfidf_logreg"))
+    assert (word.analyzer, char.analyzer) == ("word", "char_wb")
+    assert tfidf.fitted_vectorizers(make("tfidf_logreg")) == []  # not fitted yet
+    assert tfidf.fitted_vectorizers(LogisticRegression()) == []
+
+
+def test_sample_texts_draw_on_the_vocabulary_and_include_hard_cases():
+    model = fitted("tfidf_svm", 3)
+    texts = tfidf.sample_texts(model, 20, seed=1)
+    assert texts.dtype == object and len(texts) == 20
+    assert texts[0] == "" and any(ord(c) > 127 for c in texts[1])  # empty, non-ASCII
+    vocabulary = tfidf.fitted_vectorizers(model)[0].vocabulary_
+    assert all(word in vocabulary for text in texts[2:] for word in text.split())
+    assert model.predict_proba(texts).shape == (20, 3)
+    np.testing.assert_array_equal(tfidf.sample_texts(model, 20, seed=1), texts)  # seeded
+    assert list(tfidf.sample_texts(model, 1)) == [""]
 
 
 # ----------------------------------------------------------------------------- measured goal

@@ -1,9 +1,16 @@
-"""ONNX export of a fitted model (torch.onnx for neural models, skl2onnx for classical ones),
-verified against the original, and an ONNX Runtime predictor that needs neither torch nor
-scikit-learn.
+"""ONNX export of a fitted model (torch.onnx for neural models, skl2onnx for classical ones, a
+hand-built graph for the TF-IDF text models), verified against the original, and an ONNX Runtime
+predictor that needs neither torch nor scikit-learn.
 
 Neural graphs map model input (a dynamic batch axis, and a dynamic sequence axis for token
 ids) to logits; classical graphs map float features to class probabilities.
+
+TF-IDF text models (`tfidf_logreg`, `tfidf_svm`): skl2onnx cannot reproduce scikit-learn's
+tokenizer or its `char_wb` n-grams, so the graph holds the rest of the pipeline in float64 (the
+linear classifier over the TF-IDF vector, then the sigmoid, softmax or Platt-calibrated link) and
+takes the vector as padded sparse rows; the vectorisation (n-grams, vocabulary, sublinear tf,
+idf, l2 norm) is `tfidf_runtime`, in numpy, from the fitted state kept in the graph's metadata.
+`OnnxPredictor` applies it to raw texts before running the graph.
 """
 
 from __future__ import annotations
@@ -15,12 +22,21 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ladder.errors import LadderError, first_line
+from ladder.errors import ArtifactError, LadderError, first_line
+from ladder.export.tfidf_runtime import (
+    ANALYZERS,
+    INPUTS,
+    METADATA_KEY,
+    TfidfPart,
+    TfidfRuntime,
+    padded_batches,
+)
 
 ONNX_MODEL = "model.onnx"
 OPSET = 17
@@ -79,18 +95,8 @@ def _quiet_c_stderr() -> Iterator[None]:
             os.close(saved)
 
 
-def tfidf_unsupported(model_type: str) -> str:
-    """Why a TF-IDF text model has no ONNX graph."""
-    return (
-        f"{model_type}: skl2onnx cannot convert TF-IDF with character n-grams or scikit-learn's "
-        "tokenizer exactly; the artifact predicts with scikit-learn"
-    )
-
-
 def export_classical(estimator: Any, n_features: int, model_type: str) -> bytes:
     """The ONNX bytes of a fitted scikit-learn classifier over `n_features` float features."""
-    if "tfidf" in model_type:
-        raise ExportError(tfidf_unsupported(model_type))
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
@@ -110,8 +116,196 @@ def export_classical(estimator: Any, n_features: int, model_type: str) -> bytes:
     return graph.SerializeToString()
 
 
+# ----------------------------------------------------------------------------- TF-IDF text models
+
+
+def export_tfidf(pipeline: Any, model_type: str) -> bytes:
+    """The ONNX bytes of a fitted `tfidf_*` pipeline: its classifier over padded TF-IDF rows
+    (inputs `ids`, `values`; output the probabilities), the vectorizers' fitted state in the
+    metadata under `tfidf_runtime.METADATA_KEY`."""
+    import onnx
+    from onnx import helper
+
+    from ladder.models import tfidf
+
+    if not tfidf.is_pipeline(pipeline, model_type):
+        raise ExportError(f"{model_type}: not a pipeline built by ladder; it predicts with sklearn")
+    runtime = TfidfRuntime([_tfidf_part(v, model_type) for v in tfidf.fitted_vectorizers(pipeline)])
+    head = _linear_head(pipeline.steps[1][1], model_type)
+    if head.weights.shape[0] != runtime.pad_id:
+        raise ExportError(f"{model_type}: the classifier and the TF-IDF features differ in width")
+    model = helper.make_model(
+        _tfidf_graph(head),
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="ladder",
+        ir_version=8,  # opset 17's IR version: readable by older ONNX Runtimes too
+    )
+    helper.set_model_props(model, {METADATA_KEY: runtime.to_metadata()})
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def _tfidf_part(vectorizer: Any, model_type: str) -> TfidfPart:
+    """The runtime's copy of a fitted TfidfVectorizer; ExportError for settings it lacks."""
+    unsupported = {
+        "analyzer": vectorizer.analyzer not in ANALYZERS,
+        "strip_accents": vectorizer.strip_accents is not None,
+        "binary": bool(vectorizer.binary),
+        "norm": vectorizer.norm != "l2",
+        "use_idf": not vectorizer.use_idf,
+    }
+    if any(unsupported.values()):
+        names = ", ".join(k for k, bad in unsupported.items() if bad)
+        raise ExportError(
+            f"{model_type}: the numpy TF-IDF runtime does not support this vectorizer's {names}; "
+            "the artifact predicts with scikit-learn"
+        )
+    vocabulary = vectorizer.vocabulary_
+    low, high = vectorizer.ngram_range
+    return TfidfPart(
+        analyzer=vectorizer.analyzer,
+        ngram_range=(int(low), int(high)),
+        lowercase=bool(vectorizer.lowercase),
+        sublinear_tf=bool(vectorizer.sublinear_tf),
+        terms=sorted(vocabulary, key=vocabulary.__getitem__),  # column order
+        idf=np.asarray(vectorizer.idf_, dtype=np.float64),
+    )
+
+
+@dataclass
+class _LinearHead:
+    """Scores = x @ weights + bias over k models side by side, then a link to probabilities.
+
+    link: "logistic" (binary logistic regression: one score), "softmax" (multinomial), or
+    "platt" (k calibrated LinearSVCs: per score sigmoid(-(a * score + b)), normalised per
+    model, averaged over models).
+    """
+
+    weights: np.ndarray  # (n_features, k * n_scores)
+    bias: np.ndarray  # (k * n_scores,)
+    link: str
+    n_classes: int
+    platt: tuple[np.ndarray, np.ndarray] | None = None  # (a, b), each (k * n_scores,)
+    n_models: int = 1
+
+
+def _linear_head(clf: Any, model_type: str) -> _LinearHead:
+    """The classifier of a `tfidf_*` pipeline as a `_LinearHead`."""
+    n_classes = len(clf.classes_)
+    if model_type == "tfidf_logreg":
+        link = "logistic" if n_classes == 2 else "softmax"
+        return _LinearHead(clf.coef_.T, clf.intercept_, link, n_classes)
+    calibrated = clf.calibrated_classifiers_
+    for part in calibrated:
+        if part.method != "sigmoid" or not np.array_equal(part.estimator.classes_, clf.classes_):
+            raise ExportError(
+                f"{model_type}: only sigmoid calibration over every class is exported; "
+                "the artifact predicts with scikit-learn"
+            )
+    return _LinearHead(
+        weights=np.hstack([part.estimator.coef_.T for part in calibrated]),
+        bias=np.concatenate([part.estimator.intercept_ for part in calibrated]),
+        link="platt",
+        n_classes=n_classes,
+        platt=(
+            np.array([c.a_ for part in calibrated for c in part.calibrators], dtype=np.float64),
+            np.array([c.b_ for part in calibrated for c in part.calibrators], dtype=np.float64),
+        ),
+        n_models=len(calibrated),
+    )
+
+
+def _tfidf_graph(head: _LinearHead) -> Any:
+    """The float64 graph (ids, values) -> probabilities of a linear head."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    n_scores = head.weights.shape[1]
+    pad_row = np.zeros((1, n_scores))  # the padding column weighs nothing
+    constants = {
+        "weights": np.vstack([head.weights, pad_row]),
+        "bias": head.bias,
+        "axis_1": np.array([1], dtype=np.int64),
+        "axis_2": np.array([2], dtype=np.int64),
+        "one": np.array(1.0),
+    }
+    node = helper.make_node
+    nodes = [
+        node("Gather", ["weights", INPUTS[0]], ["gathered"], axis=0),  # (batch, width, scores)
+        node("Unsqueeze", [INPUTS[1], "axis_2"], ["values_3d"]),  # (batch, width, 1)
+        node("Mul", ["gathered", "values_3d"], ["weighted"]),
+        node("ReduceSum", ["weighted", "axis_1"], ["summed"], keepdims=0),  # (batch, scores)
+        node("Add", ["summed", "bias"], ["scores"]),
+    ]
+    link_nodes, link_constants = _link(head)
+    constants.update(link_constants)
+    batch = ["batch", "width"]
+    return helper.make_graph(
+        nodes + link_nodes,
+        "ladder_tfidf",
+        [
+            helper.make_tensor_value_info(INPUTS[0], TensorProto.INT64, batch),
+            helper.make_tensor_value_info(INPUTS[1], TensorProto.DOUBLE, batch),
+        ],
+        [helper.make_tensor_value_info(OUTPUT, TensorProto.DOUBLE, ["batch", head.n_classes])],
+        [numpy_helper.from_array(np.asarray(v), name) for name, v in constants.items()],
+    )
+
+
+def _link(head: _LinearHead) -> tuple[list[Any], dict[str, np.ndarray]]:
+    """The nodes from "scores" to the OUTPUT probabilities, and the constants they use."""
+    from onnx import helper
+
+    node = helper.make_node
+    if head.link == "softmax":
+        return [node("Softmax", ["scores"], [OUTPUT], axis=1)], {}
+    if head.link == "logistic":
+        return [node("Sigmoid", ["scores"], ["positive"]), *_binary_pair("positive")], {}
+    assert head.platt is not None
+    n_scores = head.weights.shape[1] // head.n_models
+    constants = {
+        "platt_a": head.platt[0],
+        "platt_b": head.platt[1],
+        "per_model": np.array([0, head.n_models, n_scores], dtype=np.int64),  # 0: keep batch
+        "uniform": np.array(1.0 / head.n_classes),
+        "zero": np.array(0.0),
+    }
+    nodes = [  # sigmoid(-(a * score + b)), per model: (batch, models, scores)
+        node("Mul", ["scores", "platt_a"], ["scaled"]),
+        node("Add", ["scaled", "platt_b"], ["shifted"]),
+        node("Neg", ["shifted"], ["negated"]),
+        node("Sigmoid", ["negated"], ["calibrated"]),
+        node("Reshape", ["calibrated", "per_model"], ["per_model_probs"]),
+    ]
+    if n_scores == 1:  # binary: the positive class's probability, averaged over the models
+        nodes.append(node("ReduceMean", ["per_model_probs"], ["positive"], axes=[1], keepdims=0))
+        return nodes + _binary_pair("positive"), constants
+    nodes += [  # normalise each model's scores to sum to 1 (uniform where all are 0), average
+        node("ReduceSum", ["per_model_probs", "axis_2"], ["total"], keepdims=1),
+        node("Equal", ["total", "zero"], ["all_zero"]),
+        node("Where", ["all_zero", "one", "total"], ["divisor"]),
+        node("Div", ["per_model_probs", "divisor"], ["normalised"]),
+        node("Where", ["all_zero", "uniform", "normalised"], ["model_probs"]),
+        node("ReduceMean", ["model_probs"], [OUTPUT], axes=[1], keepdims=0),
+    ]
+    return nodes, constants
+
+
+def _binary_pair(positive: str) -> list[Any]:
+    """Nodes turning the (batch, 1) probability `positive` into OUTPUT (batch, 2)."""
+    from onnx import helper
+
+    return [
+        helper.make_node("Sub", ["one", positive], ["negative"]),
+        helper.make_node("Concat", ["negative", positive], [OUTPUT], axis=1),
+    ]
+
+
 class OnnxPredictor:
-    """Class probabilities from a model.onnx with ONNX Runtime (no torch, no scikit-learn)."""
+    """Class probabilities from a model.onnx with ONNX Runtime (no torch, no scikit-learn).
+
+    A TF-IDF graph (one with `tfidf_runtime` metadata) takes raw texts: the predictor
+    vectorises them with the numpy runtime first.
+    """
 
     def __init__(self, model: bytes | str | Path, family: str, pad_id: int | None = None) -> None:
         import onnxruntime as ort
@@ -121,10 +315,14 @@ class OnnxPredictor:
         source = str(model) if isinstance(model, Path) else model
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.family, self.pad_id = family, pad_id
-        self.output = 1 if family == "classical" else 0  # classical: (labels, probabilities)
+        self.tfidf = _tfidf_runtime(self.session)
+        # skl2onnx classifiers output (labels, probabilities); the others probabilities or logits
+        self.output = 1 if family == "classical" and self.tfidf is None else 0
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
-        """Probabilities (N, n_classes) of preprocessed features."""
+        """Probabilities (N, n_classes) of preprocessed features (raw texts for TF-IDF)."""
+        if self.tfidf is not None:
+            return self._tfidf_probabilities(self.tfidf, features)
         if self.family == "classical":
             x = np.ascontiguousarray(features.reshape(len(features), -1), dtype=np.float32)
             return self._run(x).astype(np.float64)
@@ -145,6 +343,47 @@ class OnnxPredictor:
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {INPUT: x})[self.output]
+
+    def _tfidf_probabilities(self, runtime: TfidfRuntime, texts: np.ndarray) -> np.ndarray:
+        n_classes = self.session.get_outputs()[0].shape[1]
+        prob = np.empty((len(texts), n_classes))
+        for begin in range(0, len(texts), _TFIDF_TEXTS):
+            rows = runtime.transform(texts[begin : begin + _TFIDF_TEXTS])
+            for chosen, ids, values in padded_batches(rows, runtime.pad_id, _TFIDF_CELLS):
+                inputs = dict(zip(INPUTS, (ids, values), strict=True))
+                prob[begin + chosen] = self.session.run(None, inputs)[0]
+        return prob
+
+
+# bounded memory however many texts come: texts vectorised at a time, and padded
+# (row, entry) cells per ONNX Runtime call
+_TFIDF_TEXTS = 2048
+_TFIDF_CELLS = 1 << 18
+
+
+def _tfidf_runtime(session: Any) -> TfidfRuntime | None:
+    """The TF-IDF vectoriser stored in a session's model, None for other models; ArtifactError
+    when its metadata or graph do not fit together."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
+
+    metadata = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+    if metadata is None:
+        return None
+    runtime = TfidfRuntime.from_metadata(metadata)
+    outputs = session.get_outputs()
+    shape = outputs[0].shape if len(outputs) == 1 else []
+    if [i.name for i in session.get_inputs()] != list(INPUTS) or not (
+        len(shape) == 2 and isinstance(shape[1], int)
+    ):
+        raise ArtifactError("model.onnx: a TF-IDF graph takes ids and values to probabilities")
+    probe = {INPUTS[0]: np.array([[runtime.pad_id]]), INPUTS[1]: np.zeros((1, 1))}
+    try:  # the padding column is the last row of the weights: every feature id is in range
+        session.run(None, probe)
+    except (Fail, InvalidArgument, RuntimeException) as exc:
+        raise ArtifactError(
+            f"model.onnx: the TF-IDF vocabulary does not fit the graph ({first_line(exc)[:200]})"
+        ) from exc
+    return runtime
 
 
 def verify(
@@ -183,14 +422,19 @@ def export_model(
     pad_id: int | None,
 ) -> tuple[bytes | None, dict[str, Any]]:
     """Export a fitted model (a scikit-learn estimator or a torch module) and verify it on up to
-    256 rows of preprocessed `features` whose original probabilities are `expected`.
+    256 rows of preprocessed `features` (raw texts for TF-IDF models) whose original
+    probabilities are `expected`.
 
     Returns (the graph, or None when the model cannot be exported; the manifest's "onnx"
     entry: opset, max_abs_diff and rows checked, or the reason it was not exported).
     """
+    from ladder.models.tfidf import TYPES as TFIDF_TYPES
+
     rows, want = features[:256], expected[:256]
     try:
-        if family == "classical":
+        if model_type in TFIDF_TYPES:
+            graph = export_tfidf(model, model_type)
+        elif family == "classical":
             graph = export_classical(model, int(np.prod(features.shape[1:])), model_type)
         else:
             sample = rows[:2]

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ladder.export.artifact import manifest_body, read_manifest, write_artifact
-from ladder.export.onnx import ONNX_MODEL, ExportError, export_model, tfidf_unsupported
+from ladder.export.onnx import ONNX_MODEL, ExportError, export_model
 
 N_ROWS = 64
 
@@ -40,8 +40,6 @@ def export_artifact(directory: str | Path) -> dict[str, Any]:
     directory = Path(directory)
     manifest = read_manifest(directory)
     family, model_type = manifest["family"], manifest["model_type"]
-    if family == "classical" and manifest["input"]["kind"] == "text":
-        raise ExportError(tfidf_unsupported(model_type))
     model, expected, features = _native(directory, manifest)
     graph, info = export_model(
         model, family, model_type, features, expected(features), manifest.get("pad_id")
@@ -77,6 +75,11 @@ def _native(directory: Path, manifest: dict[str, Any]) -> tuple[Any, Any, np.nda
         from ladder.models.classical import load_estimator
 
         estimator = load_estimator(path, manifest["model_type"])
+        if manifest["input"]["kind"] == "text":  # TF-IDF: texts of its own vocabulary
+            from ladder.models.tfidf import sample_texts
+
+            texts = sample_texts(estimator, N_ROWS)
+            return estimator, lambda _: estimator.predict_proba(texts), texts
         flat = features.reshape(len(features), -1)
         return estimator, lambda _: estimator.predict_proba(flat), flat
     import torch

@@ -7,6 +7,10 @@ strings; an empty string is a valid input (it has no features, so the intercept 
 
 Defaults were chosen by 5-fold cross-validation on the training part of rt-polarity:
 word (1, 2) + char_wb (2, 5) n-grams, C=5 (logreg) and C=0.3 (svm).
+
+ONNX: `ladder.export.onnx.export_tfidf` exports the classifier as a graph over TF-IDF vectors,
+with the fitted vocabularies and idf in its metadata; `ladder.export.tfidf_runtime` vectorises
+texts in numpy exactly as these pipelines do, so the ONNX Runtime backend needs no scikit-learn.
 """
 
 from __future__ import annotations
@@ -126,7 +130,7 @@ def packed_vocabularies(estimator: Any) -> Iterator[None]:
     skops writes a dict entry by entry (~800 bytes each: 160 MB and 10 s to load for the 200k
     n-grams of 10k sentences); one string takes ~10 bytes a term (7 MB, loaded in under 1 s).
     """
-    vectorizers = [v for v in _fitted_vectorizers(estimator) if isinstance(v.vocabulary_, dict)]
+    vectorizers = [v for v in fitted_vectorizers(estimator) if isinstance(v.vocabulary_, dict)]
     vocabularies = [v.vocabulary_ for v in vectorizers]
     try:
         for vectorizer, vocabulary in zip(vectorizers, vocabularies, strict=True):
@@ -138,7 +142,9 @@ def packed_vocabularies(estimator: Any) -> Iterator[None]:
             vectorizer.vocabulary_ = vocabulary
 
 
-def _fitted_vectorizers(estimator: Any) -> list[Any]:
+def fitted_vectorizers(estimator: Any) -> list[Any]:
+    """The fitted TfidfVectorizers of a TF-IDF pipeline in feature-column order (words, then
+    characters); [] for any other estimator."""
     if not any(is_pipeline(estimator, t) for t in TYPES):
         return []
     vectorizers = _vectorizers(estimator.steps[0][1]) or []
@@ -268,6 +274,19 @@ def _valid_vocabulary(vectorizer: Any) -> int | None:
     if len(indices) != len(idf) or set(map(int, indices)) != set(range(len(idf))):
         return None
     return len(idf)
+
+
+def sample_texts(estimator: Any, n: int, seed: int = 0) -> np.ndarray:
+    """`n` texts to check a fitted TF-IDF pipeline on: random runs of its word vocabulary's
+    unigrams, with an empty text and one of unseen, non-ASCII words among them."""
+    rng = np.random.default_rng(seed)
+    vectorizers = fitted_vectorizers(estimator)
+    words = [t for t in (vectorizers[0].vocabulary_ if vectorizers else []) if " " not in t]
+    pool = np.array(words or ["text"], dtype=object)  # one conversion, not one per draw
+    texts = [" ".join(rng.choice(pool, size=rng.integers(1, 13))) for _ in range(n)]
+    special = ["", "Café naïve 日本語 😀 Ünïcödé"]
+    texts[: min(n, len(special))] = special[:n]
+    return np.array(texts, dtype=object)
 
 
 # ----------------------------------------------------------------------------- registry
