@@ -16,7 +16,12 @@ if TYPE_CHECKING:
         metric_value,
         validation_metrics,
     )
-    from ladder.evaluate.plots import plot_confusion_matrix, plot_learning_curves, plot_roc
+    from ladder.evaluate.plots import (
+        plot_confusion_matrix,
+        plot_learning_curves,
+        plot_roc,
+        plot_tradeoff,
+    )
 
 _EXPORTS = {
     "METRICS": "metrics",
@@ -26,6 +31,7 @@ _EXPORTS = {
     "plot_confusion_matrix": "plots",
     "plot_learning_curves": "plots",
     "plot_roc": "plots",
+    "plot_tradeoff": "plots",
 }
 
 __all__ = [
@@ -35,6 +41,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_learning_curves",
     "plot_roc",
+    "plot_tradeoff",
     "validation_metrics",
 ]
 

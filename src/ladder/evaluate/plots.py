@@ -1,4 +1,4 @@
-"""PNG plots of a model's training and test results.
+"""PNG plots of a model's training and test results, and of the run's compression trade-off.
 
 Figures are built with `matplotlib.figure.Figure`, which needs no pyplot and no GUI backend, and
 each file is written atomically (a temp file in the same folder, then `os.replace`).
@@ -8,18 +8,43 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.lines import Line2D
+from matplotlib.text import Annotation
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+from matplotlib.transforms import Bbox
 
 from ladder.io import atomic_write
 
 _MAX_ANNOTATED = 30  # confusion matrices above this many classes show colours only
 _MAX_LEGEND = 10  # ROC plots above this many classes label only the macro AUC
+_DPI = 110
+# Where a point's label may go, in points from the point (dx, dy, horizontal alignment), tried
+# in this order; the first that overlaps no other label, marker, arrow or axes edge wins.
+_LABEL_SPOTS = (
+    (7, 0, "left"),
+    (-7, 0, "right"),
+    (0, 10, "center"),
+    (0, -10, "center"),
+    (7, 9, "left"),
+    (7, -9, "left"),
+    (-7, 9, "right"),
+    (-7, -9, "right"),
+    (0, 19, "center"),
+    (0, -19, "center"),
+    (12, 17, "left"),
+    (12, -17, "left"),
+    (-12, 17, "right"),
+    (-12, -17, "right"),
+)
+_MARKER_RADIUS = 4.0  # points: the area around each marker that labels keep clear of
 
 
 def plot_learning_curves(history: Sequence[dict[str, Any]] | Any, path: str | Path) -> None:
@@ -108,6 +133,197 @@ def plot_roc(y_true: Any, y_prob: Any, labels: Sequence[Any], path: str | Path) 
     _save(fig, path)
 
 
+@dataclass(frozen=True)
+class _Point:
+    """One leaderboard row on the trade-off plot."""
+
+    name: str
+    original: str | None  # the model this variant was made from; None for an original
+    accuracy: float
+    latency_ms: float
+    size_mb: float
+    color: str
+
+
+def plot_tradeoff(board: Any, path: str | Path) -> None:
+    """Accuracy against batch-1 latency and against artifact size (log scales), side by side.
+
+    Originals are filled circles; compressed variants (rows with a `variant_of`) are hollow
+    diamonds, each with a thin arrow from its original. Failed rows and rows without accuracy are
+    left out, and a panel leaves out points whose latency (or size) is missing or not positive.
+
+    Args:
+        board: the leaderboard (a DataFrame with `model`, `accuracy`, `latency_ms`,
+            `size_bytes`, and optionally `variant_of` and `status`), or a list of row dicts.
+        path: the PNG file to write.
+    """
+    points = _tradeoff_points(board)
+    fig = Figure(figsize=(12, 4.8), dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(fig)  # gives a renderer, to measure labels while placing them
+    ax_latency, ax_size = fig.subplots(1, 2, sharey=True)
+    panels = (
+        (ax_latency, "latency_ms", "latency", "latency per row, batch 1 (ms)"),
+        (ax_size, "size_mb", "size", "artifact size (MB)"),
+    )
+    drawn = [_tradeoff_panel(ax, points, *panel) for ax, *panel in panels]
+    ax_latency.set_ylabel("test accuracy")
+    if any(p.original for p in points):
+        fig.legend(handles=_tradeoff_legend(), loc="outside upper center", ncols=2, fontsize=8)
+    fig.get_layout_engine().execute(fig)  # settles the axes, so label positions are final
+    for (ax, *_), (labels, links) in zip(panels, drawn, strict=True):
+        _place_labels(ax, labels, links)
+    _save(fig, path)
+
+
+def _tradeoff_points(board: Any) -> list[_Point]:
+    """The rows that can be drawn: finished, with an accuracy; colours shared within a family."""
+    rows = board.to_dict("records") if hasattr(board, "to_dict") else list(board)
+    rows = [row for row in rows if _finished(row) and math.isfinite(_number(row.get("accuracy")))]
+    families: dict[str, str] = {}
+    points = []
+    for row in rows:
+        name, original = str(row["model"]), _text(row.get("variant_of"))
+        color = families.setdefault(original or name, f"C{len(families) % 10}")
+        size = _number(row.get("size_bytes")) / 1e6
+        latency, accuracy = _number(row.get("latency_ms")), _number(row.get("accuracy"))
+        points.append(_Point(name, original, accuracy, latency, size, color))
+    return points
+
+
+def _tradeoff_panel(
+    ax: Axes, points: list[_Point], key: str, what: str, xlabel: str
+) -> tuple[list[tuple[str, float, float]], list[np.ndarray]]:
+    """Draw one panel (accuracy vs `key`); return each point's (label, x, y) and each arrow's
+    ends (a 2 × 2 array of data coordinates), for `_place_labels`."""
+    title = f"Accuracy vs {what}"
+    shown = {p.name: p for p in points if _positive(getattr(p, key))}
+    links = []
+    for p in shown.values():
+        x = getattr(p, key)
+        if p.original is None:
+            ax.scatter(x, p.accuracy, s=42, marker="o", color=p.color, zorder=3)
+        else:
+            ax.scatter(x, p.accuracy, s=36, marker="D", facecolors="white", zorder=4,
+                       edgecolors=p.color, linewidths=1.5)  # fmt: skip
+        parent = shown.get(p.original or "")
+        if parent is not None:
+            start = (getattr(parent, key), parent.accuracy)
+            ax.annotate("", (x, p.accuracy), start, arrowprops=_arrow(p.color))
+            links.append(np.array([start, (x, p.accuracy)]))
+    if shown:
+        ax.set_xscale("log")
+        ax.margins(x=0.12, y=0.12)  # room for labels at the edges
+        _plain_log_ticks(ax)
+    note = None if shown else f"no model has both accuracy and {what}"
+    _finish(ax, title, xlabel, "", note)
+    labels = [(_label(p, shown), getattr(p, key), p.accuracy) for p in shown.values()]
+    return labels, links
+
+
+def _label(point: _Point, shown: dict[str, _Point]) -> str:
+    """The model name; a variant drawn beside its original shows only what it adds (`+int8`)."""
+    original = point.original
+    if original and original in shown and point.name.startswith(original):
+        return point.name[len(original) :] or point.name
+    return point.name
+
+
+def _arrow(color: str) -> dict[str, Any]:
+    """A thin arrow from an original to its variant, stopping short of both markers."""
+    style = {"arrowstyle": "-|>", "mutation_scale": 9, "lw": 0.8, "alpha": 0.7}
+    return {**style, "color": color, "shrinkA": 5, "shrinkB": 6}
+
+
+def _tradeoff_legend() -> list[Line2D]:
+    marker = {"linestyle": "", "color": "grey", "markersize": 7}
+    return [
+        Line2D([], [], marker="o", label="original model", **marker),
+        Line2D([], [], marker="D", markerfacecolor="white", markeredgewidth=1.5,
+               label="compressed variant (arrow from its original)", **marker),
+    ]  # fmt: skip
+
+
+def _plain_log_ticks(ax: Axes) -> None:
+    """Log-axis tick labels as plain numbers (0.1, 1, 10); below ~1.5 decades, 2, 3, 5 too."""
+    low, high = ax.get_xlim()
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    if high / low < 10**1.5:  # few or no decades in view: label some minor ticks too
+        ax.xaxis.set_minor_formatter(FuncFormatter(_minor_tick_label))
+    else:
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _minor_tick_label(value: float, _: Any) -> str:
+    leading = round(value / 10 ** math.floor(math.log10(value) + 1e-9))
+    return f"{value:g}" if leading in (2, 3, 5) else ""
+
+
+def _place_labels(
+    ax: Axes, labels: list[tuple[str, float, float]], links: list[np.ndarray]
+) -> None:
+    """Label each point at the first spot around it that overlaps no label, marker, arrow or
+    edge (or, failing that, the spot that overlaps least)."""
+    renderer = ax.figure.canvas.get_renderer()
+    radius = _MARKER_RADIUS * ax.figure.dpi / 72
+    area = ax.get_window_extent(renderer)
+    centres = [ax.transData.transform([(x, y) for _, x, y in labels]).reshape(-1, 2)]
+    for ends in links:  # points every ~radius pixels along each arrow keep labels off it
+        start, end = ax.transData.transform(ends)
+        steps = int(np.hypot(*(end - start)) // radius) + 1
+        centres.append(start + np.linspace(0, 1, steps + 1)[:, None] * (end - start))
+    marks = [
+        Bbox.from_bounds(px - radius, py - radius, 2 * radius, 2 * radius)
+        for px, py in np.concatenate(centres)
+    ]
+    placed: list[Bbox] = []
+    for text, x, y in labels:
+        best: tuple[float, Annotation] | None = None
+        for dx, dy, ha in _LABEL_SPOTS:
+            note = ax.annotate(text, (x, y), (dx, dy), textcoords="offset points", ha=ha,
+                               va="center", fontsize=8)  # fmt: skip
+            note.set_in_layout(False)  # labels must not move the axes they were measured in
+            box = note.get_window_extent(renderer)
+            # a label over another label is worse than one over a marker or an arrow
+            cost = sum(_overlap(box, other) for other in marks) + 2 * _outside(box, area)
+            cost += 4 * sum(_overlap(box, other) for other in placed)
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, note)
+            else:
+                note.remove()
+            if cost == 0:
+                break
+        if best is not None:
+            placed.append(best[1].get_window_extent(renderer))
+
+
+def _overlap(a: Bbox, b: Bbox) -> float:
+    width = min(a.x1, b.x1) - max(a.x0, b.x0)
+    height = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return max(width, 0.0) * max(height, 0.0)
+
+
+def _outside(box: Bbox, area: Bbox) -> float:
+    return box.width * box.height - _overlap(box, area)
+
+
+def _finished(row: dict[str, Any]) -> bool:
+    """Not a failed row: status is missing, "ok", "cached"... but not "failed: ..."."""
+    return not (_text(row.get("status")) or "").lower().startswith("failed")
+
+
+def _text(value: Any) -> str | None:
+    """A non-empty string, or None for NaN, None and blanks (how CSV cells come back)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(value).strip() or None
+
+
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
 def _number(value: Any) -> float:
     try:
         return float(value)
@@ -128,6 +344,6 @@ def _finish(ax: Axes, title: str, xlabel: str, ylabel: str, note: str | None) ->
 def _save(fig: Figure, path: str | Path) -> None:
     """Write the figure as a PNG atomically, then release it."""
     try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=_DPI))
     finally:
         fig.clear()

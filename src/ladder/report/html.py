@@ -2,20 +2,19 @@
 
 Plots are PNGs inlined as `data:` URIs: the ones the run already wrote under
 `models/<model>/plots/` are embedded as they are; the rest (class balance, accuracy vs latency,
-accuracy with confidence intervals) are drawn here with `matplotlib.figure.Figure`. Every value
-read from the run folder is HTML-escaped.
+accuracy with confidence intervals) are drawn here with `matplotlib.figure.Figure`. Runs with
+compressed variants get a Compression section (`ladder.report.compression`). Every value read from
+the run folder is HTML-escaped.
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import math
 import os
 import platform
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from html import escape
@@ -33,6 +32,17 @@ from ladder import __version__
 from ladder.errors import LadderError
 from ladder.evaluate.plots import plot_confusion_matrix, plot_learning_curves
 from ladder.io import atomic_write_text
+from ladder.report.compression import compression_section
+from ladder.report.parts import (
+    drawn_png,
+    fmt_bytes,
+    fmt_int,
+    img_tag,
+    is_finished,
+    is_missing,
+    note,
+    to_float,
+)
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _SPLITS = ("train", "val", "test")
@@ -48,16 +58,18 @@ def render_report(run_dir: str | Path) -> Path:
         raise LadderError(
             f"{run_dir}: no results to report (no leaderboard.csv); run `ladder run` first"
         )
-    rows = pd.read_csv(board_path).to_dict("records")
+    board = pd.read_csv(board_path)
+    rows = board.to_dict("records")
     data = _read_json(run_dir / "data.json")
     config_path = run_dir / "config.yaml"
     config_text = config_path.read_text(encoding="utf-8") if config_path.is_file() else ""
-    best = next((row for row in rows if _ok(row)), None)
+    best = next((row for row in rows if is_finished(row)), None)
     best_name = str(best["model"]) if best else "none"
     title = _run_name(config_text) or run_dir.name
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     sha = data.get("sha256")
     subtitle = f"{len(rows)} models · data sha256 {str(sha)[:12] if sha else 'unknown'}"
+    compression = compression_section(board)  # "" when the run has no compressed variants
     template = resources.files("ladder.report").joinpath("templates/report.html")
     page = Template(template.read_text(encoding="utf-8")).substitute(
         title=escape(title),
@@ -65,6 +77,8 @@ def render_report(run_dir: str | Path) -> Path:
         dataset=_dataset_section(data),
         leaderboard=_leaderboard_table(rows, best_name),
         tradeoffs=_tradeoff_section(rows),
+        compression=compression,
+        compression_nav='<a href="#compression">Compression</a>' if compression else "",
         learning=_learning_section(run_dir, rows),
         best_name=escape(best_name),
         best=_best_section(run_dir, best),
@@ -88,7 +102,7 @@ def _dataset_section(data: dict[str, Any]) -> str:
     }
     rows = data.get("rows", {})
     splits = [s for s in (*_SPLITS, "total") if s in rows]
-    split_table = _table(["split", "rows"], [[s, _fmt_int(rows[s])] for s in splits])
+    split_table = _table(["split", "rows"], [[s, fmt_int(rows[s])] for s in splits])
     classes = data.get("classes") or []
     chart = _figure_img(lambda: _class_balance_figure(classes), "Rows per class and split")
     columns = ["label", *(s for s in splits if any(s in c for c in classes))]
@@ -97,7 +111,7 @@ def _dataset_section(data: dict[str, Any]) -> str:
     return (
         f'<div class="grid"><div>{_facts(facts)}<h3>Rows per split</h3>{split_table}'
         f"<h3>Features</h3>{_features(data.get('features') or {})}</div>"
-        f"<div><h3>Class balance</h3>{chart if classes else _note('No class counts.')}</div></div>"
+        f"<div><h3>Class balance</h3>{chart if classes else note('No class counts.')}</div></div>"
     )
 
 
@@ -125,12 +139,12 @@ def _features(features: dict[str, Any]) -> str:
 
 def _leaderboard_table(rows: list[dict[str, Any]], best_name: str) -> str:
     if not rows:
-        return _note("The leaderboard is empty.")
+        return note("The leaderboard is empty.")
     columns = list(rows[0])
     head = "".join(f'<th scope="col">{escape(str(c))}</th>' for c in columns)
     body = []
     for row in rows:
-        classes = [] if _ok(row) else ["failed"]
+        classes = [] if is_finished(row) else ["failed"]
         if str(row.get("model")) == best_name:
             classes.append("best")
         cells = "".join(_cell(column, row[column]) for column in columns)
@@ -142,7 +156,7 @@ def _leaderboard_table(rows: list[dict[str, Any]], best_name: str) -> str:
 
 
 def _tradeoff_section(rows: list[dict[str, Any]]) -> str:
-    ok = [row for row in rows if _ok(row)]
+    ok = [row for row in rows if is_finished(row)]
     scatter = _figure_img(lambda: _tradeoff_figure(ok), "Accuracy against latency")
     bars = _figure_img(lambda: _ci_figure(ok), "Accuracy with confidence intervals")
     return (
@@ -160,17 +174,17 @@ def _learning_section(run_dir: Path, rows: list[dict[str, Any]]) -> str:
         image = _embed_png(model_dir / "plots" / "learning_curve.png", f"Learning curve, {name}")
         if image is None and (model_dir / "history.csv").is_file():
             history = pd.read_csv(model_dir / "history.csv")
-            image = _drawn_png(lambda p, h=history: plot_learning_curves(h, p), name)
+            image = drawn_png(lambda p, h=history: plot_learning_curves(h, p), name)
         if image is not None:
             parts.append(f"<div><h3>{escape(name)}</h3>{image}</div>")
     if not parts:
-        return _note("No model in this run has a training history (classical models fit once).")
+        return note("No model in this run has a training history (classical models fit once).")
     return f'<div class="grid">{"".join(parts)}</div>'
 
 
 def _best_section(run_dir: Path, best: dict[str, Any] | None) -> str:
     if best is None:
-        return _note("No model finished successfully.")
+        return note("No model finished successfully.")
     name = str(best["model"])
     model_dir = run_dir / "models" / name
     metrics = _read_json(model_dir / "metrics.json")
@@ -179,12 +193,12 @@ def _best_section(run_dir: Path, best: dict[str, Any] | None) -> str:
     if cm is None and metrics.get("confusion_matrix") is not None:
         matrix, labels = metrics["confusion_matrix"], metrics.get("labels") or []
         labels = labels or list(range(len(matrix)))
-        cm = _drawn_png(lambda p: plot_confusion_matrix(matrix, labels, p), f"Confusion, {name}")
+        cm = drawn_png(lambda p: plot_confusion_matrix(matrix, labels, p), f"Confusion, {name}")
     roc = _embed_png(model_dir / "plots" / "roc.png", f"ROC curve, {name}")
     return (
         f'{_facts(scalars) if scalars else ""}<div class="grid">'
-        f"<div><h3>Confusion matrix</h3>{cm or _note('No confusion matrix saved.')}</div>"
-        f"<div><h3>ROC</h3>{roc or _note('No ROC plot saved (plots/roc.png).')}</div></div>"
+        f"<div><h3>Confusion matrix</h3>{cm or note('No confusion matrix saved.')}</div>"
+        f"<div><h3>ROC</h3>{roc or note('No ROC plot saved (plots/roc.png).')}</div></div>"
     )
 
 
@@ -198,7 +212,7 @@ def _environment_section() -> str:
     facts["platform"] = platform.platform()
     facts["cpu"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical cores"
     facts["gpu"] = _gpu_name()
-    return _facts(facts) + _note(
+    return _facts(facts) + note(
         "Where this report was rendered; config.yaml names the version "
         "of ladder that ran the models."
     )
@@ -242,7 +256,7 @@ def _class_balance_figure(classes: Sequence[dict[str, Any]]) -> Figure:
 def _tradeoff_figure(rows: Sequence[dict[str, Any]]) -> Figure:
     """Accuracy against latency, the Pareto front connected in red."""
     points = [
-        (_number(r.get("latency_ms")), _number(r.get("accuracy")), str(r["model"]), _truthy(r))
+        (to_float(r.get("latency_ms")), to_float(r.get("accuracy")), str(r["model"]), _truthy(r))
         for r in rows
     ]
     points = [p for p in points if math.isfinite(p[0]) and math.isfinite(p[1])]
@@ -276,9 +290,9 @@ def _tradeoff_figure(rows: Sequence[dict[str, Any]]) -> Figure:
 def _ci_figure(rows: Sequence[dict[str, Any]]) -> Figure:
     """One horizontal bar per model, best at the top, with its accuracy confidence interval."""
     names = [str(r["model"]) for r in rows]
-    acc = np.array([_number(r.get("accuracy")) for r in rows])
-    low = np.array([_number(r.get("accuracy_ci_low", math.nan)) for r in rows])
-    high = np.array([_number(r.get("accuracy_ci_high", math.nan)) for r in rows])
+    acc = np.array([to_float(r.get("accuracy")) for r in rows])
+    low = np.array([to_float(r.get("accuracy_ci_low", math.nan)) for r in rows])
+    high = np.array([to_float(r.get("accuracy_ci_high", math.nan)) for r in rows])
     err = np.nan_to_num(np.vstack([acc - low, high - acc]), nan=0.0).clip(min=0)
     fig = Figure(figsize=(6.4, max(2.2, 0.45 * len(names) + 1.4)), layout="constrained")
     ax = fig.subplots()
@@ -302,15 +316,7 @@ def _figure_img(build: Callable[[], Figure], alt: str) -> str:
         fig.savefig(buffer, format="png", dpi=100)
     finally:
         fig.clear()
-    return _img(buffer.getvalue(), alt)
-
-
-def _drawn_png(draw: Callable[[Path], None], alt: str) -> str:
-    """A plot made by `ladder.evaluate.plots` (which writes files), read back and inlined."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "plot.png"
-        draw(path)
-        return _img(path.read_bytes(), alt)
+    return img_tag(buffer.getvalue(), alt)
 
 
 def _embed_png(path: Path, alt: str) -> str | None:
@@ -318,12 +324,7 @@ def _embed_png(path: Path, alt: str) -> str | None:
     if not path.is_file():
         return None
     content = path.read_bytes()
-    return _img(content, alt) if content.startswith(_PNG_MAGIC) else None
-
-
-def _img(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return f'<figure><img src="data:image/png;base64,{data}" alt="{escape(alt)}"></figure>'
+    return img_tag(content, alt) if content.startswith(_PNG_MAGIC) else None
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -339,19 +340,15 @@ def _facts(facts: dict[str, Any]) -> str:
     return f'<dl class="facts">{items}</dl>'
 
 
-def _note(text: str) -> str:
-    return f'<p class="note">{escape(text)}</p>'
-
-
 def _cell(column: str, value: Any) -> str:
     """A leaderboard cell: formatted text, with the raw value in data-value for sorting."""
     if column == "pareto":
         yes = _truthy({"pareto": value})
         mark = '<span class="pareto-yes">yes</span>' if yes else ""
         return f'<td data-value="{int(yes)}">{mark}</td>'
-    if _missing(value):
+    if is_missing(value):
         return '<td class="num" data-value="">–</td>'
-    number = _number(value)
+    number = to_float(value)
     if isinstance(value, str) or not math.isfinite(number):  # text (model, type, status) or inf
         text = escape(str(value))
         if column == "status":  # long error messages are cut; the tooltip has all of it
@@ -361,58 +358,31 @@ def _cell(column: str, value: Any) -> str:
 
 
 def _fmt(column: str, value: Any) -> str:
-    number = _number(value)
+    number = to_float(value)
     if not math.isfinite(number):
         return "–"
     if column in ("params",):
-        return _fmt_int(number)
+        return fmt_int(number)
     if column == "size_bytes":
-        return _fmt_bytes(number)
+        return fmt_bytes(number)
     if column in ("throughput_per_s",):
         return f"{number:,.0f}"
     if column in ("train_seconds",):
         return f"{number:.2f}"
+    if column == "accuracy_delta":
+        return f"{number:+.4f}"
     if column == "latency_ms" or column.endswith("_p"):
         return f"{number:.3g}"
     if float(number).is_integer() and abs(number) >= 1:
-        return _fmt_int(number)
+        return fmt_int(number)
     return f"{number:.4f}"
-
-
-def _fmt_int(value: Any) -> str:
-    return f"{int(value):,}"
-
-
-def _fmt_bytes(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"  # unreachable; keeps type checkers content
-
-
-def _number(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _truthy(row: dict[str, Any]) -> bool:
     value = row.get("pareto")
     if isinstance(value, str):
         return value.strip().lower() in ("true", "yes", "1")
-    return bool(value) and not _missing(value)
-
-
-def _ok(row: dict[str, Any]) -> bool:
-    """A model that finished: status is missing or "ok" (failed rows say "failed: ...")."""
-    status = row.get("status")
-    return _missing(status) or not str(status).lower().startswith("failed")
+    return bool(value) and not is_missing(value)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
