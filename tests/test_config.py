@@ -216,3 +216,67 @@ def test_classical_text_models_take_no_text_section(tmp_path):
     }
     problems = problems_of(tmp_path, raw)
     assert any("models[1]" in p and "text" in p for p in problems)
+
+
+def test_compress_methods_are_validated_with_their_paths(tmp_path):
+    compress = [
+        {"method": "quantize", "backend": "torch", "mode": "static"},
+        {"method": "prune", "amount": 1.0},
+        {"method": "prune", "amount": 0},
+        {"method": "distill", "teacher": "net", "student": {"type": "mlp"}, "alpha": 2},
+        {"method": "shrink"},
+    ]
+    problems = problems_of(tmp_path, {**BASE, "compress": compress})
+    assert any(p.startswith("compress[0]: mode static needs backend onnxruntime") for p in problems)
+    assert any(p.startswith("compress[1].amount: Input should be less than 1") for p in problems)
+    assert any(p.startswith("compress[2].amount: Input should be greater than 0") for p in problems)
+    assert any(
+        p.startswith("compress[3].alpha: Input should be less than or equal to 1") for p in problems
+    )
+    assert any(p.startswith("compress[4]: Input tag 'shrink'") for p in problems)
+
+
+def test_compress_references_and_students_are_checked(tmp_path):
+    compress = [
+        {"method": "distill", "teacher": "nett", "student": {"type": "mlp", "hiden": [4]}},
+        {"method": "distill", "teacher": "net", "student": {"type": "logistic_regression"}},
+        {"method": "prune", "models": ["forrest"]},
+    ]
+    problems = problems_of(tmp_path, {**BASE, "compress": compress})
+    assert problems == [
+        "compress[0].teacher: no model named 'nett'; did you mean 'net'? (models: forest, net)",
+        "compress[0].student.hiden: unknown key 'hiden'; did you mean 'hidden'?",
+        "compress[1].student.type: a student is trained on the teacher's logits, so it must be a "
+        "neural model, got logistic_regression",
+        "compress[2].models[0]: no model named 'forrest'; did you mean 'forest'? "
+        "(models: forest, net)",
+    ]
+
+
+def test_variant_names_and_the_student_entry(tmp_path):
+    compress = [
+        {"method": "quantize"},
+        {"method": "quantize", "mode": "static"},
+        {"method": "quantize", "backend": "torch"},
+        {"method": "prune", "amount": 0.9},
+        {"method": "prune", "amount": 0.5, "structured": True},
+        {
+            "method": "distill",
+            "teacher": "net",
+            "student": {"type": "mlp", "hidden": [8]},
+            "epochs": 7,
+        },
+    ]
+    config = load_config(write(tmp_path, {**BASE, "compress": compress}))
+    names = [m.variant_name("net") for m in config.compress[:5]]
+    assert names == [
+        "net+int8",
+        "net+int8-static",
+        "net+int8-torch",
+        "net+prune90",
+        "net+prune50-structured",
+    ]
+    student = config.student(config.compress[5])
+    assert config.compress[5].variant_name() == student.name == "net→mlp"
+    assert student.params.hidden == [8] and student.train.epochs == 7
+    assert student.train.optimizer.name == "sgd"  # the top-level train section applies

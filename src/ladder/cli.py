@@ -275,7 +275,7 @@ def _print_leaderboard(board: Any) -> None:
 
     from ladder.evaluate.compare import LEADERBOARD_COLUMNS
 
-    hidden = {"log_loss", "params", "size_bytes", "train_seconds", "throughput_per_s"}
+    hidden = {"variant_of", "log_loss", "params", "size_bytes", "train_seconds", "throughput_per_s"}
     columns = [c for c in LEADERBOARD_COLUMNS if c not in hidden]  # the CSV has them all
     table = Table(*columns, title="leaderboard")
     for row in board.to_dict(orient="records"):

@@ -7,7 +7,7 @@ what was found; unknown keys get a "did you mean" suggestion.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -177,13 +177,84 @@ class EvaluateConfig(Section):
 
 
 class QuantizeConfig(Section):
-    """Dynamic int8 quantization of a model's ONNX graph (weights int8, activations quantized
-    on the fly) with ONNX Runtime; the variant is called `<model>+int8`."""
+    """int8 quantization of a model. ONNX Runtime: `dynamic` (weights int8, activations
+    quantized on the fly; MatMul/Gemm, Conv and recurrent ops) or `static` (activations too,
+    with scales calibrated on training rows; for CNNs). torch: dynamic int8 of Linear and LSTM
+    layers with torch.ao. Variants: `<model>+int8`, `<model>+int8-static`, `<model>+int8-torch`."""
 
     method: Literal["quantize"]
-    backend: Literal["onnxruntime"] = "onnxruntime"
-    mode: Literal["dynamic"] = "dynamic"
+    backend: Literal["onnxruntime", "torch"] = "onnxruntime"
+    mode: Literal["dynamic", "static"] = "dynamic"
+    calibration_rows: int = Field(256, ge=1, description="training rows for static calibration")
     models: list[str] | None = Field(None, description="default: every neural model")
+
+    @model_validator(mode="after")
+    def _static_needs_onnxruntime(self) -> QuantizeConfig:
+        if self.mode == "static" and self.backend != "onnxruntime":
+            raise ValueError(
+                "mode static needs backend onnxruntime (torch quantizes dynamically only), "
+                f"got backend {self.backend}"
+            )
+        return self
+
+    def variant_name(self, model: str) -> str:
+        """The name of the variant this method makes of `model`."""
+        if self.backend == "torch":
+            return f"{model}+int8-torch"
+        return f"{model}+int8-static" if self.mode == "static" else f"{model}+int8"
+
+
+class PruneConfig(Section):
+    """Magnitude pruning with fine-tuning, made permanent. Unstructured: the `amount` fraction
+    of all prunable weights with the smallest magnitudes (global) become zeros. Structured:
+    that fraction of each hidden layer's channels/neurons with the smallest L1 norms is removed,
+    so the layers really shrink. `steps` > 1 prunes iteratively, fine-tuning after each step.
+    Variants: `<model>+prune90`, `<model>+prune50-structured`."""
+
+    method: Literal["prune"]
+    amount: float = Field(0.8, gt=0, lt=1, description="the fraction pruned, in (0, 1)")
+    finetune_epochs: int = Field(3, ge=0, description="fine-tuning epochs after each step")
+    structured: bool = False
+    steps: int = Field(1, ge=1, description="prune in this many steps up to `amount`")
+    lr: float | None = Field(
+        None, gt=0, description="fine-tuning learning rate (default: the model's own)"
+    )
+    models: list[str] | None = Field(None, description="default: every neural model")
+
+    def variant_name(self, model: str) -> str:
+        """The name of the variant this method makes of `model`."""
+        percent = round(self.amount * 100)
+        return f"{model}+prune{percent}" + ("-structured" if self.structured else "")
+
+
+class DistillConfig(Section):
+    """Knowledge distillation: a student model (a `models:` entry without a name) trained on
+    loss = alpha * CE(labels) + (1 - alpha) * T^2 * KL(student/T || teacher/T), with the
+    teacher's logits computed once. The variant is called `<teacher>→<student name or type>`."""
+
+    method: Literal["distill"]
+    teacher: str
+    student: dict[str, Any] = Field(description="a model entry: type, hyperparameters, train keys")
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the hard-label loss")
+    temperature: float = Field(4.0, gt=0)
+    epochs: int | None = Field(None, ge=1, description="default: the student's train.epochs")
+    augment: int = Field(
+        0,
+        ge=0,
+        description="text data: perturbed copies of each training text (words masked, texts "
+        "cut to n-grams) that only the teacher labels, a transfer set for the student",
+    )
+
+    def variant_name(self) -> str:
+        """The name of the distilled student."""
+        student = self.student.get("name") or self.student.get("type")
+        return f"{self.teacher}→{student}"
+
+
+CompressMethod = Annotated[
+    QuantizeConfig | PruneConfig | DistillConfig, Field(discriminator="method")
+]
+_METHOD_TAGS = ("quantize", "prune", "distill")
 
 
 class ServeConfig(Section):
@@ -218,7 +289,7 @@ class Config(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     text: TextConfig = Field(default_factory=TextConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
-    compress: list[QuantizeConfig] = Field(default_factory=list)
+    compress: list[CompressMethod] = Field(default_factory=list)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     base_dir: Path = Field(Path("."), exclude=True)
 
@@ -233,6 +304,15 @@ class Config(Section):
         index = list(entries).index(name)
         problems: list[str] = []
         entry = _validate_model_entry(entries[name], index, self.train, self.text, problems)
+        if problems or entry is None:
+            raise ConfigError(problems)
+        return entry
+
+    def student(self, method: DistillConfig) -> ModelEntry:
+        """The validated model entry of a distill method's student (named after the variant)."""
+        problems: list[str] = []
+        index = self.compress.index(method)
+        entry = _validate_student(method, index, self.train, self.text, problems)
         if problems or entry is None:
             raise ConfigError(problems)
         return entry
@@ -297,13 +377,55 @@ def validate_config(
                 problems.append(f"models[{i}].name: duplicate model name '{entry['name']}'")
             if isinstance(entry, dict):
                 names.add(entry.get("name"))
+    if config is not None and isinstance(models, list):
+        _check_compress(config, problems)
     if problems or config is None:
         raise ConfigError(problems, source=source)
     return config
 
 
+def _check_compress(config: Config, problems: list[str]) -> None:
+    """The models a compress: entry names exist; a distill student is a valid neural entry."""
+    from ladder.registry import get_spec
+
+    names = [e.get("name") for e in config.models if isinstance(e, dict)]
+    for i, method in enumerate(config.compress):
+        where = f"compress[{i}]"
+        wanted = [("teacher", method.teacher)] if isinstance(method, DistillConfig) else []
+        wanted += [(f"models[{k}]", n) for k, n in enumerate(getattr(method, "models", None) or [])]
+        for key, name in wanted:
+            if name not in names:
+                problems.append(
+                    f"{where}.{key}: no model named {name!r}{did_you_mean(str(name), names)} "
+                    f"(models: {', '.join(map(str, names))})"
+                )
+        if isinstance(method, DistillConfig):
+            entry = _validate_student(method, i, config.train, config.text, problems)
+            if entry is not None and get_spec(entry.type).family != "neural":
+                problems.append(
+                    f"{where}.student.type: a student is trained on the teacher's logits, so it "
+                    f"must be a neural model, got {entry.type}"
+                )
+
+
+def _validate_student(
+    method: DistillConfig, index: int, train: TrainConfig, text: TextConfig, problems: list[str]
+) -> ModelEntry | None:
+    """A distill student as a model entry called after its variant."""
+    student = {k: v for k, v in method.student.items() if k != "name"}
+    entry = {"name": method.variant_name(), **student}
+    if method.epochs is not None:
+        entry["epochs"] = method.epochs
+    return _validate_model_entry(entry, index, train, text, problems, f"compress[{index}].student")
+
+
 def _validate_model_entry(
-    entry: Any, index: int, train: TrainConfig, text: TextConfig, problems: list[str]
+    entry: Any,
+    index: int,
+    train: TrainConfig,
+    text: TextConfig,
+    problems: list[str],
+    where: str | None = None,
 ) -> ModelEntry | None:
     """Split one `models:` entry into model params, train and text overrides; validate all.
 
@@ -313,7 +435,7 @@ def _validate_model_entry(
     """
     from ladder.registry import MODEL_TYPES, get_spec
 
-    where = f"models[{index}]"
+    where = where or f"models[{index}]"
     if not isinstance(entry, dict):
         problems.append(f"{where}: expected a mapping with name and type, got {entry!r}")
         return None
@@ -413,11 +535,13 @@ def format_validation_error(
 
 def _dotted(loc: tuple[Any, ...]) -> str:
     out = ""
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
         elif str(part).startswith(("literal[", "function-after", "constrained-")):
             continue  # pydantic's union/validator tags are noise for users
+        elif part in _METHOD_TAGS and i > 0 and isinstance(loc[i - 1], int):
+            continue  # the tag of a compress: entry
         else:
             out += f".{part}" if out else str(part)
     return out
@@ -425,21 +549,33 @@ def _dotted(loc: tuple[Any, ...]) -> str:
 
 def _known_keys(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Field names of the section at `loc` (for did-you-mean suggestions)."""
-    cls: Any = root
+    classes: list[Any] = [root]
     for part in loc:
         if isinstance(part, int):
             continue
-        field = getattr(cls, "model_fields", {}).get(part)
+        tagged = [c for c in classes if part in _method_tags(c)]
+        if tagged:  # a compress: entry's method tag selects its class
+            classes = tagged
+            continue
+        field = next((c.model_fields[part] for c in classes if part in c.model_fields), None)
         if field is None:
             return []
-        annotation = field.annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        cls = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
-        )
-        if cls is None:
+        classes = _model_classes(field.annotation)
+        if not classes:
             return []
-    return list(getattr(cls, "model_fields", {}))
+    return [name for c in classes for name in c.model_fields]
+
+
+def _method_tags(cls: type[BaseModel]) -> tuple[Any, ...]:
+    method = cls.model_fields.get("method")
+    return get_args(method.annotation) if method is not None else ()
+
+
+def _model_classes(annotation: Any) -> list[type[BaseModel]]:
+    """The config sections an annotation holds (through list[...], unions and Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [c for arg in get_args(annotation) for c in _model_classes(arg)]
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

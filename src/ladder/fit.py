@@ -108,11 +108,13 @@ def fit_neural(
     val: tuple[np.ndarray | None, np.ndarray | None],
     resume: bool = False,
     pad_id: int | None = None,
+    loss: Any = None,
 ) -> tuple[FittedNeural, list[dict[str, Any]]]:
     """Train a PyTorch model with the trainer and its callbacks; returns it and its history.
 
     `pad_id`: the features are token ids padded with it (batches are trimmed, and bucketed by
-    length when `entry.text.bucketing`)."""
+    length when `entry.text.bucketing`). `loss`: the trainer's training loss hook
+    (`(logits, labels, rows) -> loss`, e.g. distillation); default cross-entropy."""
     from ladder.data import augment_batch, class_weights
     from ladder.evaluate import validation_metrics
     from ladder.registry import get_spec
@@ -160,6 +162,7 @@ def fit_neural(
         train_transform=(lambda x, g: augment_batch(x, augment, g)) if augment.enabled else None,
         seed=config.seed,
         batching=TokenBatching(pad_id, entry.text.bucketing) if pad_id is not None else None,
+        loss=loss,
     )
     sample_weights = weights[y_train] if config.data.balance == "oversample" else None
     history = trainer.fit(

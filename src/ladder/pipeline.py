@@ -139,11 +139,15 @@ def train_entry(
     run_dir: Path,
     resume: bool = False,
     main: bool = True,
+    loss: Any = None,
+    compression: dict[str, Any] | None = None,
 ) -> TrainResult | None:
     """Train one validated model entry on prepared data and write its results under run_dir.
 
     `main` is False on torchrun workers other than rank 0: they train, write nothing and
-    return None.
+    return None. A neural model trains with `loss` when given (`(logits, labels, rows) ->
+    loss`, rows indexing the training split; e.g. distillation); `compression` goes into
+    the artifact's manifest (a compressed variant's description).
     """
     from ladder.registry import get_spec
 
@@ -189,6 +193,7 @@ def train_entry(
             (x_val, y_val),
             resume=resume,
             pad_id=getattr(preprocessor, "pad_id", None),
+            loss=loss,
         )
     train_seconds = time.perf_counter() - started
     if not main:
@@ -201,6 +206,8 @@ def train_entry(
     atomic_write_text(model_dir / "metrics.json", json.dumps(metrics, indent=2))
 
     manifest = _manifest(config, entry, spec.family, preprocessor, data.labels, metrics, data.info)
+    if compression is not None:
+        manifest["compression"] = compression
     artifact = model_dir / "artifact"
     from ladder.export.artifact import write_artifact
     from ladder.export.onnx import ONNX_MODEL, export_model
@@ -397,6 +404,8 @@ def run_config(
         board = summarize(boards, run_dir, config.evaluate.primary)
     else:
         status = _train_rungs(config, entries, selected, data, run_dir, force)
+        if config.compress:
+            status.update(_compress(config, entries, data, run_dir, force))
         board = leaderboard(config, entries, status, data, run_dir)
     return write_leaderboard(run_dir, board, status)
 
@@ -412,7 +421,7 @@ def _train_rungs(
 ) -> dict[str, str]:
     """Train each selected model unless cached; a failure is recorded and the others go on."""
     status = {name: cached_status(run_dir, config, entry) for name, entry in entries.items()}
-    show = _Progress(len(selected), label)
+    show = RungProgress(len(selected), label)
     for i, name in enumerate(selected, start=1):
         if status[name] == "cached" and not force:
             show.line(i, name, "cached")
@@ -433,7 +442,23 @@ def _train_rungs(
     return status
 
 
-class _Progress:
+def _compress(
+    config: Config,
+    entries: dict[str, ModelEntry],
+    data: PreparedData,
+    run_dir: Path,
+    force: bool,
+) -> dict[str, str]:
+    """The config's compress: section on the trained models (variants made before by the same
+    method from the same weights are kept unless `force`)."""
+    from ladder.compress.run import apply_compress
+    from ladder.compress.variant import CompressContext
+
+    context = CompressContext(config, run_dir, data, entries)
+    return apply_compress(context, reuse=not force, show=RungProgress(0, "compress").note)
+
+
+class RungProgress:
     """One line per rung (which model, what happened, how long) on a terminal; quiet otherwise."""
 
     def __init__(self, total: int, label: str = "") -> None:
@@ -449,3 +474,8 @@ class _Progress:
     def line(self, index: int, name: str, what: str) -> None:
         if self.console is not None:
             self.console.print(f"{self.label}{index}/{self.total} {name}: {what}", markup=False)
+
+    def note(self, text: str) -> None:
+        """A free line (on a terminal), e.g. a compressed variant's progress."""
+        if self.console is not None:
+            self.console.print(f"{self.label}{text}", markup=False)

@@ -3,6 +3,7 @@ the report into the run folder."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,9 +61,11 @@ def leaderboard(
     for name, entry in entries.items():
         if status[name] != "absent":
             models.append((name, entry.type))
-        for variant in variants_of(run_dir, name):
-            models.append((variant, entry.type))
+        for variant, variant_type in variants_of(run_dir, name):
+            models.append((variant, variant_type))
             status[variant] = "ok"
+    listed = {name for name, _ in models}
+    models += [(n, "") for n, s in status.items() if n not in listed and s.startswith("failed")]
     return leaderboard_rows(
         run_dir,
         models,
@@ -74,22 +77,21 @@ def leaderboard(
     )
 
 
-VARIANT_SUFFIXES = ("+int8",)  # the variants `ladder compress` makes of a model
-
-
-def variants_of(run_dir: Path, name: str) -> list[str]:
-    """The evaluated compressed variants of model `name` in the run folder."""
-    return [
-        name + suffix
-        for suffix in VARIANT_SUFFIXES
-        if (run_dir / "models" / (name + suffix) / "metrics.json").is_file()
-    ]
+def variants_of(run_dir: Path, name: str) -> list[tuple[str, str]]:
+    """The evaluated compressed variants of model `name` in the run folder (a distilled
+    student is a variant of its teacher), as (variant, model type) pairs."""
+    found = []
+    for metrics_file in sorted((run_dir / "models").glob("*/metrics.json")):
+        metrics = json.loads(metrics_file.read_text())
+        if metrics.get("variant_of") == name:
+            found.append((metrics_file.parent.name, metrics.get("model_type", "")))
+    return found
 
 
 def remove_variants(run_dir: Path, name: str) -> None:
     """Delete the compressed variants of model `name` (made from weights now replaced)."""
-    for suffix in VARIANT_SUFFIXES:
-        shutil.rmtree(run_dir / "models" / (name + suffix), ignore_errors=True)
+    for variant, _ in variants_of(run_dir, name):
+        shutil.rmtree(run_dir / "models" / variant, ignore_errors=True)
 
 
 def _render_report(run_dir: Path) -> Path | None:

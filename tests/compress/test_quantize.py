@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from helpers import make_table, write_config
@@ -80,16 +81,37 @@ def test_models_without_onnx_or_without_weights_to_quantize_say_so(finished_run,
         quantize_artifact(models / "tree/artifact", tmp_path / "b", "tree")
 
 
-def test_retraining_a_model_drops_its_stale_variant(run_copy):
-    compress_run(run_copy)
-    config = yaml.safe_load((run_copy / "config.yaml").read_text())
-    config["models"][0]["hidden"] = [16]
-    (run_copy.parent / "changed.yaml").write_text(
-        yaml.safe_dump(
-            {k: v for k, v in config.items() if k not in ("ladder_version", "config_dir")}
-        )
+def _rerun(run_dir: Path, **changes) -> ladder.RunResult:
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config = {k: v for k, v in config.items() if k not in ("ladder_version", "config_dir")}
+    config.update(changes)
+    (run_dir.parent / "changed.yaml").write_text(yaml.safe_dump(config))
+    return run(run_dir.parent / "changed.yaml", out=run_dir)
+
+
+def test_ladder_run_makes_the_variants_and_reuses_them_while_the_original_is_unchanged(
+    finished_run, run_copy
+):
+    board = pd.read_csv(finished_run / "leaderboard.csv").set_index("model")
+    assert board.loc["net+int8", "variant_of"] == "net"
+    assert board.loc["net+int8", "accuracy_delta"] == pytest.approx(
+        board.loc["net+int8", "accuracy"] - board.loc["net", "accuracy"]
     )
-    result = run(run_copy.parent / "changed.yaml", out=run_copy)
+    onnx = run_copy / "models/net+int8/artifact/model.onnx"
+    made = onnx.stat().st_mtime_ns
+    _rerun(run_copy)
+    assert onnx.stat().st_mtime_ns == made  # cached original: the variant is kept
+
+
+def test_retraining_a_model_remakes_or_drops_its_stale_variant(run_copy):
+    old = json.loads((run_copy / "models/net+int8/artifact/manifest.json").read_text())
+    models = yaml.safe_load((run_copy / "config.yaml").read_text())["models"]
+    models[0]["hidden"] = [16]
+    _rerun(run_copy, models=models)
+    new = json.loads((run_copy / "models/net+int8/artifact/manifest.json").read_text())
+    assert new["files"]["model.onnx"] != old["files"]["model.onnx"]  # from the new weights
+    models[0]["hidden"] = [8]
+    result = _rerun(run_copy, models=models, compress=[])
     assert not (run_copy / "models/net+int8").exists()
     assert "net+int8" not in set(result.leaderboard["model"])
 
@@ -102,7 +124,8 @@ def test_compress_errors_are_one_line(run_copy, capsys):
     assert "has no compress: section" in capsys.readouterr().err
     argv = ["compress", str(run_copy), "--set", "compress=[{method: quantize, models: [nett]}]"]
     assert main(argv) == 2
-    assert "compress[0].models: no model named nett" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "compress[0].models[0]: no model named 'nett'; did you mean 'net'" in err
     assert main(["compress", str(run_copy.parent)]) == 2
     assert "not a run folder" in capsys.readouterr().err
 
@@ -114,3 +137,15 @@ def test_compress_entries_are_validated(tmp_path, table_csv):
     with pytest.raises(ConfigError) as info:
         ladder.load_config(config)
     assert any(p.startswith("compress[0]") for p in info.value.problems)
+
+
+def test_a_failing_request_is_a_failed_row_and_the_others_go_on(run_copy):
+    result = _rerun(run_copy, compress=[{"method": "quantize", "models": ["tree", "net"]}])
+    board = result.leaderboard.set_index("model")
+    assert board.loc["net+int8", "status"] == "ok"
+    assert board.loc["tree+int8", "status"].startswith("failed: tree: nothing to quantize")
+    assert "tree+int8" in result.failed
+    with pytest.raises(LadderError, match=r"^tree\+int8: tree: nothing to quantize"):
+        compress_run(run_copy)
+    board = pd.read_csv(run_copy / "leaderboard.csv").set_index("model")
+    assert board.loc["net+int8", "status"] == "ok"  # still ranked after the failure

@@ -32,9 +32,11 @@ def test_columns_are_the_contract():
     assert LEADERBOARD_COLUMNS == (
         "model",
         "type",
+        "variant_of",
         "accuracy",
         "accuracy_ci_low",
         "accuracy_ci_high",
+        "accuracy_delta",
         "f1_macro",
         "roc_auc",
         "log_loss",
@@ -237,7 +239,7 @@ def test_leaderboard_markdown():
     lines = text.strip().split("\n")
     assert len(lines) == 2 + 3  # header, rule, one line per model
     assert lines[0] == "| " + " | ".join(LEADERBOARD_COLUMNS) + " |"
-    assert lines[1].startswith("|---|---|---:|")
+    assert lines[1].startswith("|---|---|---|---:|")
     assert all(line.count("|") == lines[0].count("|") for line in lines[:2])
     best = lines[2]
     for cell in ("0.9123", "1,234,567", "2,048", "1,230", "98,765", "1.0000", "yes", "ok"):

@@ -1,27 +1,32 @@
-"""`ladder compress RUN_DIR`: the config's `compress:` section applied to a finished run.
+"""The config's `compress:` section applied to a trained run (`ladder compress RUN_DIR`, and
+the last step of `ladder run`).
 
-Each method makes variant artifacts (`<model>+int8`) that are evaluated on the run's own test
-split and added to its leaderboard and report beside the originals.
+Each method makes variant artifacts (`<model>+int8`, `<model>+prune90`, `<teacher>→<student>`)
+that are evaluated on the run's own test split and ranked on its leaderboard beside the
+originals, with their accuracy delta.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ladder.config import load_run_config
+from ladder.compress.variant import CompressContext, Variant
+from ladder.config import DistillConfig, PruneConfig, QuantizeConfig, load_run_config
 from ladder.errors import ConfigError, LadderError
 from ladder.io import atomic_write_text
+
+Show = Callable[[str], None]
 
 
 def compress_run(run_dir: str | Path, overrides: list[str] | None = None) -> Any:
     """Make, evaluate and rank every variant the run's `compress:` section asks for; returns
     a `ladder.ranking.RunResult` whose leaderboard holds originals and variants."""
     from ladder.cache import cached_status
-    from ladder.compress.quantize import quantize_artifact
-    from ladder.export.artifact import load
-    from ladder.pipeline import evaluate_predictions, prepare_data
+    from ladder.pipeline import RungProgress, prepare_data
     from ladder.ranking import rank_run
 
     run_dir = Path(run_dir)
@@ -33,36 +38,120 @@ def compress_run(run_dir: str | Path, overrides: list[str] | None = None) -> Any
     if saved != data.info["sha256"]:
         raise LadderError(f"{run_dir}: the data changed since the run (sha256 differs)")
     entries = {e["name"]: config.model(e["name"]) for e in config.models}
-    variants: dict[str, tuple[str, str]] = {}  # variant -> (original, type)
-    for i, method in enumerate(config.compress):
-        names = method.models or [n for n, e in entries.items() if _is_neural(e.type)]
-        unknown = [n for n in names if n not in entries]
-        if unknown:
-            raise ConfigError([f"compress[{i}].models: no model named {', '.join(unknown)}"])
-        for name in names:
-            original = run_dir / "models" / name / "artifact"
-            if not original.is_dir():
-                raise LadderError(f"{name}: no artifact in {run_dir}; train it with ladder run")
-            variant = f"{name}+int8"
-            quantize_artifact(original, run_dir / "models" / variant / "artifact", name)
-            variants[variant] = (name, entries[name].type)
-    test = data.splits.test
-    for variant, (name, _) in variants.items():
-        model_dir = run_dir / "models" / variant
-        model = load(model_dir / "artifact")
-        metrics = evaluate_predictions(
-            test.y, model.predict_proba_raw(test.X), data.labels, model_dir
-        )
-        original = json.loads((run_dir / "models" / name / "metrics.json").read_text())
-        metrics.update(
-            train_seconds=original.get("train_seconds"),
-            params=original.get("params"),
-            variant_of=name,
-            accuracy_delta=metrics["accuracy"] - original["accuracy"],
-        )
-        atomic_write_text(model_dir / "metrics.json", json.dumps(metrics, indent=2))
+    context = CompressContext(config, run_dir, data, entries)
     status = {name: cached_status(run_dir, config, entry) for name, entry in entries.items()}
-    return rank_run(config, entries, status, data, run_dir)
+    missing = [n for n in _originals(context) if status[n] == "absent"]
+    if missing:
+        raise LadderError(
+            f"{', '.join(missing)}: no trained model in {run_dir}; train it with ladder run"
+        )
+    made = apply_compress(context, reuse=False, show=RungProgress(0, "compress").note)
+    failed = {k: v.removeprefix("failed: ") for k, v in made.items() if v != "ok"}
+    status.update({k: v for k, v in made.items() if v != "ok"})
+    result = rank_run(config, entries, status, data, run_dir)  # the variants that were made
+    if failed:
+        raise LadderError("; ".join(f"{name}: {why}" for name, why in failed.items()))
+    return result
+
+
+def apply_compress(
+    context: CompressContext, reuse: bool = True, show: Show | None = None
+) -> dict[str, str]:
+    """Make and evaluate the variants of the config's `compress:` section; returns each
+    variant's status ("ok", "cached" or "failed: <why>"). With `reuse`, a variant made by the
+    same method from the same original is kept. A failure is recorded and the others go on;
+    bad requests (nothing to quantize, a model type a method does not support) are failures."""
+    status: dict[str, str] = {}
+    for method, model in _requests(context):
+        name = method.variant_name() if model is None else method.variant_name(model)
+        stamp = method.model_dump(mode="json")
+        if reuse and _made_by(context, name, stamp):
+            status[name] = "cached"
+            continue
+        original = method.teacher if model is None else model
+        if not (context.model_dir(original) / "metrics.json").is_file():
+            status[name] = f"failed: {original} has no trained model in {context.run_dir}"
+            continue
+        if show is not None:
+            show(f"{name}: {method.method}")
+        started = time.perf_counter()
+        try:
+            variant = _make(method, context, model)
+            _evaluate(context, variant, stamp)
+            status[name] = "ok"
+            if show is not None:
+                show(f"{name}: done in {time.perf_counter() - started:.1f}s")
+        except Exception as exc:
+            from ladder.errors import first_line
+
+            (context.model_dir(name) / "metrics.json").unlink(missing_ok=True)
+            status[name] = f"failed: {first_line(exc)}"
+            if show is not None:
+                show(f"{name}: {status[name]}")
+    return status
+
+
+def _requests(context: CompressContext) -> list[tuple[Any, str | None]]:
+    """(method, model) pairs in config order; a distill method has no model (its teacher)."""
+    pairs: list[tuple[Any, str | None]] = []
+    for method in context.config.compress:
+        if isinstance(method, DistillConfig):
+            pairs.append((method, None))
+            continue
+        neural = [n for n, e in context.entries.items() if _is_neural(e.type)]
+        pairs.extend((method, name) for name in method.models or neural)
+    return pairs
+
+
+def _originals(context: CompressContext) -> list[str]:
+    names = [m.teacher if model is None else model for m, model in _requests(context)]
+    return list(dict.fromkeys(names))
+
+
+def _make(method: Any, context: CompressContext, model: str | None) -> Variant:
+    if isinstance(method, QuantizeConfig):
+        from ladder.compress.quantize import quantize
+
+        return quantize(method, context, model)
+    if isinstance(method, PruneConfig):
+        from ladder.compress.prune import prune
+
+        return prune(method, context, model)
+    from ladder.compress.distill import distill
+
+    return distill(method, context)
+
+
+def _evaluate(context: CompressContext, variant: Variant, stamp: dict[str, Any]) -> None:
+    """The variant's test metrics, plots and predictions, with its delta vs the original."""
+    from ladder.export.artifact import load
+    from ladder.pipeline import evaluate_predictions
+
+    data, model_dir = context.data, context.model_dir(variant.name)
+    model = load(context.artifact(variant.name))
+    test = data.splits.test
+    y_prob = model.predict_proba_raw(test.X)
+    metrics = evaluate_predictions(test.y, y_prob, data.labels, model_dir, variant.history)
+    original = json.loads((context.model_dir(variant.original) / "metrics.json").read_text())
+    metrics.update(
+        train_seconds=variant.train_seconds
+        if variant.train_seconds is not None
+        else original.get("train_seconds"),
+        params=variant.params if variant.params is not None else original.get("params"),
+        model_type=variant.model_type,
+        variant_of=variant.original,
+        accuracy_delta=metrics["accuracy"] - original["accuracy"],
+        compress=stamp,
+        **variant.details,
+    )
+    atomic_write_text(model_dir / "metrics.json", json.dumps(metrics, indent=2))
+
+
+def _made_by(context: CompressContext, name: str, stamp: dict[str, Any]) -> bool:
+    path = context.model_dir(name) / "metrics.json"
+    if not path.is_file() or not context.artifact(name).is_dir():
+        return False
+    return json.loads(path.read_text()).get("compress") == stamp
 
 
 def _is_neural(model_type: str) -> bool:
@@ -71,4 +160,4 @@ def _is_neural(model_type: str) -> bool:
     return get_spec(model_type).family == "neural"
 
 
-__all__ = ["compress_run"]
+__all__ = ["apply_compress", "compress_run"]

@@ -24,9 +24,11 @@ from ladder.errors import LadderError
 LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "model",
     "type",
+    "variant_of",
     "accuracy",
     "accuracy_ci_low",
     "accuracy_ci_high",
+    "accuracy_delta",
     "f1_macro",
     "roc_auc",
     "log_loss",
@@ -46,6 +48,7 @@ _METRIC_COLUMNS = frozenset(
     {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "f1_macro", "roc_auc", "log_loss"}
 )
 _INT_COLUMNS = frozenset({"params", "size_bytes"})
+_TEXT_COLUMNS = frozenset({"model", "type", "variant_of", "status"})
 _MAX_BOOTSTRAP_CELLS = 10_000_000  # resample indices drawn per chunk, to bound memory
 
 
@@ -240,7 +243,7 @@ def leaderboard_markdown(df: pd.DataFrame) -> str:
     """The leaderboard as a GitHub markdown table, one line per model."""
     columns = list(df.columns)
     header = "| " + " | ".join(columns) + " |"
-    rule = "|" + "|".join("---" if c in ("model", "type", "status") else "---:" for c in columns)
+    rule = "|" + "|".join("---" if c in _TEXT_COLUMNS else "---:" for c in columns)
     lines = [header, rule + "|"]
     for _, row in df.iterrows():
         cells = [_format_cell(col, row[col]) for col in columns]
@@ -259,6 +262,8 @@ def _format_cell(column: str, value: Any) -> str:
 
 
 def _format_number(column: str, value: float) -> str:
+    if column == "accuracy_delta":
+        return f"{value:+.4f}"
     if column in _METRIC_COLUMNS:
         return f"{value:.4f}"
     if column == "mcnemar_p":

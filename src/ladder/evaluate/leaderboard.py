@@ -63,6 +63,8 @@ def leaderboard_rows(
                 **{k: metrics.get(k) for k in ("accuracy", "f1_macro", "roc_auc", "log_loss")},
                 "accuracy_ci_low": low,
                 "accuracy_ci_high": high,
+                "variant_of": metrics.get("variant_of"),
+                "accuracy_delta": metrics.get("accuracy_delta"),
                 "params": metrics.get("params"),
                 "size_bytes": sum(p.stat().st_size for p in artifact.iterdir() if p.is_file()),
                 "train_seconds": metrics.get("train_seconds"),

@@ -26,6 +26,7 @@ from ladder.io import sha256_file
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 NEURAL_WEIGHTS = "weights.safetensors"
+INT8_WEIGHTS = "weights.int8.safetensors"  # a torch int8 variant (ladder.export.int8)
 CLASSICAL_MODEL = "model.skops"
 
 
@@ -180,8 +181,12 @@ def load(directory: str | Path, backend: str | None = None) -> LoadedModel:
         raise ArtifactError(
             f"backend {backend!r}: a {family} model predicts with onnxruntime or {native}"
         )
-    if manifest.get("compression") and backend != "onnxruntime":
+    if manifest["model_file"] == ONNX_MODEL and backend != "onnxruntime":
         raise ArtifactError(f"{directory}: a compressed variant predicts with onnxruntime only")
+    if manifest["model_file"] == INT8_WEIGHTS and backend != "torch":
+        raise ArtifactError(
+            f"{directory}: a torch int8 variant predicts with torch only (it has no {ONNX_MODEL})"
+        )
     if backend == "onnxruntime":
         if not has_onnx:
             why = (manifest.get("onnx") or {}).get("reason", "it was not exported")
@@ -204,27 +209,39 @@ def _classical_predictor(path: Path, model_type: str) -> Callable[[np.ndarray], 
 
 
 def neural_module(path: Path, manifest: dict[str, Any]) -> Any:
-    """The artifact's torch module (eval mode) with its weights from `path`."""
+    """The artifact's torch module (eval mode) with its weights from `path`; a torch int8
+    variant's module is rebuilt with its int8 weights."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    if manifest["model_file"] == INT8_WEIGHTS:
+        from ladder.export.int8 import load_int8_module
+
+        return load_int8_module(path, manifest)
+    module = neural_architecture(path.parent, manifest)
+    try:
+        module.load_state_dict(load_file(path))
+    except (SafetensorError, RuntimeError) as exc:
+        raise ArtifactError(
+            f"{path}: weights do not fit the {manifest['model_type']} model ({exc})"
+        ) from exc
+    return module.eval()
+
+
+def neural_architecture(folder: Path, manifest: dict[str, Any]) -> Any:
+    """The artifact's torch module, built from its manifest (and its own files, for a
+    pretrained model) but not yet holding the artifact's weights."""
     from ladder.registry import MODEL_TYPES
 
     model_type = manifest["model_type"]
     if model_type not in MODEL_TYPES:
-        raise ArtifactError(f"{path.parent}: unknown model type {model_type!r} in manifest")
+        raise ArtifactError(f"{folder}: unknown model type {model_type!r} in manifest")
     spec = MODEL_TYPES[model_type]
     config = spec.config_cls.model_validate(manifest["model_config"])
     n_classes = len(manifest["labels"])
     if spec.load_module is not None:  # the architecture comes from the artifact's own files
-        module = spec.load_module(config, path.parent, n_classes)
-    else:
-        module = spec.build(config, tuple(manifest["feature_shape"]), n_classes)
-    try:
-        module.load_state_dict(load_file(path))
-    except (SafetensorError, RuntimeError) as exc:
-        raise ArtifactError(f"{path}: weights do not fit the {model_type} model ({exc})") from exc
-    return module.eval()
+        return spec.load_module(config, folder, n_classes)
+    return spec.build(config, tuple(manifest["feature_shape"]), n_classes)
 
 
 def _neural_predictor(path: Path, manifest: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:

@@ -47,6 +47,8 @@ from ladder.train.optim import (
 
 Metrics = Callable[[np.ndarray, np.ndarray], dict[str, float]]
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+# (logits, labels, rows) -> loss, rows being the batch's indices into the training data
+BatchLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -61,6 +63,9 @@ class Trainer:
         train_transform: `(batch, generator) -> batch`, applied to training batches only.
         seed: seeds initialisation, dropout and shuffling; fits on CPU are reproducible.
         batching: for token-id inputs: trims each batch's padding and buckets by length.
+        loss: `(logits, labels, rows) -> loss` replaces cross-entropy on training batches
+            (`rows` index the training data, e.g. to look up per-row targets such as a
+            teacher's logits); validation keeps plain cross-entropy.
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class Trainer:
         train_transform: Transform | None = None,
         seed: int = 0,
         batching: TokenBatching | None = None,
+        loss: BatchLoss | None = None,
     ) -> None:
         self.module, self.config, self.device = module, config, torch.device(device)
         if config.precision == "fp16" and self.device.type != "cuda":
@@ -93,7 +99,7 @@ class Trainer:
         self.callbacks = sorted(callbacks, key=lambda cb: isinstance(cb, Checkpoint))
         self.class_weights, self.val_metrics = class_weights, val_metrics
         self.train_transform, self.seed = train_transform, seed
-        self.batching = batching
+        self.batching, self.loss = batching, loss
         self._lengths: torch.Tensor | None = None  # token counts of the training rows
         self.history: list[dict[str, float]] = []
         # where training is: epoch (1-based), optimizer steps, batches done in the epoch
@@ -192,7 +198,7 @@ class Trainer:
             if i % accumulate == 0:
                 self.optimizer.zero_grad(set_to_none=True)
             step = (i + 1) % accumulate == 0 or i + 1 == n
-            loss = self.train_step(xb, yb, loss_weights[i], step)
+            loss = self.train_step(xb, yb, loss_weights[i], step, rows=idx)
             self.epoch_losses.append(loss)  # kept as tensors: no device sync (.item()) per batch
             self.epoch_sizes.append(size)
             self.batch = i + 1
@@ -218,16 +224,22 @@ class Trainer:
         return log
 
     def train_step(
-        self, xb: torch.Tensor, yb: torch.Tensor, weight: float = 1.0, step: bool = True
+        self,
+        xb: torch.Tensor,
+        yb: torch.Tensor,
+        weight: float = 1.0,
+        step: bool = True,
+        rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Forward, loss (+ L1), backward of `weight` x loss; with `step`, also clip and step
-        the optimizer and schedule (else gradients accumulate). Returns the detached loss."""
+        the optimizer and schedule (else gradients accumulate). `rows`: the batch's indices
+        into the training data (for a `loss` hook). Returns the detached loss."""
         sync = (
             self._no_sync() if self._no_sync is not None and not step else contextlib.nullcontext()
         )
         with sync:  # DDP/FSDP: all-reduce gradients only on a group's last batch
             with self._autocast():
-                loss = self.loss_fn(self.model(xb), yb)
+                loss = self.loss_fn(self.model(xb), yb, rows)
             if self.config.l1:
                 loss = loss + self.config.l1 * l1_penalty(self.module)
             scaled = loss * weight if weight != 1.0 else loss
@@ -254,8 +266,13 @@ class Trainer:
             log.update({f"val_{name}": float(value) for name, value in metrics.items()})
         return log
 
-    def loss_fn(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy (in float32, even under autocast), weighted by the class weights."""
+    def loss_fn(
+        self, logits: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Cross-entropy (in float32, even under autocast), weighted by the class weights; the
+        `loss` hook instead where one is set and the batch's `rows` are known."""
+        if self.loss is not None and rows is not None:
+            return self.loss(logits.float(), y, rows)
         return F.cross_entropy(logits.float(), y, weight=self._loss_weight)
 
     # ------------------------------------------------------------------------- inference
