@@ -98,3 +98,22 @@ def test_dropout_is_used_in_both_archs():
 def test_invalid_configs(params):
     with pytest.raises(ValidationError):
         CNNConfig(**params)
+
+
+def test_lenet_widths_rebuild_a_narrower_lenet5_and_stay_out_of_default_dumps():
+    assert "lenet_widths" not in LENET.model_dump(mode="json")  # manifests and hashes unchanged
+    config = CNNConfig(arch="lenet5", lenet_widths=[3, 8, 60, 42])
+    assert CNNConfig.model_validate(config.model_dump(mode="json")) == config
+    model = build_cnn(config, (1, 32, 32), 10)
+    convs = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert convs == [3, 8]
+    assert [(m.in_features, m.out_features) for m in linears] == [(200, 60), (60, 42), (42, 10)]
+    assert model(torch.randn(2, 1, 32, 32)).shape == (2, 10)
+
+
+def test_lenet_widths_are_four_and_for_lenet5_only():
+    with pytest.raises(ValidationError, match="at least 4 items"):
+        CNNConfig(arch="lenet5", lenet_widths=[6, 16, 120])
+    with pytest.raises(ValidationError, match="lenet_widths applies to arch lenet5"):
+        CNNConfig(arch="simple", lenet_widths=[6, 16, 120, 84])

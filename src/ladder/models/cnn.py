@@ -10,21 +10,34 @@ config sets one, so the model only sees `input_shape`.
 - `simple`: one block per entry of `channels` (conv -> [batchnorm] -> ReLU, a 2x2 max-pool
   between blocks), then global average or max pooling and a linear head.
 `dropout` applies before every fully connected layer of either architecture.
+`lenet_widths` (conv1, conv2, fc1, fc2; default 6, 16, 120, 84) changes LeNet-5's layer widths:
+structured pruning (`ladder.compress.prune`) saves the shrunk widths there.
 """
 
 from __future__ import annotations
 
 from itertools import pairwise
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from torch import nn
 
 from ladder.errors import LadderError
 from ladder.registry import ModelSpec
 
 LENET_MIN_SIZE = 16  # 16 -conv5-> 12 -pool-> 6 -conv5-> 2 -pool-> 1
+LENET_WIDTHS = (6, 16, 120, 84)  # conv1 and conv2 channels, fc1 and fc2 units
 
 
 class CNNConfig(BaseModel):
@@ -39,6 +52,12 @@ class CNNConfig(BaseModel):
     batchnorm: bool = True
     dropout: float = Field(0.0, ge=0, lt=1)
     pooling: Literal["avg", "max"] = "avg"
+    lenet_widths: list[PositiveInt] | None = Field(
+        None,
+        min_length=4,
+        max_length=4,
+        description="lenet5: conv1, conv2, fc1, fc2 widths (default 6, 16, 120, 84)",
+    )
 
     @field_validator("kernel_size")
     @classmethod
@@ -54,6 +73,20 @@ class CNNConfig(BaseModel):
             raise ValueError(f"lenet5 needs at least {LENET_MIN_SIZE}")
         return value
 
+    @model_validator(mode="after")
+    def _widths_are_lenet_only(self) -> CNNConfig:
+        if self.lenet_widths is not None and self.arch != "lenet5":
+            raise ValueError("lenet_widths applies to arch lenet5; use channels for arch simple")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_default_widths(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # unset, the field stays out of dumps: configs, hashes and manifests read as before it
+        data = handler(self)
+        if self.lenet_widths is None:
+            data.pop("lenet_widths", None)
+        return data
+
 
 def min_image_size(config: CNNConfig) -> int:
     """The smallest height/width the architecture accepts."""
@@ -63,33 +96,44 @@ def min_image_size(config: CNNConfig) -> int:
 
 
 class LeNet5(nn.Module):
-    """LeNet-5 with ReLU and max-pooling; the flatten size follows from the input size."""
+    """LeNet-5 with ReLU and max-pooling; the flatten size follows from the input size.
 
-    def __init__(self, in_channels: int, height: int, width: int, n_classes: int, dropout: float):
+    `widths` are conv1's and conv2's channels and the two hidden FC layers' units."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        height: int,
+        width: int,
+        n_classes: int,
+        dropout: float,
+        widths: tuple[int, int, int, int] = LENET_WIDTHS,
+    ):
         super().__init__()
+        c1, c2, f1, f2 = widths
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, kernel_size=5),  # (N, 6, H-4, W-4)
+            nn.Conv2d(in_channels, c1, kernel_size=5),  # (N, c1, H-4, W-4)
             nn.ReLU(),
-            nn.MaxPool2d(2),  # (N, 6, (H-4)/2, (W-4)/2)
-            nn.Conv2d(6, 16, kernel_size=5),
+            nn.MaxPool2d(2),  # (N, c1, (H-4)/2, (W-4)/2)
+            nn.Conv2d(c1, c2, kernel_size=5),
             nn.ReLU(),
-            nn.MaxPool2d(2),  # (N, 16, h, w); 16x5x5 for 32x32 inputs
+            nn.MaxPool2d(2),  # (N, c2, h, w); 16x5x5 for 32x32 inputs
         )
         h, w = _lenet_out(height), _lenet_out(width)
         self.classifier = nn.Sequential(
             nn.Dropout(dropout),
-            nn.Linear(16 * h * w, 120),
+            nn.Linear(c2 * h * w, f1),
             nn.ReLU(),
             nn.Dropout(dropout),
-            nn.Linear(120, 84),
+            nn.Linear(f1, f2),
             nn.ReLU(),
             nn.Dropout(dropout),
-            nn.Linear(84, n_classes),
+            nn.Linear(f2, n_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)  # (N, 16, h, w)
-        x = x.flatten(1)  # (N, 16 * h * w)
+        x = self.features(x)  # (N, c2, h, w)
+        x = x.flatten(1)  # (N, c2 * h * w)
         return self.classifier(x)  # (N, n_classes)
 
 
@@ -149,7 +193,8 @@ def build_cnn(config: CNNConfig, input_shape: tuple[int, ...], n_classes: int) -
             f"e.g. image_size: {max(minimum, 32)}"
         )
     if config.arch == "lenet5":
-        return LeNet5(channels, height, width, n_classes, config.dropout)
+        widths = tuple(config.lenet_widths or LENET_WIDTHS)
+        return LeNet5(channels, height, width, n_classes, config.dropout, widths)
     return SimpleCNN(config, channels, n_classes)
 
 
