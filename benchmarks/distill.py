@@ -33,8 +33,12 @@ GOAL_RETAINED, GOAL_FEWER = 0.97, 10.0
 
 
 def copy_run(run: Path, into: Path) -> Path:
-    """The run folder without its checkpoints (not needed to compress), copied into `into`."""
-    return Path(shutil.copytree(run, into / run.name, ignore=shutil.ignore_patterns("checkpoints")))
+    """The run folder without its checkpoints (not needed to compress), copied into `into`;
+    a copy already there is reused (with the teacher's cached logits)."""
+    target = into / run.name
+    if not (target / "config.yaml").is_file():
+        shutil.copytree(run, target, ignore=shutil.ignore_patterns("checkpoints"))
+    return target
 
 
 def methods(args: argparse.Namespace, student: dict[str, Any]) -> list[dict[str, Any]]:
@@ -60,9 +64,15 @@ def main() -> None:
     parser.add_argument("--augment", type=int, default=16, help="perturbed copies of each text")
     parser.add_argument("--epochs", type=int, default=15, help="the students' epochs at most")
     parser.add_argument("--student", type=json.loads, default=STUDENT, help="a model entry (JSON)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep the copy here (default: a temporary folder); "
+        "a later call reuses it and the teacher's cached logits",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        run = copy_run(args.run, Path(tmp))
+        run = copy_run(args.run, args.workdir or Path(tmp))
         started = time.perf_counter()
         override = "compress=" + json.dumps(methods(args, args.student))
         board = compress_run(run, overrides=[override]).leaderboard.set_index("model")
