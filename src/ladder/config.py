@@ -229,8 +229,9 @@ class PruneConfig(Section):
 
 class DistillConfig(Section):
     """Knowledge distillation: a student model (a `models:` entry without a name) trained on
-    loss = alpha * CE(labels) + (1 - alpha) * T^2 * KL(student/T || teacher/T), with the
-    teacher's logits computed once. The variant is called `<teacher>→<student name or type>`."""
+    loss = alpha * CE(labels) + (1 - alpha) * T^2 * KL(p_teacher || p_student), where
+    p = softmax(logits / T), with the teacher's logits computed once. The variant is called
+    `<teacher>→<student name or type>`."""
 
     method: Literal["distill"]
     teacher: str
