@@ -17,7 +17,6 @@ from safetensors.numpy import load_file
 from torch.nn import functional as F
 
 import ladder
-import ladder.compress.distill as distill_module
 import ladder.export.artifact as artifact_module
 from ladder.compress.distill import (
     CACHE_FILE,
@@ -282,14 +281,21 @@ def _reviews(path: Path, n: int = 60) -> Path:
     return path
 
 
-def test_a_text_student_learns_from_the_teacher_on_augmented_texts(tmp_path, monkeypatch):
-    monkeypatch.setattr(distill_module, "augment_copies", lambda method: 2)
+def test_a_text_student_learns_from_the_teacher_on_augmented_texts(tmp_path):
     student = {"type": "textcnn", "embedding_dim": 8, "filters": 4, "optimizer": {"lr": 0.02}}
     config = write_config(
         tmp_path,
         str(_reviews(tmp_path / "reviews.csv")),
         [{"name": "words", "type": "tfidf_logreg"}],
-        compress=[{"method": "distill", "teacher": "words", "student": student, "alpha": 0.0}],
+        compress=[
+            {
+                "method": "distill",
+                "teacher": "words",
+                "student": student,
+                "alpha": 0.0,
+                "augment": 2,
+            }
+        ],
         text={"tokenizer": "word", "max_length": 16},
         evaluate={"bootstrap": 20},
     )

@@ -54,7 +54,7 @@ def distill(method: DistillConfig, context: CompressContext) -> Variant:
         raise LadderError(
             f"{entry.name}: a distill student must be a neural model, got {entry.type}"
         )
-    copies = augment_copies(method)
+    copies = method.augment
     data, logits = transfer_set(context, method.teacher, copies)
     y = context.data.splits.train.y
     weights = None
@@ -73,11 +73,6 @@ def distill(method: DistillConfig, context: CompressContext) -> Variant:
         details=_details(context, method.teacher, result.metrics.get("params"), len(logits)),
         history=result.history,
     )
-
-
-def augment_copies(method: DistillConfig) -> int:
-    """How many perturbed copies of each training text the transfer set adds (0: none)."""
-    return method.augment
 
 
 def _compression(method: DistillConfig, copies: int) -> dict[str, Any]:
