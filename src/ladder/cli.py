@@ -234,6 +234,50 @@ def export(
 
 
 @app.command()
+def serve(
+    artifacts: Annotated[list[Path], typer.Argument(help="Artifact folders to serve.")],
+    host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0: every interface).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="REST port.")] = 8000,
+    grpc_port: Annotated[int, typer.Option(help="gRPC port; 0: no gRPC server.")] = 8001,
+    max_batch_size: Annotated[int, typer.Option(min=1, help="Rows per merged batch.")] = 64,
+    max_batch_delay_ms: Annotated[
+        float, typer.Option(min=0, help="How long the oldest request may wait for more (ms).")
+    ] = 0.0,
+    max_queue: Annotated[int, typer.Option(min=1, help="Requests waiting per model.")] = 100,
+    timeout_s: Annotated[float, typer.Option(min=0.001, help="Per-request timeout (s).")] = 30.0,
+    workers: Annotated[int, typer.Option(min=1, help="Batches running at once per model.")] = 1,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the API key.")
+    ] = None,
+    max_body_mb: Annotated[float, typer.Option(min=0.001, help="Request body limit (MiB).")] = 64,
+    drain_timeout_s: Annotated[float, typer.Option(min=0, help="Graceful shutdown limit (s).")] = (
+        30.0
+    ),
+) -> None:
+    """Serve artifacts over the Open Inference Protocol (REST and gRPC) with /metrics."""
+    from ladder.serve.batcher import BatchSettings
+    from ladder.serve.server import ServeSettings
+    from ladder.serve.server import serve as run_server
+
+    batching = BatchSettings(
+        max_batch_size, max_batch_delay_ms / 1000.0, max_queue, timeout_s, workers
+    )
+    settings = ServeSettings(
+        list(artifacts),
+        host,
+        port,
+        grpc_port or None,
+        batching,
+        api_key_env,
+        int(max_body_mb * 1024 * 1024),
+        drain_timeout_s,
+    )
+    run_server(settings, say=lambda m: _say(m, err=True))
+
+
+@app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run folder of `ladder run`.")]) -> None:
     """Re-render report.html from a run folder, without retraining."""
     from ladder.report import render_report

@@ -1,0 +1,237 @@
+"""The REST server: Open Inference Protocol v2 routes, a friendlier `/v1/models/{name}:predict`
+for raw records, `/metrics`, the "try it" page at `/`, and OpenAPI docs at `/docs`. Every error
+is `{"error": "..."}` with its status code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from ladder.serve.model import InputError
+from ladder.serve.rest_codec import HEADER_LENGTH, RequestError, infer_response, parse_infer_request
+from ladder.serve.security import Guard, model_in_path
+from ladder.serve.service import BadRequest, InferenceService, ServeError, Unavailable
+from ladder.serve.tensors import TensorError
+
+TENSOR_SCHEMA = {
+    "type": "object",
+    "required": ["name", "shape", "datatype"],
+    "properties": {
+        "name": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "datatype": {"type": "string"},
+        "parameters": {"type": "object"},
+        "data": {"type": "array"},
+    },
+}
+INFER_SCHEMA = {
+    "type": "object",
+    "required": ["inputs"],
+    "properties": {
+        "id": {"type": "string"},
+        "parameters": {"type": "object"},
+        "inputs": {"type": "array", "items": TENSOR_SCHEMA},
+        "outputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
+            },
+        },
+    },
+}
+PREDICT_SCHEMA = {
+    "type": "object",
+    "required": ["instances"],
+    "properties": {"instances": {"type": "array", "items": {}}},
+}
+ERRORS = {
+    code: {"description": text, "content": {"application/json": {"schema": {"type": "object"}}}}
+    for code, text in {
+        400: "invalid input",
+        401: "missing or wrong API key",
+        404: "unknown model or version",
+        413: "body too large",
+        503: "not ready or queue full",
+        504: "timed out",
+    }.items()
+}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema}},
+        }
+    }
+
+
+def error_response(exc: ServeError) -> JSONResponse:
+    """The JSON error answer of a ServeError (with Retry-After on 503)."""
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
+    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
+
+
+def create_app(
+    service: InferenceService, max_body: int, api_key: str | None = None, page: str = ""
+) -> FastAPI:
+    """The FastAPI application serving `service`; `page` is the "try it" HTML."""
+    app = FastAPI(
+        title="ladder serve",
+        description="Open Inference Protocol v2 (REST) for ladder artifacts.",
+        version=service.server_metadata()["version"],
+        responses=ERRORS,
+    )
+
+    def reject(path: str, reason: str) -> None:
+        name = model_in_path(path)
+        label = name if name in service.models else "unknown"
+        service.metrics.rejected.labels(model=label, reason=reason).inc()
+
+    app.add_middleware(Guard, max_body=max_body, api_key=api_key, on_reject=reject)
+
+    @app.exception_handler(ServeError)
+    async def serve_error(_: Request, exc: ServeError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse({"error": f"{where}: {first['msg']}"}, status_code=400)
+
+    # ------------------------------------------------------------- health and metadata
+
+    @app.get("/v2/health/live", tags=["health"])
+    def live() -> JSONResponse:
+        """200 while the server runs."""
+        return JSONResponse({"live": service.live}, status_code=200 if service.live else 503)
+
+    @app.get("/v2/health/ready", tags=["health"])
+    def ready() -> JSONResponse:
+        """200 once every model is loaded and warmed up; 503 before and while shutting down."""
+        return JSONResponse({"ready": service.ready}, status_code=200 if service.ready else 503)
+
+    @app.get("/v2", tags=["metadata"])
+    def server_metadata() -> dict[str, Any]:
+        """Server name, version and protocol extensions."""
+        return service.server_metadata()
+
+    @app.get("/v2/models/{name}", tags=["metadata"])
+    def model_metadata(name: str) -> dict[str, Any]:
+        """A model's inputs and outputs (names, datatypes, shapes)."""
+        return service.model(name).metadata()
+
+    @app.get("/v2/models/{name}/versions/{version}", tags=["metadata"])
+    def model_version_metadata(name: str, version: str) -> dict[str, Any]:
+        """A model version's inputs and outputs."""
+        return service.model(name, version).metadata()
+
+    @app.get("/v2/models/{name}/ready", tags=["health"])
+    def model_ready(name: str) -> JSONResponse:
+        """200 when the model is ready, 503 otherwise."""
+        ok = service.model_ready(name)
+        return JSONResponse({"name": name, "ready": ok}, status_code=200 if ok else 503)
+
+    @app.get("/v2/models/{name}/versions/{version}/ready", tags=["health"])
+    def model_version_ready(name: str, version: str) -> JSONResponse:
+        """200 when the model version is ready, 503 otherwise."""
+        ok = service.model_ready(name, version)
+        return JSONResponse({"name": name, "ready": ok}, status_code=200 if ok else 503)
+
+    # ------------------------------------------------------------- inference
+
+    async def infer(request: Request, name: str, version: str | None) -> Response:
+        body = await request.body()
+        with service.track(name, "rest"):  # an unknown model or a bad body counts too
+            model = service.model(name, version)
+            try:
+                parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH))
+            except (RequestError, TensorError) as exc:
+                raise BadRequest(str(exc)) from exc
+        outputs = await service.infer(name, version, parsed.inputs, parsed.outputs, "rest")
+        pairs = [(o.name, o.array) for o in outputs]
+        content, headers = infer_response(model.name, model.version, pairs, parsed)
+        return Response(content, headers=headers)
+
+    @app.post("/v2/models/{name}/infer", tags=["inference"], openapi_extra=_body(INFER_SCHEMA))
+    async def model_infer(request: Request, name: str) -> Response:
+        """Predict JSON or binary tensors (the binary tensor data extension)."""
+        return await infer(request, name, None)
+
+    @app.post(
+        "/v2/models/{name}/versions/{version}/infer",
+        tags=["inference"],
+        openapi_extra=_body(INFER_SCHEMA),
+    )
+    async def model_version_infer(request: Request, name: str, version: str) -> Response:
+        """Predict with a model version."""
+        return await infer(request, name, version)
+
+    @app.get("/v1/models", tags=["records"])
+    def list_models() -> dict[str, Any]:
+        """Every served model's input fields and labels (what the "try it" page builds on)."""
+        return {"models": [m.schema() for m in service.models.values()]}
+
+    @app.post("/v1/models/{name}:predict", tags=["records"], openapi_extra=_body(PREDICT_SCHEMA))
+    async def predict(request: Request, name: str) -> dict[str, Any]:
+        """Predict raw records: `{"instances": [...]}` of column objects (tabular), strings
+        (text) or base64 PNG/JPEG images; answers labels and class probabilities."""
+        body = await request.body()
+        with service.track(name, "rest"):
+            model = service.model(name)
+            try:
+                instances = _json_object(body).get("instances")
+                raw, rows = model.rows_from_instances(instances)
+            except (RequestError, InputError) as exc:
+                raise BadRequest(str(exc)) from exc
+            proba = await service.predict(model, raw, rows)
+        labels = model.schema()["labels"]
+        return {
+            "model_name": model.name,
+            "labels": labels,
+            "predictions": [
+                {
+                    "label": model.labels[int(p.argmax())],
+                    "probabilities": dict(zip(labels, map(float, p), strict=True)),
+                }
+                for p in proba
+            ],
+        }
+
+    # ------------------------------------------------------------- monitoring and page
+
+    @app.get("/metrics", tags=["monitoring"], include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus text format."""
+        body, content_type = service.metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> HTMLResponse:
+        """The "try it" page."""
+        return HTMLResponse(page or "<h1>ladder serve</h1><p>See <a href='/docs'>/docs</a>.</p>")
+
+    return app
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    import json
+
+    try:
+        value = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError(f"the request body is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise RequestError("the request body must be a JSON object")
+    return value

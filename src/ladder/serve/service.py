@@ -1,0 +1,241 @@
+"""What both protocols call: the served models by name, health, inference through each model's
+batcher, and the request metrics. Errors are ServeError subclasses carrying an HTTP status
+(the gRPC server maps them to status codes)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ladder.serve.batcher import Batcher, BatchSettings, BatchStats, Closed, Expired, QueueFull
+from ladder.serve.metrics import ServeMetrics
+from ladder.serve.model import InputError, ServedModel
+
+
+class ServeError(Exception):
+    """A request the server answers with an error status and a one-line message."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(ServeError):
+    """Malformed or invalid input (gRPC INVALID_ARGUMENT)."""
+
+    status = 400
+
+
+class Unauthorized(ServeError):
+    """A missing or wrong API key (gRPC UNAUTHENTICATED)."""
+
+    status = 401
+
+
+class NotFound(ServeError):
+    """An unknown model or version (gRPC NOT_FOUND)."""
+
+    status = 404
+
+
+class TooLarge(ServeError):
+    """A request body over the size limit."""
+
+    status = 413
+
+
+class Unavailable(ServeError):
+    """Queue full, not ready or shutting down (gRPC UNAVAILABLE); `retry_after` seconds."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Timeout(ServeError):
+    """No answer within the request timeout (gRPC DEADLINE_EXCEEDED)."""
+
+    status = 504
+
+
+@dataclass
+class InferOutput:
+    """One output tensor of an answer."""
+
+    name: str
+    array: np.ndarray
+
+
+class InferenceService:
+    """The models a server serves, their batchers and the server's health and metrics."""
+
+    def __init__(self, models: list[ServedModel], settings: BatchSettings) -> None:
+        names = [m.name for m in models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two served models share a name: {names}")
+        self.models = {m.name: m for m in models}
+        self.settings = settings
+        self.metrics = ServeMetrics()
+        self.live = True
+        self.draining = False
+        self._warm: set[str] = set()
+        self.batchers: dict[str, Batcher] = {}
+        for model in models:
+            self.metrics.add_model(model.name)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start every model's batcher and warm it up with one request; then ready."""
+        for name, model in self.models.items():
+            batcher = Batcher(
+                model.predict,
+                self.settings,
+                on_batch=lambda stats, name=name: self._record_batch(name, stats),
+                on_depth=lambda depth, name=name: self.metrics.queue_depth.labels(model=name).set(
+                    depth
+                ),
+            )
+            batcher.start()
+            self.batchers[name] = batcher
+            started = time.perf_counter()
+            raw, rows = model.warm_up_rows()
+            await batcher.submit(raw, rows)
+            warm_seconds = time.perf_counter() - started
+            self.metrics.load_duration.labels(model=name).set(model.load_seconds + warm_seconds)
+            self._warm.add(name)
+            self.metrics.model_ready.labels(model=name).set(1)
+
+    def begin_drain(self) -> None:
+        """Turn not ready at once (the first step of a graceful shutdown)."""
+        self.draining = True
+        for name in self.models:
+            self.metrics.model_ready.labels(model=name).set(0)
+
+    async def drain(self) -> None:
+        """Answer every queued and running request, refusing new ones."""
+        self.begin_drain()
+        for batcher in self.batchers.values():
+            await batcher.drain()
+
+    @property
+    def ready(self) -> bool:
+        """Every model loaded and warmed up, and not shutting down."""
+        return not self.draining and self._warm == set(self.models)
+
+    def server_metadata(self) -> dict[str, Any]:
+        """The protocol's server metadata."""
+        from ladder import __version__
+
+        return {"name": "ladder", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+    # ------------------------------------------------------------------ models
+
+    def model(self, name: str, version: str | None = None) -> ServedModel:
+        """The served model `name` (at `version`, if given); NotFound listing the models."""
+        model = self.models.get(name)
+        if model is None:
+            raise NotFound(f"unknown model {name!r} (served: {', '.join(sorted(self.models))})")
+        if version not in (None, "", model.version):
+            raise NotFound(f"model {name!r} has no version {version!r} (versions: {model.version})")
+        return model
+
+    def model_ready(self, name: str, version: str | None = None) -> bool:
+        """Whether the model exists, is warmed up and the server is not shutting down."""
+        self.model(name, version)
+        return not self.draining and name in self._warm
+
+    # ------------------------------------------------------------------ inference
+
+    async def infer(
+        self,
+        name: str,
+        version: str | None,
+        inputs: dict[str, np.ndarray],
+        outputs: list[str] | None,
+        protocol: str,
+    ) -> list[InferOutput]:
+        """Predict request tensors with model `name`; the requested outputs (all if None)."""
+        with self.track(name, protocol):
+            model = self.model(name, version)
+            try:
+                raw, rows = model.rows_from_tensors(inputs)
+                model.output_tensors(np.zeros((0, len(model.labels)), np.float32), outputs)
+            except InputError as exc:
+                raise BadRequest(str(exc)) from exc
+            proba = await self.predict(model, raw, rows)
+            return [InferOutput(n, a) for n, a in model.output_tensors(proba, outputs).items()]
+
+    async def predict(self, model: ServedModel, raw: Any, rows: int) -> np.ndarray:
+        """Probabilities of raw inputs through the model's batcher (ServeError on refusal)."""
+        if not self.ready:
+            raise Unavailable("the server is not ready (starting or shutting down)")
+        if rows == 0:
+            return np.zeros((0, len(model.labels)), dtype=np.float32)
+        try:
+            return await self.batchers[model.name].submit(raw, rows)
+        except QueueFull as exc:
+            self.metrics.rejected.labels(model=model.name, reason="queue_full").inc()
+            raise Unavailable(f"model {model.name!r}: queue full ({exc}); retry later") from exc
+        except Closed as exc:
+            raise Unavailable(str(exc)) from exc
+        except Expired as exc:
+            self.metrics.rejected.labels(model=model.name, reason="timeout").inc()
+            raise Timeout(f"model {model.name!r}: {exc}") from exc
+
+    @contextmanager
+    def track(self, name: str, protocol: str) -> Iterator[None]:
+        """Count one request to model `name` (in flight, duration, status code)."""
+        label = name if name in self.models else "unknown"
+        started = time.perf_counter()
+        inflight = self.metrics.inflight.labels(model=label)
+        inflight.inc()
+        code = "200"
+        try:
+            yield
+        except ServeError as exc:
+            code = str(exc.status)
+            raise
+        except Exception:
+            code = "500"
+            raise
+        finally:
+            inflight.dec()
+            self.metrics.requests.labels(model=label, protocol=protocol, code=code).inc()
+            self.metrics.request_duration.labels(model=label, protocol=protocol).observe(
+                time.perf_counter() - started
+            )
+
+    def _record_batch(self, name: str, stats: BatchStats) -> None:
+        m = self.metrics
+        m.batch_size.labels(model=name).observe(stats.rows)
+        m.inference_duration.labels(model=name).observe(stats.inference_seconds)
+        for seconds in stats.queue_seconds:
+            m.queue_duration.labels(model=name).observe(seconds)
+
+
+def load_models(artifacts: list[str | Path]) -> list[ServedModel]:
+    """The artifacts as served models, named after their manifest (`name`), made unique
+    with `-2`, `-3`... suffixes. ArtifactError/DataError naming the file that fails."""
+    models: list[ServedModel] = []
+    taken: set[str] = set()
+    for path in artifacts:
+        from ladder.export.artifact import read_manifest
+
+        base = str(read_manifest(path).get("name") or Path(path).parent.name)
+        name, k = base, 2
+        while name in taken:
+            name, k = f"{base}-{k}", k + 1
+        taken.add(name)
+        models.append(ServedModel(name, path))
+    return models

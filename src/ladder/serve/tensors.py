@@ -1,0 +1,179 @@
+"""Open Inference Protocol tensors <-> numpy arrays: the datatypes, JSON `data`, and the raw
+little-endian bytes of the binary tensor extension and of gRPC's raw contents.
+
+BYTES elements are python `bytes` in an object array; on the wire each is a 4-byte
+little-endian length followed by its bytes (raw), or a string (JSON).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+
+DATATYPES: dict[str, Any] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype("<u1"),
+    "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"),
+    "INT8": np.dtype("<i1"),
+    "INT16": np.dtype("<i2"),
+    "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
+    "BYTES": np.dtype(object),
+}
+NUMERIC = frozenset(DATATYPES) - {"BOOL", "BYTES"}
+_LENGTH = struct.Struct("<I")
+
+
+class TensorError(ValueError):
+    """A tensor that does not decode: bad datatype, shape or data (the message names it)."""
+
+
+def datatype_of(array: np.ndarray) -> str:
+    """The protocol datatype of a numpy array (object arrays are BYTES)."""
+    if array.dtype == object or array.dtype.kind in "SU":
+        return "BYTES"
+    for name, dtype in DATATYPES.items():
+        if name != "BYTES" and array.dtype == dtype.newbyteorder("="):
+            return name
+    raise TensorError(f"no protocol datatype for numpy dtype {array.dtype}")
+
+
+def element_count(name: str, shape: Any) -> int:
+    """The number of elements of `shape`; TensorError unless it is a list of ints >= 0."""
+    if not isinstance(shape, list | tuple) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise TensorError(f"input {name!r}: shape must be a list of non-negative integers")
+    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+
+
+def _check_datatype(name: str, datatype: Any) -> np.dtype:
+    if datatype not in DATATYPES:
+        raise TensorError(
+            f"input {name!r}: unknown datatype {datatype!r} (expected one of "
+            f"{', '.join(DATATYPES)})"
+        )
+    return DATATYPES[datatype]
+
+
+def from_raw(name: str, datatype: str, shape: list[int], raw: bytes) -> np.ndarray:
+    """The array that `raw` bytes (row-major, little-endian) hold for a tensor of `shape`."""
+    dtype = _check_datatype(name, datatype)
+    count = element_count(name, shape)
+    if datatype == "BYTES":
+        items = _split_bytes(name, raw)
+        if len(items) != count:
+            raise TensorError(
+                f"input {name!r}: shape {list(shape)} needs {count} elements, the raw data "
+                f"holds {len(items)}"
+            )
+        array = np.empty(count, dtype=object)
+        array[:] = items
+        return array.reshape(shape)
+    if len(raw) != count * dtype.itemsize:
+        raise TensorError(
+            f"input {name!r}: shape {list(shape)} of {datatype} needs "
+            f"{count * dtype.itemsize} bytes, got {len(raw)}"
+        )
+    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+
+
+def _split_bytes(name: str, raw: bytes) -> list[bytes]:
+    items, offset = [], 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise TensorError(f"input {name!r}: BYTES data ends inside a length prefix")
+        (length,) = _LENGTH.unpack_from(raw, offset)
+        offset += 4
+        if offset + length > len(raw):
+            raise TensorError(f"input {name!r}: a BYTES element runs past the end of the data")
+        items.append(bytes(raw[offset : offset + length]))
+        offset += length
+    return items
+
+
+def to_raw(array: np.ndarray) -> bytes:
+    """The row-major little-endian bytes of `array` (BYTES: length-prefixed elements)."""
+    if datatype_of(array) == "BYTES":
+        parts = []
+        for item in array.reshape(-1):
+            data = item if isinstance(item, bytes) else str(item).encode("utf-8")
+            parts.append(_LENGTH.pack(len(data)))
+            parts.append(data)
+        return b"".join(parts)
+    dtype = DATATYPES[datatype_of(array)]
+    return np.ascontiguousarray(array, dtype=dtype).tobytes()
+
+
+def from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarray:
+    """The array a JSON tensor's `data` (flat or nested, row-major) holds for `shape`."""
+    dtype = _check_datatype(name, datatype)
+    count = element_count(name, shape)
+    flat = _flatten(name, data)
+    if len(flat) != count:
+        raise TensorError(
+            f"input {name!r}: shape {list(shape)} needs {count} elements, data has {len(flat)}"
+        )
+    if datatype == "BYTES":
+        array = np.empty(count, dtype=object)
+        for i, item in enumerate(flat):
+            if not isinstance(item, str):
+                raise TensorError(f"input {name!r}: BYTES data must be strings, got {item!r}")
+            array[i] = item.encode("utf-8")
+        return array.reshape(shape)
+    for item in flat:
+        if datatype == "BOOL":
+            if not isinstance(item, bool):
+                raise TensorError(f"input {name!r}: BOOL data must be true/false, got {item!r}")
+        elif isinstance(item, bool) or not isinstance(item, int | float):
+            raise TensorError(f"input {name!r}: {datatype} data must be numbers, got {item!r}")
+        elif dtype.kind in "iu" and not float(item).is_integer():
+            raise TensorError(f"input {name!r}: {datatype} data must be integers, got {item!r}")
+    if not flat:
+        return np.empty(shape, dtype=dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if min(flat) < info.min or max(flat) > info.max:
+            raise TensorError(f"input {name!r}: data does not fit {datatype}")
+        return np.array([int(v) for v in flat], dtype=dtype).reshape(shape)
+    try:
+        with np.errstate(over="raise"):
+            return np.array(flat, dtype=np.float64).astype(dtype).reshape(shape)
+    except FloatingPointError as exc:
+        raise TensorError(f"input {name!r}: data does not fit {datatype}") from exc
+
+
+def _flatten(name: str, data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        raise TensorError(f"input {name!r}: data must be a JSON array")
+    flat: list[Any] = []
+    stack = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            flat.append(item)
+        else:
+            stack.pop()
+    return flat
+
+
+def to_json_data(array: np.ndarray) -> list[Any]:
+    """The flat row-major JSON data of `array` (BYTES as UTF-8 strings)."""
+    flat = array.reshape(-1)
+    if datatype_of(array) == "BYTES":
+        return [
+            item.decode("utf-8", errors="replace") if isinstance(item, bytes) else str(item)
+            for item in flat
+        ]
+    if array.dtype.kind == "f":
+        return [None if not np.isfinite(v) else float(v) for v in flat.tolist()]
+    return flat.tolist()

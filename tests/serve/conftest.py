@@ -1,0 +1,156 @@
+"""Tiny trained artifacts for the serving tests (a table, images, texts), trained once per
+session, and an in-process server on a free loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers.py
+
+from helpers import make_table, write_config
+
+WORDS = {
+    "pos": "good great fine lovely superb",
+    "neg": "bad awful poor dreadful dull",
+}
+
+
+def _train(folder: Path, source: Path, models: list[dict], text: bool = False) -> Path:
+    from ladder.pipeline import train
+
+    config = write_config(folder, str(source), models)
+    if text:
+        config.write_text(
+            config.read_text().replace("target: label", "target: label\n  text: text")
+        )
+    for entry in models:
+        train(config, entry["name"], out=folder / "run")
+    return folder / "run" / "models"
+
+
+@pytest.fixture(scope="session")
+def tabular_artifacts(tmp_path_factory) -> dict[str, Path]:
+    """logreg (classical) and mlp artifacts of the 3-class animals table."""
+    tmp = tmp_path_factory.mktemp("serve_table")
+    table = tmp / "animals.csv"
+    make_table().to_csv(table, index=False)
+    models = [
+        {"name": "logreg", "type": "logistic_regression"},
+        {"name": "mlp", "type": "mlp", "hidden": [8]},
+    ]
+    root = _train(tmp, table, models)
+    return {m["name"]: root / m["name"] / "artifact" for m in models}
+
+
+@pytest.fixture(scope="session")
+def image_artifact(tmp_path_factory) -> Path:
+    """A small CNN on 10x10 grey images of two classes (bright, dark)."""
+    from PIL import Image
+
+    tmp = tmp_path_factory.mktemp("serve_images")
+    root = tmp / "images"
+    rng = np.random.default_rng(0)
+    for cls, base in (("bright", 200), ("dark", 40)):
+        (root / cls).mkdir(parents=True)
+        for i in range(10):
+            pixels = np.clip(base + rng.normal(0, 20, (10, 10)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / cls / f"{i}.png")
+    models = [{"name": "cnn", "type": "cnn", "channels": [4], "image_size": 10}]
+    return _train(tmp, root, models) / "cnn" / "artifact"
+
+
+@pytest.fixture(scope="session")
+def text_artifact(tmp_path_factory) -> Path:
+    """A tiny TextCNN on two-word positive/negative texts."""
+    import pandas as pd
+
+    tmp = tmp_path_factory.mktemp("serve_text")
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(60):
+        label = "pos" if i % 2 else "neg"
+        rows.append({"text": " ".join(rng.choice(WORDS[label].split(), 3)), "label": label})
+    table = tmp / "texts.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    models = [{"name": "words", "type": "textcnn", "embedding_dim": 8, "filters": 4}]
+    return _train(tmp, table, models, text=True) / "words" / "artifact"
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """`ladder.serve` REST (and optionally gRPC) in a background thread with its own loop."""
+
+    def __init__(self, artifacts: list[Path], grpc: bool = False, **options) -> None:
+        from ladder.serve.batcher import BatchSettings
+        from ladder.serve.service import InferenceService, load_models
+
+        self.api_key = options.pop("api_key", None)
+        self.max_body = options.pop("max_body", 1 << 20)
+        self.service = InferenceService(load_models(artifacts), BatchSettings(**options))
+        self.port = free_port()
+        self.grpc_port = free_port() if grpc else None
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        import uvicorn
+
+        from ladder.serve.app import create_app
+
+        app = create_app(self.service, self.max_body, self.api_key)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error")
+        self.server = uvicorn.Server(config)
+        self.loop = asyncio.get_running_loop()
+        grpc_server = None
+        if self.grpc_port is not None:
+            from ladder.serve.grpc import grpc_server as make_grpc
+
+            grpc_server = make_grpc(
+                self.service, "127.0.0.1", self.grpc_port, self.max_body, self.api_key
+            )
+            await grpc_server.start()
+        await self.service.start()
+        task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            await asyncio.sleep(0.01)
+        self._started.set()
+        await task
+        await self.service.drain()
+        if grpc_server is not None:
+            await grpc_server.stop(grace=1)
+
+    def __enter__(self) -> LiveServer:
+        self._thread.start()
+        if not self._started.wait(60):
+            raise RuntimeError("the test server did not start")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self._thread.join(30)
+
+
+@pytest.fixture(scope="session")
+def live_server(tabular_artifacts, image_artifact, text_artifact) -> Iterator[LiveServer]:
+    """One REST server of logreg, mlp, cnn and words (default batching), for the session."""
+    artifacts = [*tabular_artifacts.values(), image_artifact, text_artifact]
+    with LiveServer(artifacts) as server:
+        yield server
