@@ -193,14 +193,34 @@ def test_malformed_bodies(live_server):
     assert requests.get(f"{live_server.url}/v2/nothing", timeout=5).json() == {"error": "Not Found"}
 
 
-def test_metrics_count_requests_by_code(live_server):
+def sample(url: str, series: str) -> float:
+    """The value of one series in the server's /metrics (0 when absent)."""
+    for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_metrics_count_each_request_once_by_code(live_server):
+    ok = 'ladder_requests_total{code="200",model="mlp",protocol="rest"}'
+    bad = 'ladder_requests_total{code="400",model="mlp",protocol="rest"}'
+    batches = 'ladder_batch_size_count{model="mlp"}'
+    before = {s: sample(live_server.url, s) for s in (ok, bad, batches)}
     infer(live_server, "mlp", {"inputs": table_inputs(ROWS[:1])})
-    infer(live_server, "mlp", {"inputs": [{"name": "size"}]})
+    infer(live_server, "mlp", {"inputs": [{"name": "size"}]})  # malformed
+    infer(
+        live_server,
+        "mlp",
+        {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [1]}]},
+    )
+    after = {s: sample(live_server.url, s) for s in (ok, bad, batches)}
+    assert after[ok] - before[ok] == 1
+    assert after[bad] - before[bad] == 2
+    assert after[batches] - before[batches] == 1
     text = requests.get(f"{live_server.url}/metrics", timeout=5).text
-    assert 'ladder_requests_total{code="200",model="mlp",protocol="rest"}' in text
-    assert 'ladder_requests_total{code="400",model="mlp",protocol="rest"}' in text
     assert 'ladder_model_ready{model="mlp"} 1.0' in text
-    assert "ladder_batch_size_bucket" in text and "ladder_queue_duration_seconds_count" in text
+    assert 'ladder_inflight_requests{model="mlp"} 0.0' in text
+    assert "ladder_queue_duration_seconds_count" in text
 
 
 def test_api_key_and_body_limit(tabular_artifacts, monkeypatch):

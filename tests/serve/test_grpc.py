@@ -72,6 +72,10 @@ class FakeService:
         self.model(name, version)
         return self.ready
 
+    def failed(self, name: str, protocol: str, error: Exception) -> Exception:
+        self.calls.append({"name": name, "failed": error, "protocol": protocol})
+        return error
+
     async def infer(
         self,
         name: str,
@@ -390,7 +394,8 @@ def test_bad_tensors_are_invalid_argument(channel, service, tensors, raw, words)
         call(channel, "ModelInfer", request)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert words in info.value.details()
-    assert service.calls == []  # refused before reaching the model
+    # refused before reaching the model, and counted as a failed request
+    assert [c.get("failed") is not None for c in service.calls] == [True]
 
 
 def test_typed_int_and_bool_inputs_decode(channel, service):

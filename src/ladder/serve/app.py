@@ -153,12 +153,13 @@ def create_app(
 
     async def infer(request: Request, name: str, version: str | None) -> Response:
         body = await request.body()
-        with service.track(name, "rest"):  # an unknown model or a bad body counts too
+        try:
             model = service.model(name, version)
-            try:
-                parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH))
-            except (RequestError, TensorError) as exc:
-                raise BadRequest(str(exc)) from exc
+            parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH))
+        except (RequestError, TensorError) as exc:
+            raise service.failed(name, "rest", BadRequest(str(exc))) from exc
+        except ServeError as exc:
+            raise service.failed(name, "rest", exc) from None
         outputs = await service.infer(name, version, parsed.inputs, parsed.outputs, "rest")
         pairs = [(o.name, o.array) for o in outputs]
         content, headers = infer_response(model.name, model.version, pairs, parsed)

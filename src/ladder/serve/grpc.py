@@ -177,7 +177,11 @@ class RPCs:
     async def model_infer(self, request: Any) -> Any:
         """ModelInfer: run a model; raw answers to raw requests, typed ones otherwise."""
         version = request.model_version or None
-        inputs = decode_inputs(request)
+        try:
+            self.service.model(request.model_name, version)
+            inputs = decode_inputs(request)
+        except ServeError as exc:  # an unknown model or bad tensors count as requests too
+            raise self.service.failed(request.model_name, "grpc", exc) from None
         wanted = [output.name for output in request.outputs] or None
         outputs = await self.service.infer(request.model_name, version, inputs, wanted, "grpc")
         model = self.service.model(request.model_name, version)

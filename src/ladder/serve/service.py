@@ -216,7 +216,17 @@ class InferenceService:
                 time.perf_counter() - started
             )
 
+    def failed(self, name: str, protocol: str, error: ServeError) -> ServeError:
+        """Count a request refused before `infer` (unknown model, malformed body); returns
+        `error` to raise."""
+        label = name if name in self.models else "unknown"
+        self.metrics.requests.labels(model=label, protocol=protocol, code=str(error.status)).inc()
+        self.metrics.request_duration.labels(model=label, protocol=protocol).observe(0.0)
+        return error
+
     def _record_batch(self, name: str, stats: BatchStats) -> None:
+        if name not in self._warm:
+            return  # the warm-up batch is not traffic
         m = self.metrics
         m.batch_size.labels(model=name).observe(stats.rows)
         m.inference_duration.labels(model=name).observe(stats.inference_seconds)
