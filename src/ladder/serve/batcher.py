@@ -101,11 +101,17 @@ class Batcher:
         self._queue.append(item)
         self._depth_changed()
         self._wake.set()
+        timer = loop.call_later(self.settings.timeout, self._expire, item)
         try:
-            return await asyncio.wait_for(asyncio.shield(item.future), self.settings.timeout)
-        except TimeoutError:
-            item.abandoned = True  # a worker skips it if it has not started
-            raise Expired(f"no answer within {self.settings.timeout:g} s") from None
+            return await item.future
+        finally:
+            timer.cancel()
+
+    def _expire(self, item: _Item) -> None:
+        """The request's timeout passed: answer it (a worker skips it if it has not started)."""
+        item.abandoned = True
+        if not item.future.done():
+            item.future.set_exception(Expired(f"no answer within {self.settings.timeout:g} s"))
 
     async def drain(self) -> None:
         """Refuse new requests and return once every queued and running one is answered."""

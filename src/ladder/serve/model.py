@@ -49,12 +49,13 @@ class TensorSpec:
 class ServedModel:
     """A loaded artifact that predicts on protocol tensors or JSON records."""
 
-    def __init__(self, name: str, artifact: str | Path) -> None:
+    def __init__(self, name: str, artifact: str | Path, threads: int | None = 1) -> None:
+        """Load `artifact` as model `name`; `threads`: ONNX Runtime threads per batch."""
         from ladder.export.artifact import load
 
         started = time.perf_counter()
         self.name, self.version, self.path = name, VERSION, Path(artifact)
-        self.loaded = load(artifact)
+        self.loaded = load(artifact, threads=threads)
         self.spec = self.loaded.input_spec
         self.kind: str = self.spec["kind"]
         self.labels = self.loaded.labels
@@ -167,9 +168,7 @@ class ServedModel:
                 f"input {IMAGE_INPUT!r}: expected datatype FP32 (or UINT8), got {_datatype(array)}"
             )
         images = np.asarray(array, dtype=np.float32)
-        if images.size and not (
-            np.isfinite(images).all() and 0 <= images.min() <= images.max() <= 1
-        ):
+        if not ((images >= 0) & (images <= 1)).all():  # NaN fails both comparisons
             raise InputError(f"input {IMAGE_INPUT!r}: FP32 pixel values must lie in [0, 1]")
         return images, len(images)
 
@@ -300,16 +299,20 @@ class ServedModel:
         proba = self.loaded.predict_proba_raw(batch).astype(np.float32)
         return np.split(proba, np.cumsum(counts)[:-1])
 
-    def output_tensors(self, proba: np.ndarray, names: list[str] | None) -> dict[str, np.ndarray]:
-        """The requested outputs (all when `names` is None) of probabilities `proba`."""
+    def check_outputs(self, names: list[str] | None) -> None:
+        """InputError unless every requested output name exists."""
         known = [t.name for t in self.outputs]
         for name in names or []:
             if name not in known:
                 raise InputError(
                     f"model {self.name!r}: unknown output {name!r} (has {', '.join(known)})"
                 )
+
+    def output_tensors(self, proba: np.ndarray, names: list[str] | None) -> dict[str, np.ndarray]:
+        """The requested outputs (all when `names` is None) of probabilities `proba`."""
+        self.check_outputs(names)
         result: dict[str, np.ndarray] = {}
-        for name in names or known:
+        for name in names or [t.name for t in self.outputs]:
             if name == PROBABILITIES:
                 result[name] = proba
             else:

@@ -48,8 +48,13 @@ class Guard:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        key = headers.get("authorization")
+        key = declared = None
+        for name, value in scope["headers"]:
+            lower = name.lower()
+            if lower == b"authorization":
+                key = value.decode("latin-1")
+            elif lower == b"content-length":
+                declared = value.decode("latin-1")
         if self.api_key and requires_key(path) and not bearer_matches(key, self.api_key):
             self.on_reject(path, "unauthorized")
             await _error(
@@ -59,7 +64,6 @@ class Guard:
                 {"www-authenticate": "Bearer"},
             )
             return
-        declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             self.on_reject(path, "too_large")
             await _error(send, 413, f"request body over the {self.max_body}-byte limit")

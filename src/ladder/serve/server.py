@@ -30,6 +30,7 @@ class ServeSettings:
     api_key_env: str | None = None
     max_body: int = DEFAULT_MAX_BODY
     drain_timeout: float = 30.0
+    threads: int = 1  # ONNX Runtime threads per batch
 
 
 def api_key(env: str | None) -> str | None:
@@ -46,14 +47,20 @@ def build_service(settings: ServeSettings) -> InferenceService:
     """The service of every artifact, loaded (LadderError naming the file that fails)."""
     if not settings.artifacts:
         raise LadderError("ladder serve: give at least one artifact folder")
-    return InferenceService(load_models(list(settings.artifacts)), settings.batching)
+    models = load_models(list(settings.artifacts), settings.threads)
+    return InferenceService(models, settings.batching)
 
 
 def serve(settings: ServeSettings, say: Any = print) -> None:
     """Load, warm up and serve until SIGTERM/SIGINT; returns after a graceful drain."""
     key = api_key(settings.api_key_env)
     service = build_service(settings)
-    asyncio.run(_serve(service, settings, key, say))
+    try:  # uvloop where it is installed (uvicorn[standard]): less CPU per request
+        import uvloop
+    except ImportError:
+        asyncio.run(_serve(service, settings, key, say))
+    else:
+        uvloop.run(_serve(service, settings, key, say))
 
 
 async def _serve(
@@ -73,6 +80,7 @@ async def _serve(
         access_log=False,
         timeout_graceful_shutdown=int(settings.drain_timeout),
         lifespan="off",
+        proxy_headers=False,
     )
     rest = _RestServer(config, service)
     grpc_server = None

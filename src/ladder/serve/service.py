@@ -4,6 +4,7 @@ batcher, and the request metrics. Errors are ServeError subclasses carrying an H
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -170,7 +171,7 @@ class InferenceService:
             model = self.model(name, version)
             try:
                 raw, rows = model.rows_from_tensors(inputs)
-                model.output_tensors(np.zeros((0, len(model.labels)), np.float32), outputs)
+                model.check_outputs(outputs)
             except InputError as exc:
                 raise BadRequest(str(exc)) from exc
             proba = await self.predict(model, raw, rows)
@@ -198,7 +199,7 @@ class InferenceService:
         """Count one request to model `name` (in flight, duration, status code)."""
         label = name if name in self.models else "unknown"
         started = time.perf_counter()
-        inflight = self.metrics.inflight.labels(model=label)
+        inflight = self._series("inflight", label)
         inflight.inc()
         code = "200"
         try:
@@ -211,18 +212,23 @@ class InferenceService:
             raise
         finally:
             inflight.dec()
-            self.metrics.requests.labels(model=label, protocol=protocol, code=code).inc()
-            self.metrics.request_duration.labels(model=label, protocol=protocol).observe(
-                time.perf_counter() - started
-            )
+            self._count(label, protocol, code, time.perf_counter() - started)
 
     def failed(self, name: str, protocol: str, error: ServeError) -> ServeError:
         """Count a request refused before `infer` (unknown model, malformed body); returns
         `error` to raise."""
         label = name if name in self.models else "unknown"
-        self.metrics.requests.labels(model=label, protocol=protocol, code=str(error.status)).inc()
-        self.metrics.request_duration.labels(model=label, protocol=protocol).observe(0.0)
+        self._count(label, protocol, str(error.status), 0.0)
         return error
+
+    def _count(self, label: str, protocol: str, code: str, seconds: float) -> None:
+        self._series("requests", label, protocol, code).inc()
+        self._series("request_duration", label, protocol).observe(seconds)
+
+    @functools.cache  # noqa: B019 (one service per server: the cache lives as long as it)
+    def _series(self, metric: str, *labels: str) -> Any:
+        """The labelled child of a metric, looked up once (the hot path calls this often)."""
+        return getattr(self.metrics, metric).labels(*labels)
 
     def _record_batch(self, name: str, stats: BatchStats) -> None:
         if name not in self._warm:
@@ -234,9 +240,10 @@ class InferenceService:
             m.queue_duration.labels(model=name).observe(seconds)
 
 
-def load_models(artifacts: list[str | Path]) -> list[ServedModel]:
+def load_models(artifacts: list[str | Path], threads: int | None = 1) -> list[ServedModel]:
     """The artifacts as served models, named after their manifest (`name`), made unique
-    with `-2`, `-3`... suffixes. ArtifactError/DataError naming the file that fails."""
+    with `-2`, `-3`... suffixes; `threads`: ONNX Runtime threads per batch. ArtifactError or
+    DataError naming the file that fails."""
     models: list[ServedModel] = []
     taken: set[str] = set()
     for path in artifacts:
@@ -247,5 +254,5 @@ def load_models(artifacts: list[str | Path]) -> list[ServedModel]:
         while name in taken:
             name, k = f"{base}-{k}", k + 1
         taken.add(name)
-        models.append(ServedModel(name, path))
+        models.append(ServedModel(name, path, threads))
     return models

@@ -7,6 +7,7 @@ little-endian length followed by its bytes (raw), or a string (JSON).
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
@@ -28,6 +29,7 @@ DATATYPES: dict[str, Any] = {
     "BYTES": np.dtype(object),
 }
 NUMERIC = frozenset(DATATYPES) - {"BOOL", "BYTES"}
+_NAMES = {dtype: name for name, dtype in DATATYPES.items()}
 _LENGTH = struct.Struct("<I")
 
 
@@ -36,13 +38,14 @@ class TensorError(ValueError):
 
 
 def datatype_of(array: np.ndarray) -> str:
-    """The protocol datatype of a numpy array (object arrays are BYTES)."""
-    if array.dtype == object or array.dtype.kind in "SU":
+    """The protocol datatype of a numpy array (object and string arrays are BYTES)."""
+    dtype = array.dtype
+    name = _NAMES.get(dtype.newbyteorder("<") if dtype.kind in "iuf" else dtype)
+    if name is not None:
+        return name
+    if dtype.kind in "SU":
         return "BYTES"
-    for name, dtype in DATATYPES.items():
-        if name != "BYTES" and array.dtype == dtype.newbyteorder("="):
-            return name
-    raise TensorError(f"no protocol datatype for numpy dtype {array.dtype}")
+    raise TensorError(f"no protocol datatype for numpy dtype {dtype}")
 
 
 def element_count(name: str, shape: Any) -> int:
@@ -51,7 +54,7 @@ def element_count(name: str, shape: Any) -> int:
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
         raise TensorError(f"input {name!r}: shape must be a list of non-negative integers")
-    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+    return math.prod(shape)
 
 
 def _check_datatype(name: str, datatype: Any) -> np.dtype:
@@ -116,38 +119,53 @@ def from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarr
     """The array a JSON tensor's `data` (flat or nested, row-major) holds for `shape`."""
     dtype = _check_datatype(name, datatype)
     count = element_count(name, shape)
+    if datatype == "BYTES":
+        return _bytes_from_json(name, shape, count, data)
+    if not isinstance(data, list):
+        raise TensorError(f"input {name!r}: data must be a JSON array")
+    try:
+        array = np.array(data)
+    except (ValueError, OverflowError):  # ragged nesting, integers beyond 64 bits
+        raise TensorError(f"input {name!r}: data must be a regular array of numbers") from None
+    if array.size != count:
+        raise TensorError(
+            f"input {name!r}: shape {list(shape)} needs {count} elements, data has {array.size}"
+        )
+    if count == 0:
+        return np.empty(shape, dtype=dtype)
+    kind = array.dtype.kind
+    if datatype == "BOOL":
+        if kind != "b":
+            raise TensorError(f"input {name!r}: BOOL data must be true/false")
+        return array.reshape(shape)
+    if kind not in "iuf":
+        raise TensorError(f"input {name!r}: {datatype} data must be numbers")
+    if dtype.kind in "iu":
+        if kind == "f" and not (np.isfinite(array).all() and (array == np.round(array)).all()):
+            raise TensorError(f"input {name!r}: {datatype} data must be integers")
+        info = np.iinfo(dtype)
+        if array.min() < info.min or array.max() > info.max:
+            raise TensorError(f"input {name!r}: data does not fit {datatype}")
+        return array.astype(dtype).reshape(shape)
+    try:
+        with np.errstate(over="raise"):
+            return array.astype(dtype).reshape(shape)
+    except FloatingPointError as exc:
+        raise TensorError(f"input {name!r}: data does not fit {datatype}") from exc
+
+
+def _bytes_from_json(name: str, shape: list[int], count: int, data: Any) -> np.ndarray:
     flat = _flatten(name, data)
     if len(flat) != count:
         raise TensorError(
             f"input {name!r}: shape {list(shape)} needs {count} elements, data has {len(flat)}"
         )
-    if datatype == "BYTES":
-        array = np.empty(count, dtype=object)
-        for i, item in enumerate(flat):
-            if not isinstance(item, str):
-                raise TensorError(f"input {name!r}: BYTES data must be strings, got {item!r}")
-            array[i] = item.encode("utf-8")
-        return array.reshape(shape)
-    for item in flat:
-        if datatype == "BOOL":
-            if not isinstance(item, bool):
-                raise TensorError(f"input {name!r}: BOOL data must be true/false, got {item!r}")
-        elif isinstance(item, bool) or not isinstance(item, int | float):
-            raise TensorError(f"input {name!r}: {datatype} data must be numbers, got {item!r}")
-        elif dtype.kind in "iu" and not float(item).is_integer():
-            raise TensorError(f"input {name!r}: {datatype} data must be integers, got {item!r}")
-    if not flat:
-        return np.empty(shape, dtype=dtype)
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        if min(flat) < info.min or max(flat) > info.max:
-            raise TensorError(f"input {name!r}: data does not fit {datatype}")
-        return np.array([int(v) for v in flat], dtype=dtype).reshape(shape)
-    try:
-        with np.errstate(over="raise"):
-            return np.array(flat, dtype=np.float64).astype(dtype).reshape(shape)
-    except FloatingPointError as exc:
-        raise TensorError(f"input {name!r}: data does not fit {datatype}") from exc
+    array = np.empty(count, dtype=object)
+    for i, item in enumerate(flat):
+        if not isinstance(item, str):
+            raise TensorError(f"input {name!r}: BYTES data must be strings, got {item!r}")
+        array[i] = item.encode("utf-8")
+    return array.reshape(shape)
 
 
 def _flatten(name: str, data: Any) -> list[Any]:
@@ -174,6 +192,6 @@ def to_json_data(array: np.ndarray) -> list[Any]:
             item.decode("utf-8", errors="replace") if isinstance(item, bytes) else str(item)
             for item in flat
         ]
-    if array.dtype.kind == "f":
-        return [None if not np.isfinite(v) else float(v) for v in flat.tolist()]
+    if array.dtype.kind == "f" and not np.isfinite(flat).all():  # JSON has no NaN or inf
+        return [v if np.isfinite(v) else None for v in flat.tolist()]
     return flat.tolist()
