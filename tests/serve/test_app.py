@@ -123,7 +123,7 @@ def test_text_bytes_and_uint8_images(live_server, text_artifact):
     assert answer.status_code == 200, answer.text
 
 
-def test_v1_predict_records(live_server):
+def test_v1_predict_records(live_server, image_artifact):
     answer = requests.post(
         f"{live_server.url}/v1/models/logreg:predict", json={"instances": ROWS}, timeout=30
     )
@@ -140,7 +140,9 @@ def test_v1_predict_records(live_server):
         f"{live_server.url}/v1/models/cnn:predict", json={"instances": [png]}, timeout=30
     )
     assert answer.status_code == 200, answer.text
-    assert answer.json()["predictions"][0]["label"] == "bright"
+    expected = load(image_artifact).predict_proba(np.full((1, 1, 10, 10), 250 / 255, np.float32))
+    got = answer.json()["predictions"][0]["probabilities"]
+    np.testing.assert_allclose([got["bright"], got["dark"]], expected[0], atol=1e-5)
     models = requests.get(f"{live_server.url}/v1/models", timeout=5).json()["models"]
     assert {m["name"]: m["kind"] for m in models} == {
         "logreg": "tabular",

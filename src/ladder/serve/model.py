@@ -189,7 +189,9 @@ class ServedModel:
             raise InputError(
                 f"input {spec.name!r}: expected a numeric datatype (FP64), got {datatype}"
             )
-        return array.astype(np.float64)
+        values = array.astype(np.float64)
+        _check_finite(f"input {spec.name!r}", values)
+        return values
 
     def rows_from_instances(self, instances: Any) -> tuple[Any, int]:
         """(raw inputs, row count) from /v1 `instances`: records of columns (tabular), strings
@@ -240,6 +242,7 @@ class ServedModel:
         for name, spec in columns.items():
             if spec.datatype == "FP64":
                 frame[name] = frame[name].astype(np.float64)
+                _check_finite(f"instances[].{name}", frame[name].to_numpy())
         return frame, len(frame)
 
     def _instance_image(self, i: int, item: Any) -> np.ndarray:
@@ -338,6 +341,16 @@ class ServedModel:
         row = {t.name: [0.0] if t.datatype == "FP64" else [""] for t in self.inputs}
         frame = pd.DataFrame(row)
         return frame, 1
+
+
+FP32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_finite(name: str, values: np.ndarray) -> None:
+    """InputError for infinite values or values beyond float32 (the models' precision);
+    NaN stays a missing value."""
+    if (np.abs(values) > FP32_MAX).any():  # inf too; NaN compares False
+        raise InputError(f"{name}: values must be finite and within ±{FP32_MAX:.3g}")
 
 
 def _datatype(array: np.ndarray) -> str:

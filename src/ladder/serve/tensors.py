@@ -31,6 +31,7 @@ DATATYPES: dict[str, Any] = {
 NUMERIC = frozenset(DATATYPES) - {"BOOL", "BYTES"}
 _NAMES = {dtype: name for name, dtype in DATATYPES.items()}
 _LENGTH = struct.Struct("<I")
+MAX_DIMENSION = 2**31 - 1
 
 
 class TensorError(ValueError):
@@ -54,6 +55,8 @@ def element_count(name: str, shape: Any) -> int:
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
         raise TensorError(f"input {name!r}: shape must be a list of non-negative integers")
+    if any(d > MAX_DIMENSION for d in shape):
+        raise TensorError(f"input {name!r}: a dimension of shape {list(shape)} is too large")
     return math.prod(shape)
 
 
@@ -138,20 +141,25 @@ def from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarr
         if kind != "b":
             raise TensorError(f"input {name!r}: BOOL data must be true/false")
         return array.reshape(shape)
-    if kind not in "iuf":
+    if kind not in "iuf" or _has_bool(data):  # numpy would read true as 1
         raise TensorError(f"input {name!r}: {datatype} data must be numbers")
     if dtype.kind in "iu":
-        if kind == "f" and not (np.isfinite(array).all() and (array == np.round(array)).all()):
+        if kind == "f" and not (array == np.round(array)).all():  # NaN and inf fail too
             raise TensorError(f"input {name!r}: {datatype} data must be integers")
-        info = np.iinfo(dtype)
-        if array.min() < info.min or array.max() > info.max:
-            raise TensorError(f"input {name!r}: data does not fit {datatype}")
-        return array.astype(dtype).reshape(shape)
+        try:  # element by element from the JSON values: big integers stay exact
+            return np.array(data, dtype=dtype).reshape(shape)
+        except (OverflowError, ValueError):
+            raise TensorError(f"input {name!r}: data does not fit {datatype}") from None
     try:
         with np.errstate(over="raise"):
             return array.astype(dtype).reshape(shape)
     except FloatingPointError as exc:
         raise TensorError(f"input {name!r}: data does not fit {datatype}") from exc
+
+
+def _has_bool(data: list[Any]) -> bool:
+    """Whether nested JSON `data` holds true/false among its numbers."""
+    return any(_has_bool(v) if isinstance(v, list) else isinstance(v, bool) for v in data)
 
 
 def _bytes_from_json(name: str, shape: list[int], count: int, data: Any) -> np.ndarray:
