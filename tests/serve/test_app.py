@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 import requests
-from conftest import LiveServer
+from serve_helpers import LiveServer
 
 from ladder import load
 from ladder.serve.rest_codec import HEADER_LENGTH

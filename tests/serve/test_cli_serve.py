@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import requests
-from conftest import free_port
+from serve_helpers import free_port
 
 from ladder import load
 
@@ -94,6 +94,31 @@ def test_an_artifact_missing_a_file_exits_2(artifact):
     (artifact / "preprocess.json").unlink()
     done = run_serve(artifact, "--port", free_port(), "--grpc-port", free_port())
     assert_one_line_error(done, "preprocess.json", "missing")
+
+
+def test_a_taken_rest_port_exits_2_and_leaves_the_grpc_port_free(artifact):
+    grpc_port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_serve(artifact, "--port", port, "--grpc-port", grpc_port)
+    assert_one_line_error(done, f"--port {port}", "cannot listen")
+    assert_port_free(grpc_port)
+
+
+def test_a_taken_grpc_port_exits_2_and_leaves_the_rest_port_free(artifact):
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        grpc_port = taken.getsockname()[1]
+        done = run_serve(artifact, "--port", port, "--grpc-port", grpc_port)
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]  # gRPC's C core logs its own line before ours
+    assert last.startswith(f"error: --grpc-port {grpc_port}: cannot listen")
+    assert "Traceback" not in done.stderr and "serving" not in done.stderr
+    assert_port_free(port)
 
 
 @pytest.mark.parametrize("value", [None, ""])

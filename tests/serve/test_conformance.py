@@ -13,7 +13,7 @@ import pytest
 import requests
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
-from conftest import LiveServer
+from serve_helpers import LiveServer
 from tritonclient.utils import InferenceServerException
 
 from ladder import load

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from conftest import LiveServer
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from serve_helpers import LiveServer
 
 from ladder.serve.tensors import DATATYPES
 

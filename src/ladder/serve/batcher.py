@@ -140,7 +140,7 @@ class Batcher:
     async def _wait_for_more(self) -> None:
         """Wait until the queue fills a batch or its oldest request has waited long enough."""
         delay = self.settings.max_batch_delay
-        while delay > 0 and self._queue and not self._closing:
+        while delay > 0 and self._queue:  # also while draining: batches stay whole
             if sum(i.rows for i in self._queue) >= self.settings.max_batch_size:
                 return
             remaining = self._queue[0].arrived + delay - time.monotonic()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,51 +83,90 @@ async def _serve(
         lifespan="off",
         proxy_headers=False,
     )
-    rest = _RestServer(config, service)
+    sock = _bind(settings.host, settings.port)  # before anything starts: a taken port is exit 2
     grpc_server = None
     if settings.grpc_port is not None:
         from ladder.serve.grpc import grpc_server as make_grpc
 
-        grpc_server = make_grpc(service, settings.host, settings.grpc_port, settings.max_body, key)
+        try:
+            grpc_server = make_grpc(
+                service, settings.host, settings.grpc_port, settings.max_body, key
+            )
+        except RuntimeError as exc:
+            sock.close()
+            raise LadderError(
+                f"--grpc-port {settings.grpc_port}: cannot listen on {settings.host} ({exc})"
+            ) from exc
         await grpc_server.start()
-    await service.start()  # warm-up; ready from here
+    rest = _RestServer(config, service, settings.drain_timeout)
+    # serving from here: health answers (ready: 503) while the models warm up
+    serving = asyncio.create_task(rest.server.serve(sockets=[sock]))
+    try:
+        await service.start()  # warm-up; ready from here
+    except BaseException:
+        rest.server.should_exit = True
+        await serving
+        raise
     names = ", ".join(service.models)
     grpc_note = f", gRPC on {settings.host}:{settings.grpc_port}" if grpc_server else ""
     say(f"serving {names} on http://{settings.host}:{settings.port}{grpc_note}")
     try:
-        await rest.serve()
+        await serving
     finally:
-        try:
-            await asyncio.wait_for(service.drain(), settings.drain_timeout)
-        except TimeoutError:
-            print("warning: drain timeout; unanswered requests dropped", file=sys.stderr)
+        await _drain(service, settings.drain_timeout)
         if grpc_server is not None:
             await grpc_server.stop(grace=settings.drain_timeout)
 
 
-class _RestServer:
-    """uvicorn's server, turning the service not ready the moment a stop signal arrives."""
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (LadderError when it is taken or not allowed)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise LadderError(f"--port {port}: cannot listen on {host} ({exc.strerror})") from exc
+    sock.set_inheritable(True)
+    return sock
 
-    def __init__(self, config: Any, service: InferenceService) -> None:
+
+async def _drain(service: InferenceService, timeout: float) -> None:
+    """Answer what is queued and running, within `timeout` seconds."""
+    try:
+        await asyncio.wait_for(service.drain(), timeout)
+    except TimeoutError:
+        print("warning: drain timeout; unanswered requests dropped", file=sys.stderr)
+
+
+class _RestServer:
+    """uvicorn's server with a graceful stop: on the first SIGTERM/SIGINT the service turns not
+    ready at once (health answers 503, new requests 503) while queued and running requests
+    are answered; then uvicorn stops. A second signal stops at once."""
+
+    def __init__(self, config: Any, service: InferenceService, drain_timeout: float) -> None:
         import uvicorn
 
-        service_ref = service
+        loop = asyncio.get_running_loop()
 
         class Server(uvicorn.Server):
             def handle_exit(self, sig: int, frame: Any) -> None:
-                service_ref.begin_drain()
-                super().handle_exit(sig, frame)
+                if service.draining or not self.started:
+                    super().handle_exit(sig, frame)
+                else:
+                    service.begin_drain()
+                    loop.call_soon_threadsafe(self.start_drain)
                 # a graceful stop is the expected end: do not re-raise the signal afterwards
                 # (uvicorn would, and SIGTERM's default action exits non-zero)
                 self._captured_signals.clear()
 
-        self.server = Server(config)
+            def start_drain(self) -> None:
+                self.drain_task = loop.create_task(self.drain_then_stop())  # keep a reference
 
-    async def serve(self) -> None:
-        """Serve until a stop signal (uvicorn waits for in-flight requests)."""
-        await self.server.serve()
-        if not self.server.started:
-            raise LadderError(
-                f"could not start the REST server on {self.server.config.host}:"
-                f"{self.server.config.port} (is the port in use?)"
-            )
+            async def drain_then_stop(self) -> None:
+                await _drain(service, drain_timeout)
+                self.should_exit = True
+
+        self.server = Server(config)

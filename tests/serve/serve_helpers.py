@@ -1,0 +1,72 @@
+"""Helpers of the serving tests: a free port, and `ladder.serve` running in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """`ladder.serve` REST (and optionally gRPC) in a background thread with its own loop."""
+
+    def __init__(self, artifacts: list[Path], grpc: bool = False, **options) -> None:
+        from ladder.serve.batcher import BatchSettings
+        from ladder.serve.service import InferenceService, load_models
+
+        self.api_key = options.pop("api_key", None)
+        self.max_body = options.pop("max_body", 1 << 20)
+        self.service = InferenceService(load_models(artifacts), BatchSettings(**options))
+        self.port = free_port()
+        self.grpc_port = free_port() if grpc else None
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        import uvicorn
+
+        from ladder.serve.app import create_app
+
+        app = create_app(self.service, self.max_body, self.api_key)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error")
+        self.server = uvicorn.Server(config)
+        self.loop = asyncio.get_running_loop()
+        grpc_server = None
+        if self.grpc_port is not None:
+            from ladder.serve.grpc import grpc_server as make_grpc
+
+            grpc_server = make_grpc(
+                self.service, "127.0.0.1", self.grpc_port, self.max_body, self.api_key
+            )
+            await grpc_server.start()
+        await self.service.start()
+        task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            await asyncio.sleep(0.01)
+        self._started.set()
+        await task
+        await self.service.drain()
+        if grpc_server is not None:
+            await grpc_server.stop(grace=1)
+
+    def __enter__(self) -> LiveServer:
+        self._thread.start()
+        if not self._started.wait(60):
+            raise RuntimeError("the test server did not start")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self._thread.join(30)
