@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 from ladder.serve.fastpath import InferShortcut, error_parts, rest_infer
 from ladder.serve.model import InputError
-from ladder.serve.rest_codec import HEADER_LENGTH, RequestError
+from ladder.serve.rest_codec import HEADER_LENGTH, RequestError, json_object
 from ladder.serve.security import Guard, model_in_path
 from ladder.serve.service import BadRequest, InferenceService, ServeError
 
@@ -199,7 +199,7 @@ def create_app(
         with service.track(name, "rest"):
             model = service.model(name)
             try:
-                instances = _json_object(body).get("instances")
+                instances = json_object(body).get("instances")
                 raw, rows = model.rows_from_instances(instances)
             except (RequestError, InputError) as exc:
                 raise BadRequest(str(exc)) from exc
@@ -231,15 +231,3 @@ def create_app(
         return HTMLResponse(page or "<h1>ladder serve</h1><p>See <a href='/docs'>/docs</a>.</p>")
 
     return ServeApp(app, service, max_body, api_key)
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    import json
-
-    try:
-        value = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestError(f"the request body is not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise RequestError("the request body must be a JSON object")
-    return value

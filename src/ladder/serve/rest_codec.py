@@ -43,12 +43,7 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
         if not 0 <= size <= len(body):
             raise RequestError(f"{HEADER_LENGTH}: {size} is outside the body's {len(body)} bytes")
         body, binary = body[:size], body[size:]
-    try:
-        request = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestError(f"the request body is not valid JSON ({exc})") from None
-    if not isinstance(request, dict):
-        raise RequestError("the request body must be a JSON object")
+    request = json_object(body)
     inputs_json = request.get("inputs")
     if not isinstance(inputs_json, list) or not inputs_json:
         raise RequestError("inputs: expected a non-empty list of tensors")
@@ -80,6 +75,17 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
     if offset != len(binary):
         raise RequestError(f"the body has {len(binary) - offset} binary bytes that no input claims")
     return _with_outputs(request, inputs)
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """The JSON object of a request body; RequestError when it is not one."""
+    try:
+        value = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError(f"the request body is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise RequestError("the request body must be a JSON object")
+    return value
 
 
 def _with_outputs(request: dict[str, Any], inputs: dict[str, np.ndarray]) -> InferRequest:
@@ -147,4 +153,4 @@ def infer_response(
     }
 
 
-__all__ = ["RequestError", "TensorError", "infer_response", "parse_infer_request"]
+__all__ = ["RequestError", "TensorError", "infer_response", "json_object", "parse_infer_request"]
