@@ -111,7 +111,7 @@ def create_app(
     )
 
     @app.exception_handler(ServeError)
-    async def serve_error(_: Request, exc: ServeError) -> JSONResponse:
+    async def serve_error(_: Request, exc: ServeError) -> Response:
         return error_response(exc)
 
     @app.exception_handler(HTTPException)
