@@ -17,6 +17,7 @@ import tritonclient.grpc as triton
 from tritonclient.utils import InferenceServerException
 
 from ladder.serve.grpc import authorized, encode_response, grpc_server, select_outputs
+from ladder.serve.metrics import ServeMetrics
 from ladder.serve.proto import SERVICE, messages
 from ladder.serve.service import BadRequest, InferOutput, NotFound, Timeout, Unavailable
 
@@ -56,6 +57,7 @@ class FakeService:
     ready: bool = True
     fail: Exception | None = None
     calls: list[dict[str, Any]] = field(default_factory=list)
+    metrics: ServeMetrics = field(default_factory=ServeMetrics)
     models: dict[str, FakeModel] = field(
         default_factory=lambda: {"pets": FakeModel(), "echo": FakeTextModel()}
     )
@@ -284,6 +286,16 @@ def test_service_errors_map_to_status_codes(client, service, error, status, word
     assert words in info.value.message() and "secret" not in info.value.message()
 
 
+def test_a_full_queue_sends_the_retry_pushback_trailer(channel, service):
+    service.fail = Unavailable("model 'pets': queue full; retry later", retry_after=2)
+    with pytest.raises(grpc.RpcError) as info:
+        call(
+            channel, "ModelInfer", _typed_request(x=("FP32", [1, 3], {"fp32_contents": [1, 2, 3]}))
+        )
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert ("grpc-retry-pushback-ms", "2000") in tuple(info.value.trailing_metadata())
+
+
 def test_unknown_model_metadata_is_not_found(client):
     with pytest.raises(InferenceServerException) as info:
         client.get_model_metadata("nope")
@@ -309,6 +321,8 @@ def test_api_key_guards_all_but_health(servers, service):
         result = keyed.infer("pets", [triton_input("x", x, "FP32")], headers=good)
         assert result.as_numpy("label").tolist() == [b"dog"]
         assert len(service.calls) == 1  # refused calls never reached the service
+        refused = service.metrics.rejected.labels(model="pets", reason="unauthorized")
+        assert refused._value.get() == 6  # 3 metadata + 3 infer calls
     finally:
         keyed.close()
 

@@ -82,7 +82,7 @@ def grpc_server(
     }
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(
-            _guarded(name, handler, None if name in OPEN_METHODS else api_key),
+            _guarded(name, handler, None if name in OPEN_METHODS else api_key, service),
             request_deserializer=request.FromString,
             response_serializer=response.SerializeToString,
         )
@@ -106,23 +106,33 @@ def _address(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-def _guarded(name: str, handler: Handler, api_key: str | None) -> Callable[..., Awaitable[Any]]:
-    """`handler` behind the API key check, with errors turned into gRPC status codes."""
+def _guarded(
+    name: str, handler: Handler, api_key: str | None, service: InferenceService
+) -> Callable[..., Awaitable[Any]]:
+    """`handler` behind the API key check, with errors turned into gRPC status codes (and,
+    for a full queue, the standard `grpc-retry-pushback-ms` trailer)."""
 
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if api_key is not None and not authorized(context.invocation_metadata(), api_key):
+            model = getattr(request, "model_name", "") or getattr(request, "name", "")
+            label = model if model in service.models else "unknown"
+            service.metrics.rejected.labels(model=label, reason="unauthorized").inc()
             await context.abort(
                 grpc.StatusCode.UNAUTHENTICATED,
                 "missing or wrong API key: send the metadata 'authorization: Bearer <key>'",
             )
+        trailers: tuple[tuple[str, str], ...] = ()
         try:
             return await handler(request)
         except ServeError as exc:
             code, details = STATUS_CODES.get(exc.status, grpc.StatusCode.INTERNAL), exc.message
+            retry_after = getattr(exc, "retry_after", None)
+            if retry_after is not None:
+                trailers = (("grpc-retry-pushback-ms", str(int(retry_after * 1000))),)
         except Exception:
             logger.exception("gRPC %s failed", name)
             code, details = grpc.StatusCode.INTERNAL, f"internal error in {name}"
-        await context.abort(code, details)
+        await context.abort(code, details, trailers)
 
     return call
 
