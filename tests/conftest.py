@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from helpers import make_table
+from helpers import make_table, write_images
 
 
 @pytest.fixture(autouse=True)
@@ -30,16 +29,7 @@ def table_csv(tmp_path: Path) -> Path:
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     """12 tiny RGB PNGs in two class folders (bright vs dark)."""
-    from PIL import Image
-
-    root = tmp_path / "images"
-    rng = np.random.default_rng(0)
-    for cls, base in (("bright", 200), ("dark", 40)):
-        (root / cls).mkdir(parents=True)
-        for i in range(6):
-            pixels = np.clip(base + rng.normal(0, 20, (10, 10, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(root / cls / f"{i}.png")
-    return root
+    return write_images(tmp_path / "images")
 
 
 @pytest.fixture(scope="session")

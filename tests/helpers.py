@@ -36,3 +36,16 @@ def write_config(tmp_path: Path, source: str, models: list[dict], **extra) -> Pa
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def write_images(root: Path) -> Path:
+    """12 tiny RGB PNGs in two class folders under `root` (bright vs dark)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls, base in (("bright", 200), ("dark", 40)):
+        (root / cls).mkdir(parents=True)
+        for i in range(6):
+            pixels = np.clip(base + rng.normal(0, 20, (10, 10, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / cls / f"{i}.png")
+    return root

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import make_table, write_config
+from helpers import make_table, write_config, write_images
 from test_pipeline_text import write_text_config
 
 from ladder.pipeline import train
@@ -42,19 +42,6 @@ def test_the_page_is_self_contained_html() -> None:
 
 
 # ---------------------------------------------------------------------- a real server
-
-
-def write_images(root: Path) -> Path:
-    """12 tiny RGB PNGs in two class folders (bright vs dark), like conftest's image_folder."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for cls, base in (("bright", 200), ("dark", 40)):
-        (root / cls).mkdir(parents=True)
-        for i in range(6):
-            pixels = np.clip(base + rng.normal(0, 20, (10, 10, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(root / cls / f"{i}.png")
-    return root
 
 
 def train_artifacts(root: Path) -> dict[str, Path]:

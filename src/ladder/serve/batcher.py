@@ -44,8 +44,6 @@ class _Item:
     future: asyncio.Future[Any]
     arrived: float
     deadline: float
-    started: bool = False
-    abandoned: bool = False
 
 
 @dataclass
@@ -109,7 +107,6 @@ class Batcher:
 
     def _expire(self, item: _Item) -> None:
         """The request's timeout passed: answer it (a worker skips it if it has not started)."""
-        item.abandoned = True
         if not item.future.done():
             item.future.set_exception(Expired(f"no answer within {self.settings.timeout:g} s"))
 
@@ -154,20 +151,19 @@ class Batcher:
 
     def _take(self) -> list[_Item]:
         """The next batch: queued requests in order, up to max_batch_size rows (a bigger
-        request runs alone); expired and abandoned ones are answered and dropped."""
+        request runs alone); answered (expired, cancelled) ones are dropped."""
         batch: list[_Item] = []
         rows = 0
         now = time.monotonic()
         while self._queue:
             item = self._queue[0]
-            if item.abandoned or item.future.done() or now >= item.deadline:
+            if item.future.done() or now >= item.deadline:
                 self._queue.popleft()
                 _fail(item, Expired("the request expired in the queue"))
                 continue
             if batch and rows + item.rows > self.settings.max_batch_size:
                 break
             self._queue.popleft()
-            item.started = True
             batch.append(item)
             rows += item.rows
         self._depth_changed()
@@ -194,11 +190,6 @@ class Batcher:
 
 
 def _fail(item: _Item, exc: BaseException) -> None:
-    """Answer `item` with `exc`; an abandoned request's future is cancelled instead, since
-    nobody awaits it any more."""
-    if item.future.done():
-        return
-    if item.abandoned:
-        item.future.cancel()
-    else:
+    """Answer `item` with `exc`, unless it is answered already (expired or cancelled)."""
+    if not item.future.done():
         item.future.set_exception(exc)

@@ -54,7 +54,7 @@ class ServedModel:
         from ladder.export.artifact import load
 
         started = time.perf_counter()
-        self.name, self.version, self.path = name, VERSION, Path(artifact)
+        self.name, self.version = name, VERSION
         self.loaded = load(artifact, threads=threads)
         self.spec = self.loaded.input_spec
         self.kind: str = self.spec["kind"]
