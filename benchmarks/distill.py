@@ -6,14 +6,15 @@ Needs a finished run (`ladder run examples/rt_polarity.yaml`) with the teacher t
 folder is copied (without checkpoints) into a temporary folder and never written to. There,
 `ladder compress` makes two variants of the teacher with the same student config and seed:
 `alpha=1` (the label-only baseline: plain cross-entropy on the training split, the teacher's
-logits unused) and the distilled student (`--alpha`, `--temperature`, and `--augment` perturbed
+logits unused; with `--embeddings-from-teacher` it starts from the teacher's token vectors too)
+and the distilled student (`--alpha`, `--temperature`, and `--augment` perturbed
 copies of each training text that only the teacher labels). Both are evaluated on the run's own
 test split; the script prints teacher, label-only and distilled accuracy and parameters, and
 the ratios. The teacher predicts every training text once per copy (minutes on a CPU).
 
 Run: .venv/bin/python benchmarks/distill.py [--run runs/rt_polarity] [--teacher minilm]
      [--alpha 0.0] [--temperature 2.0] [--augment 16] [--epochs 15]
-     [--student '{"type": "textcnn", "text": {"vocab_size": 10000}}']
+     [--student '{"type": "textcnn", "text": {"vocab_size": 10000}}'] [--embeddings-from-teacher]
 """
 
 from __future__ import annotations
@@ -43,7 +44,12 @@ def copy_run(run: Path, into: Path) -> Path:
 
 def methods(args: argparse.Namespace, student: dict[str, Any]) -> list[dict[str, Any]]:
     """The label-only baseline and the distilled student: same student, same seed."""
-    base = {"method": "distill", "teacher": args.teacher, "epochs": args.epochs}
+    base = {
+        "method": "distill",
+        "teacher": args.teacher,
+        "epochs": args.epochs,
+        "embeddings_from_teacher": args.embeddings_from_teacher,
+    }
     distilled = {
         **base,
         "student": {**student, "name": "distilled"},
@@ -65,6 +71,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15, help="the students' epochs at most")
     parser.add_argument("--student", type=json.loads, default=STUDENT, help="a model entry (JSON)")
     parser.add_argument(
+        "--embeddings-from-teacher",
+        action="store_true",
+        help="both students tokenize like the teacher and start from its token vectors",
+    )
+    parser.add_argument(
         "--workdir",
         type=Path,
         help="keep the copy here (default: a temporary folder); "
@@ -79,7 +90,8 @@ def main() -> None:
         seconds = time.perf_counter() - started
     print(
         f"student {json.dumps(args.student)}; alpha {args.alpha}, T {args.temperature}, "
-        f"augment {args.augment}, epochs {args.epochs}; {seconds:.0f}s"
+        f"augment {args.augment}, epochs {args.epochs}, embeddings from the teacher "
+        f"{args.embeddings_from_teacher}; {seconds:.0f}s"
     )
     report(board, args.teacher)
 

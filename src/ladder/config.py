@@ -245,6 +245,12 @@ class DistillConfig(Section):
         description="text data: perturbed copies of each training text (words masked, texts "
         "cut to n-grams) that only the teacher labels, a transfer set for the student",
     )
+    embeddings_from_teacher: bool = Field(
+        False,
+        description="a text student of a pretrained-encoder teacher tokenizes with the "
+        "teacher's tokenizer, its token embeddings initialised from the teacher's output for "
+        "each token alone (PCA to the student's width)",
+    )
 
     def variant_name(self) -> str:
         """The name of the distilled student."""

@@ -5,6 +5,7 @@ Both fitters return a `Fitted` model: `predict_proba(features)` and `save(folder
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,12 +110,14 @@ def fit_neural(
     resume: bool = False,
     pad_id: int | None = None,
     loss: Any = None,
+    init: Callable[[Any], None] | None = None,
 ) -> tuple[FittedNeural, list[dict[str, Any]]]:
     """Train a PyTorch model with the trainer and its callbacks; returns it and its history.
 
     `pad_id`: the features are token ids padded with it (batches are trimmed, and bucketed by
     length when `entry.text.bucketing`). `loss`: the trainer's training loss hook
-    (`(logits, labels, rows) -> loss`, e.g. distillation); default cross-entropy."""
+    (`(logits, labels, rows) -> loss`, e.g. distillation); default cross-entropy. `init`
+    changes the freshly built module before training (e.g. a distilled student's embeddings)."""
     from ladder.data import augment_batch, class_weights
     from ladder.evaluate import validation_metrics
     from ladder.registry import get_spec
@@ -136,6 +139,8 @@ def fit_neural(
             ["data.augment: image augmentation needs image data; this data is tabular"]
         )
     module = get_spec(entry.type).build(entry.params, feature_shape, n_classes)
+    if init is not None:
+        init(module)
     # the trainer adds early stopping itself when the config asks for it
     identity = {
         "model_type": entry.type,

@@ -141,13 +141,15 @@ def train_entry(
     main: bool = True,
     loss: Any = None,
     compression: dict[str, Any] | None = None,
+    init: Any = None,
 ) -> TrainResult | None:
     """Train one validated model entry on prepared data and write its results under run_dir.
 
     `main` is False on torchrun workers other than rank 0: they train, write nothing and
     return None. A neural model trains with `loss` when given (`(logits, labels, rows) ->
-    loss`, rows indexing the training split; e.g. distillation); `compression` goes into
-    the artifact's manifest (a compressed variant's description).
+    loss`, rows indexing the training split; e.g. distillation) and `init` (`module -> None`,
+    applied to the freshly built module) when given; `compression` goes into the artifact's
+    manifest (a compressed variant's description).
     """
     from ladder.registry import get_spec
 
@@ -194,6 +196,7 @@ def train_entry(
             resume=resume,
             pad_id=getattr(preprocessor, "pad_id", None),
             loss=loss,
+            init=init,
         )
     train_seconds = time.perf_counter() - started
     if not main:

@@ -13,6 +13,9 @@ Text data may add a transfer set (Tang et al., 2019, "Distilling task-specific k
 BERT into simple neural networks"): `augment` perturbed copies of each training text (some
 words masked, some texts cut to a short n-gram), which only the teacher labels. The student
 learns their soft labels; the hard-label term uses the real training rows only.
+
+With `embeddings_from_teacher`, a text student of a pretrained-encoder teacher tokenizes like
+the teacher and starts from the teacher's vectors of its tokens (`teacher_embeddings`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import torch
 from torch.nn import functional as F
 
 from ladder.compress.variant import CompressContext, Variant
-from ladder.config import DistillConfig
+from ladder.config import DistillConfig, ModelEntry
 from ladder.errors import LadderError
 
 CACHE_DIR = Path("distill_cache")
@@ -62,7 +65,12 @@ def distill(method: DistillConfig, context: CompressContext) -> Variant:
         weights = class_weights(y, len(context.data.labels))
     loss = DistillationLoss(logits, method.alpha, method.temperature, weights, labelled=len(y))
     info = _compression(method, copies)
-    result = train_entry(context.config, entry, data, context.run_dir, loss=loss, compression=info)
+    init = None
+    if method.embeddings_from_teacher:
+        entry, init = _on_teacher_embeddings(context, method.teacher, entry)
+    result = train_entry(
+        context.config, entry, data, context.run_dir, loss=loss, compression=info, init=init
+    )
     assert result is not None  # only torchrun workers other than rank 0 get None
     return Variant(
         entry.name,
@@ -73,6 +81,27 @@ def distill(method: DistillConfig, context: CompressContext) -> Variant:
         details=_details(context, method.teacher, result.metrics.get("params"), len(logits)),
         history=result.history,
     )
+
+
+def _on_teacher_embeddings(
+    context: CompressContext, teacher: str, student: ModelEntry
+) -> tuple[ModelEntry, Any]:
+    """The student on the teacher's tokenizer, and the hook that initialises its embeddings
+    from the teacher's token vectors."""
+    from ladder.compress.teacher_embeddings import (
+        embedding_initializer,
+        on_teacher_tokens,
+        teacher_token_vectors,
+    )
+
+    if context.data.splits.train.kind != "text":
+        raise LadderError(
+            f"compress distill: embeddings_from_teacher needs text data; "
+            f"{context.data.source} is {context.data.splits.train.kind} data"
+        )
+    student = on_teacher_tokens(student, context.entries[teacher], context.config.base_dir)
+    vectors = teacher_token_vectors(context.artifact(teacher))
+    return student, embedding_initializer(vectors, student.type)
 
 
 def _compression(method: DistillConfig, copies: int) -> dict[str, Any]:
@@ -86,6 +115,8 @@ def _compression(method: DistillConfig, copies: int) -> dict[str, Any]:
     }
     if copies:
         info["augment"] = copies
+    if method.embeddings_from_teacher:
+        info["embeddings_from_teacher"] = True
     return info
 
 
