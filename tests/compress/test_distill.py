@@ -250,6 +250,12 @@ def test_augmenting_tabular_data_is_one_clear_error(run_copy):
         transfer_set(_context(run_copy), "tree", copies=2)
 
 
+def test_teacher_embeddings_for_tabular_data_are_one_clear_error(run_copy):
+    context = _context(run_copy, ["compress.0.embeddings_from_teacher=true"])
+    with pytest.raises(LadderError, match=r"embeddings_from_teacher needs text data.*tabular"):
+        distill(context.config.compress[0], context)
+
+
 def test_a_teacher_without_a_trained_model_is_one_clear_error(run_copy):
     context = _context(run_copy)
     shutil.rmtree(run_copy / "models" / "tree" / "artifact")
