@@ -59,15 +59,8 @@ def teacher_token_vectors(artifact: Path) -> np.ndarray:
     tokenizer = Tokenizer.from_file(str(artifact / "tokenizer.json"))
     specials = tokenizer.encode("").ids  # e.g. [CLS] [SEP]: the first goes before the token
     vocab_size = tokenizer.get_vocab_size()
-    ids = torch.arange(vocab_size).unsqueeze(1)
-    ids = torch.cat(
-        [
-            torch.tensor(specials[:1]).expand(vocab_size, len(specials[:1])),
-            ids,
-            torch.tensor(specials[1:]).expand(vocab_size, len(specials[1:])),
-        ],
-        dim=1,
-    )
+    prefix, suffix = specials[:1], specials[1:]
+    ids = torch.tensor([[*prefix, token, *suffix] for token in range(vocab_size)])
     vectors = []
     with torch.no_grad():
         for start in range(0, vocab_size, TOKENS_PER_BATCH):
