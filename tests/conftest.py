@@ -19,6 +19,17 @@ def _small_thread_count():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def _normal_verbosity(monkeypatch):
+    """Each test starts at ladder's default verbosity (the CLI's --quiet/--verbose set it for
+    the whole process, and for its children through the environment)."""
+    from ladder import console
+
+    monkeypatch.setattr(console, "_level", None)
+    monkeypatch.delenv("LADDER_VERBOSITY", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_VERBOSITY", raising=False)
+
+
 @pytest.fixture
 def table_csv(tmp_path: Path) -> Path:
     path = tmp_path / "animals.csv"

@@ -60,6 +60,19 @@ def test_rerun_uses_the_cache_and_force_retrains(config, tmp_path):
     assert forced.status["logreg"] == "ok"
 
 
+def test_a_partial_rerun_ranks_cached_and_retrained_models_together(config, tmp_path):
+    first = run(config, out=tmp_path / "run")
+    worst = first.leaderboard["model"].iloc[-1]
+    again = run(config, out=tmp_path / "run", force=True, only=[worst])
+    board = pd.read_csv(tmp_path / "run/leaderboard.csv")
+    assert dict(zip(board["model"], board["status"], strict=True))[worst] == "ok"
+    assert set(board["status"]) == {"ok", "cached"}
+    assert list(board["accuracy"]) == sorted(board["accuracy"], reverse=True)
+    assert list(again.leaderboard["model"]) == list(first.leaderboard["model"])
+    best = first.leaderboard["model"].iloc[0]
+    assert f"Best model: {best}" in (tmp_path / "run/report.html").read_text()
+
+
 def test_a_failing_model_is_reported_and_the_others_run(tmp_path, table_csv, capsys):
     models = [*MODELS[:1], {"name": "conv", "type": "cnn"}]
     config = write_config(tmp_path, str(table_csv), models)
@@ -70,6 +83,28 @@ def test_a_failing_model_is_reported_and_the_others_run(tmp_path, table_csv, cap
     assert status["logreg"] == "ok"
     assert status["conv"].startswith("failed") and "needs image data" in status["conv"]
     assert "conv failed" in capsys.readouterr().err
+
+
+def test_a_model_trained_by_ladder_train_is_a_finished_rung(tmp_path, table_csv, capsys):
+    quantize = [{"method": "quantize", "models": ["net"]}]
+    config = write_config(tmp_path, str(table_csv), MODELS, compress=quantize)
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--model", "net", "--out", str(out)]) == 0
+    assert main(["compress", str(out)]) == 0  # the trained model is found
+    assert "net+int8" in pd.read_csv(out / "leaderboard.csv")["model"].tolist()
+    result = run(config, out=out)
+    assert result.status["net"] == "cached"  # not trained again
+    assert result.status["net+int8"] == "cached"
+
+
+def test_only_leaves_out_the_compression_of_models_it_left_out(tmp_path, table_csv, capsys):
+    quantize = [{"method": "quantize", "models": ["net"]}]
+    config = write_config(tmp_path, str(table_csv), MODELS, compress=quantize)
+    code = main(["run", str(config), "--out", str(tmp_path / "run"), "--only", "logreg"])
+    assert code == 0
+    board = pd.read_csv(tmp_path / "run/leaderboard.csv")
+    assert board["model"].tolist() == ["logreg"]
+    assert capsys.readouterr().err.count("net+int8: skipped") == 1
 
 
 def test_only_names_must_exist(config, tmp_path):

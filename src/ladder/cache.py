@@ -9,7 +9,6 @@ from typing import Any
 
 from ladder.config import Config, ModelEntry
 from ladder.errors import LadderError
-from ladder.io import atomic_write_text
 
 
 def config_hash(config: Config, entry: ModelEntry) -> str:
@@ -36,12 +35,6 @@ def cached_status(run_dir: Path, config: Config, entry: ModelEntry) -> str:
         return "absent"
     ok = saved == config_hash(config, entry) and (path.parent / "artifact").is_dir()
     return "cached" if ok else "absent"
-
-
-def stamp_hash(metrics_path: Path, key: str) -> None:
-    """Record the config hash `key` in a model's metrics.json (marks the result as cached)."""
-    metrics = json.loads(metrics_path.read_text())
-    atomic_write_text(metrics_path, json.dumps({**metrics, "config_hash": key}, indent=2))
 
 
 def refuse_other_data(run_dir: Path, config: Config, data: Any, force: bool) -> None:

@@ -34,8 +34,21 @@ SetOption = Annotated[
 @app.callback()
 def _options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print results and errors only.")
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Also print other libraries' warnings and details."),
+    ] = False,
 ) -> None:
     """From traditional models to large models: train, evaluate, compare and serve."""
+    from ladder import console
+
+    if quiet and verbose:
+        raise typer.BadParameter("--quiet and --verbose exclude each other")
+    level = console.QUIET if quiet else console.VERBOSE if verbose else console.verbosity()
+    console.set_verbosity(level)
 
 
 @app.command()
@@ -322,7 +335,12 @@ def _print_leaderboard(board: Any) -> None:
     from ladder.evaluate.compare import LEADERBOARD_COLUMNS
 
     hidden = {"variant_of", "log_loss", "params", "size_bytes", "train_seconds", "throughput_per_s"}
-    columns = [c for c in LEADERBOARD_COLUMNS if c not in hidden]  # the CSV has them all
+    # the CSV has them all; the terminal leaves out the above and columns empty in every row
+    columns = [
+        c
+        for c in LEADERBOARD_COLUMNS
+        if c not in hidden and (board.empty or not board[c].isna().all())
+    ]
     table = Table(*columns, title="leaderboard")
     for row in board.to_dict(orient="records"):
         table.add_row(*(_cell(row.get(c)) for c in columns))

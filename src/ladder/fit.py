@@ -152,7 +152,7 @@ def fit_neural(
     callbacks = [
         History(model_dir / "history.csv"),
         Checkpoint(checkpoints, identity=identity),
-        ProgressBar(),
+        ProgressBar(label=entry.name),
     ]
 
     y_train = train[1]

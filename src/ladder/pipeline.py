@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from ladder import __version__
-from ladder.cache import cached_status, config_hash, refuse_other_data, stamp_hash
+from ladder.cache import cached_status, config_hash, refuse_other_data
 from ladder.config import Config, ModelEntry, dump_config, load_config
+from ladder.console import say
 from ladder.errors import ConfigError, LadderError
 from ladder.io import atomic_write_text
 from ladder.ranking import RunResult, leaderboard, remove_variants, write_leaderboard
@@ -154,6 +155,7 @@ def train_entry(
     from ladder.registry import get_spec
 
     spec = get_spec(entry.type)
+    cache_key = config_hash(config, entry)
     entry = _resolve_model_path(config, entry)
     model_dir = run_dir / "models" / entry.name
     splits = data.splits
@@ -206,7 +208,6 @@ def train_entry(
     metrics = evaluate_predictions(splits.test.y, y_prob, data.labels, model_dir, history)
     metrics["train_seconds"] = round(train_seconds, 3)
     metrics["params"] = fitted.n_params()
-    atomic_write_text(model_dir / "metrics.json", json.dumps(metrics, indent=2))
 
     manifest = _manifest(config, entry, spec.family, preprocessor, data.labels, metrics, data.info)
     if compression is not None:
@@ -230,6 +231,11 @@ def train_entry(
     write_artifact(
         artifact, manifest, preprocessor.to_json(), write_model, preprocessor.extra_files()
     )
+    # written last, with the config hash: marks the rung finished (cached) whichever command
+    # trained it; the variants compressed from the weights it replaced are stale
+    metrics["config_hash"] = cache_key
+    atomic_write_text(model_dir / "metrics.json", json.dumps(metrics, indent=2))
+    remove_variants(run_dir, entry.name)
     return TrainResult(
         entry.name, metrics, run_dir, model_dir, artifact, train_seconds, device, history
     )
@@ -408,7 +414,8 @@ def run_config(
     else:
         status = _train_rungs(config, entries, selected, data, run_dir, force)
         if config.compress:
-            status.update(_compress(config, entries, data, run_dir, force))
+            trained = [name for name, state in status.items() if state in ("ok", "cached")]
+            status.update(_compress(config, entries, data, run_dir, force, trained))
         board = leaderboard(config, entries, status, data, run_dir)
     return write_leaderboard(run_dir, board, status)
 
@@ -433,11 +440,7 @@ def _train_rungs(
         started = time.perf_counter()
         try:
             train_entry(config, entries[name], data, run_dir)
-            stamp_hash(
-                run_dir / "models" / name / "metrics.json", config_hash(config, entries[name])
-            )
             status[name] = "ok"
-            remove_variants(run_dir, name)  # compressed from the previous weights: stale
             show.line(i, name, f"done in {time.perf_counter() - started:.1f}s")
         except Exception as exc:
             status[name] = f"failed: {type(exc).__name__}: {exc}".splitlines()[0]
@@ -451,34 +454,27 @@ def _compress(
     data: PreparedData,
     run_dir: Path,
     force: bool,
+    trained: list[str],
 ) -> dict[str, str]:
-    """The config's compress: section on the trained models (variants made before by the same
-    method from the same weights are kept unless `force`)."""
+    """The config's compress: section on the `trained` models (variants made before by the
+    same method from the same weights are kept unless `force`)."""
     from ladder.compress.run import apply_compress
     from ladder.compress.variant import CompressContext
 
     context = CompressContext(config, run_dir, data, entries)
-    return apply_compress(context, reuse=not force, show=RungProgress(0, "compress").note)
+    show = RungProgress(0, "compress").note
+    return apply_compress(context, reuse=not force, show=show, trained=trained)
 
 
 class RungProgress:
-    """One line per rung (which model, what happened, how long) on a terminal; quiet otherwise."""
+    """One line per rung on stderr (which model, what happened, how long); none when quiet."""
 
     def __init__(self, total: int, label: str = "") -> None:
-        import sys
-
         self.total, self.label = total, f"{label} " if label else ""
-        self.console = None
-        if sys.stdout.isatty():
-            from rich.console import Console
-
-            self.console = Console()
 
     def line(self, index: int, name: str, what: str) -> None:
-        if self.console is not None:
-            self.console.print(f"{self.label}{index}/{self.total} {name}: {what}", markup=False)
+        say(f"{self.label}{index}/{self.total} {name}: {what}")
 
     def note(self, text: str) -> None:
-        """A free line (on a terminal), e.g. a compressed variant's progress."""
-        if self.console is not None:
-            self.console.print(f"{self.label}{text}", markup=False)
+        """A free line, e.g. a compressed variant's progress."""
+        say(f"{self.label}{text}")

@@ -208,6 +208,16 @@ def test_build_leaderboard_log_loss_ascending_and_failed_last():
     assert list(build_leaderboard(rows)["model"]) == ["best", "mid", "slow", "odd", "broken"]
 
 
+def test_build_leaderboard_ranks_cached_rows_with_fresh_ones():
+    rows = [
+        {"model": "fresh", "accuracy": 0.97, "status": "ok"},
+        {"model": "kept", "accuracy": 0.98, "status": "cached"},
+        {"model": "gone", "status": "not run"},
+        {"model": "broken", "accuracy": 0.99, "status": "failed: boom"},
+    ]
+    assert list(build_leaderboard(rows)["model"]) == ["kept", "fresh", "broken", "gone"]
+
+
 def test_build_leaderboard_nan_primary_sorts_after_numbers():
     rows = [{"model": "a"}, {"model": "b", "accuracy": 0.5}]
     assert list(build_leaderboard(rows)["model"]) == ["b", "a"]

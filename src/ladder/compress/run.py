@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -55,20 +55,29 @@ def compress_run(run_dir: str | Path, overrides: list[str] | None = None) -> Any
 
 
 def apply_compress(
-    context: CompressContext, reuse: bool = True, show: Show | None = None
+    context: CompressContext,
+    reuse: bool = True,
+    show: Show | None = None,
+    trained: Collection[str] | None = None,
 ) -> dict[str, str]:
     """Make and evaluate the variants of the config's `compress:` section; returns each
     variant's status ("ok", "cached" or "failed: <why>"). With `reuse`, a variant made by the
     same method from the same original is kept. A failure is recorded and the others go on;
-    bad requests (nothing to quantize, a model type a method does not support) are failures."""
+    bad requests (nothing to quantize, a model type a method does not support) are failures.
+    With `trained`, a variant of any other original is skipped (said once through `show`, no
+    status): e.g. a model that `ladder run --only` left out."""
     status: dict[str, str] = {}
     for method, model in _requests(context):
         name = method.variant_name() if model is None else method.variant_name(model)
+        original = method.teacher if model is None else model
+        if trained is not None and original not in trained:
+            if show is not None:
+                show(f"{name}: skipped ({original} has no trained model in this run)")
+            continue
         stamp = method.model_dump(mode="json")
         if reuse and _made_by(context, name, stamp):
             status[name] = "cached"
             continue
-        original = method.teacher if model is None else model
         if not (context.model_dir(original) / "metrics.json").is_file():
             status[name] = f"failed: {original} has no trained model in {context.run_dir}"
             continue

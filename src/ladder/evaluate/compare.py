@@ -215,8 +215,9 @@ def build_leaderboard(rows: list[dict], primary: str = "accuracy") -> pd.DataFra
     """A DataFrame with exactly LEADERBOARD_COLUMNS, best model first.
 
     Missing values are NaN (a row without `status` counts as "ok"); keys outside the contract
-    are dropped. Rows are sorted by `primary`, descending (ascending for log_loss), NaN last;
-    rows whose status is not "ok" (e.g. "failed: <error>") come after all others, in the same order.
+    are dropped. Rows with a result (status "ok", "cached", ...) are sorted by `primary`,
+    descending (ascending for log_loss), NaN last; rows without one ("failed: <error>",
+    "not run") come after all others, in the same order.
     """
     if primary not in _SORTABLE:
         close = difflib.get_close_matches(primary, _SORTABLE, n=1, cutoff=0.6)
@@ -229,7 +230,7 @@ def build_leaderboard(rows: list[dict], primary: str = "accuracy") -> pd.DataFra
         columns=list(LEADERBOARD_COLUMNS),
     )
     df["status"] = df["status"].where(df["status"].notna(), "ok")
-    failed = df["status"] != "ok"
+    failed = df["status"].str.startswith("failed") | (df["status"] == "not run")
     key = pd.to_numeric(df[primary], errors="coerce")
     if primary not in _LOWER_IS_BETTER:
         key = -key

@@ -13,13 +13,13 @@ import csv
 import difflib
 import io
 import math
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ladder import console
 from ladder.config import EarlyStoppingConfig
 from ladder.errors import LadderError
 from ladder.io import atomic_write_text
@@ -164,34 +164,37 @@ def history_csv(rows: list[dict[str, Any]]) -> str:
 
 
 class ProgressBar(Callback):
-    """A rich progress bar per epoch: loss, the monitored validation value and samples/s.
-
-    Prints nothing when stdout is not a terminal (logs, CI, pytest), nor on ranks other than 0.
-    `monitor` defaults to the early-stopping key, else val_loss.
+    """Training progress: on a terminal a rich bar per epoch (loss, the monitored validation
+    value, samples/s); elsewhere (logs, CI) one plain line per epoch. Nothing when ladder is
+    quiet, nor on ranks other than 0. `monitor` defaults to the early-stopping key, else
+    val_loss; `label` (e.g. the model's name) starts each plain line.
     """
 
     main_process_only = True
     REFRESH_SECONDS = 0.25  # how often the shown loss is read from its tensor
 
-    def __init__(self, monitor: str | None = None) -> None:
-        self.monitor = monitor
+    def __init__(self, monitor: str | None = None, label: str = "") -> None:
+        self.monitor, self.label = monitor, label
         self._progress: Any = None
+        self._lines = False
 
     def on_train_begin(self, trainer: Trainer) -> None:
-        if not sys.stdout.isatty():
-            self._progress = None
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
         if self.monitor is None:
             stopping = trainer.config.early_stopping
             self.monitor = stopping.monitor if stopping is not None else "val_loss"
         self._epochs = trainer.config.epochs
+        self._progress = None
+        self._lines = console.verbosity() > console.QUIET and not console.interactive()
+        if not console.interactive():
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
         self._progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}  {task.fields[val]}  {task.fields[speed]}"),
+            console=console.progress_console(),
         )
         self._progress.start()
 
@@ -219,6 +222,8 @@ class ProgressBar(Callback):
         )
 
     def on_epoch_end(self, trainer: Trainer, log: dict[str, float]) -> None:
+        if self._lines:
+            console.say(epoch_line(self.label, trainer.epoch, self._epochs, log))
         if self._progress is None:
             return
         val = log.get(self.monitor)
@@ -235,6 +240,17 @@ class ProgressBar(Callback):
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+def epoch_line(label: str, epoch: int, epochs: int, log: dict[str, float]) -> str:
+    """One epoch as a plain log line: `mlp epoch 3/30: train_loss 0.4123, val_loss ... (1.2 s)`."""
+    values = ", ".join(
+        f"{key} {value:.4g}" if key == "lr" else f"{key} {value:.4f}"
+        for key, value in log.items()
+        if key not in ("epoch", "seconds")
+    )
+    prefix = f"{label} " if label else ""
+    return f"{prefix}epoch {epoch}/{epochs}: {values} ({log.get('seconds', 0.0):.1f} s)"
 
 
 class Checkpoint(Callback):

@@ -1,0 +1,68 @@
+"""What ladder tells the person running it while it works: status lines, progress, warnings.
+
+One verbosity for the whole process, set by the CLI (`--quiet`, `--verbose`); the library's
+default is normal. Everything here goes to stderr, so stdout carries only results
+(leaderboards, metrics, predictions). On a terminal, long work also draws a rich progress bar;
+elsewhere (CI, nohup, docker logs) each event is one plain line, flushed at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from typing import Any
+
+QUIET, NORMAL, VERBOSE = 0, 1, 2
+_ENV = "LADDER_VERBOSITY"  # carries the level to worker processes (torchrun)
+_level: int | None = None  # None: not set in this process
+
+
+def set_verbosity(level: int) -> None:
+    """Set the process's verbosity (QUIET, NORMAL or VERBOSE); below VERBOSE, third-party
+    warnings are hidden. Child processes inherit it."""
+    global _level
+    _level = level
+    os.environ[_ENV] = str(level)
+    if level < VERBOSE:
+        hide_third_party_warnings()
+
+
+def verbosity() -> int:
+    """The process's verbosity: the level set here, else the one inherited from a parent."""
+    if _level is not None:
+        return _level
+    inherited = os.environ.get(_ENV, "")
+    return int(inherited) if inherited in ("0", "1", "2") else NORMAL
+
+
+def interactive() -> bool:
+    """Whether progress bars may be drawn: stderr is a terminal and ladder is not quiet."""
+    return verbosity() > QUIET and sys.stderr.isatty()
+
+
+def say(message: str) -> None:
+    """One status line on stderr (not when quiet)."""
+    if verbosity() > QUIET:
+        print(message, file=sys.stderr, flush=True)
+
+
+def detail(message: str) -> None:
+    """One line on stderr with --verbose only."""
+    if verbosity() >= VERBOSE:
+        print(message, file=sys.stderr, flush=True)
+
+
+def progress_console() -> Any:
+    """A rich Console on stderr for progress bars (call only when `interactive()`)."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def hide_third_party_warnings() -> None:
+    """Python warnings of other libraries (FutureWarning of scikit-learn, ...) and the log
+    chatter of transformers stay out of the terminal; ladder's own warnings still show."""
+    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("default", module=r"ladder(\.|$)")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
