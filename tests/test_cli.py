@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -244,14 +245,62 @@ def test_resume_without_a_checkpoint(mlp_config, tmp_path, capsys):
 def test_resume_continues_and_refuses_a_different_model(mlp_config, tmp_path, capsys):
     base = ("train", mlp_config, "--model", "net", "--out", tmp_path / "run")
     assert run(capsys, *base)[0] == 0
-    code, out, _ = run(capsys, *base, "--resume", "--set", "train.epochs=5")
+    code, out, err = run(capsys, *base, "--resume", "--set", "train.epochs=5")
     assert code == 0 and "accuracy" in out
+    last = tmp_path / "run/models/net/checkpoints/last"
+    assert f"resumed from {last}: the end of epoch 3, step 12" in err.splitlines()
     history = pd.read_csv(tmp_path / "run/models/net/history.csv")
     assert list(history["epoch"]) == [1, 2, 3, 4, 5]  # epochs 1-3 kept, 4-5 trained
     line = assert_user_error(
         capsys, *base, "--resume", "--set", "models.net.hidden=[16]", match="different model"
     )
     assert "hidden" in line
+
+
+def test_a_corrupt_checkpoint_falls_back_in_one_line(mlp_config, tmp_path, capsys):
+    base = ("train", mlp_config, "--model", "net", "--out", tmp_path / "run")
+    assert run(capsys, *base)[0] == 0
+    checkpoints = tmp_path / "run/models/net/checkpoints"
+    (checkpoints / "last/weights.safetensors").write_bytes(b"truncated")
+    ladder = str(Path(sys.executable).parent / "ladder")  # the terminal's view: a real process
+    args = [ladder, *map(str, base), "--resume", "--set", "train.epochs=4"]
+    done = subprocess.run(args, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    err = done.stderr
+    corrupt = checkpoints / "last/weights.safetensors"
+    assert err.splitlines()[:2] == [
+        f"warning: checkpoint file {corrupt} is corrupt (sha256 mismatch: truncated or altered); "
+        f"resuming from {checkpoints / 'previous'}",
+        f"resumed from {checkpoints / 'previous'}: the end of epoch 2, step 8",
+    ]
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_run_saves_and_says_how_to_resume(tmp_path, table_csv):
+    net = {"name": "net", "type": "mlp", "hidden": [8], "epochs": 300}
+    config = write_config(tmp_path, str(table_csv), [net], evaluate={"bootstrap": 0})
+    out = tmp_path / "run"
+    ladder = str(Path(sys.executable).parent / "ladder")
+    command = [ladder, "run", str(config), "--out", str(out)]
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:
+        for line in process.stderr:
+            if line.startswith("net epoch 2/300"):
+                break
+        process.send_signal(signal.SIGINT)
+        err = process.stderr.read()
+        assert process.wait(timeout=60) == 130
+    said = err.strip().splitlines()[-1]
+    assert said.startswith("error: training stopped by Ctrl-C (SIGINT) at epoch ")
+    resume = f"ladder train {config} --model net --resume --out {out}"
+    assert said.endswith(f"; continue with {resume}, then ladder run {config} --out {out}")
+    assert not (out / "models/net/metrics.json").exists()  # not a finished rung
+
+    done = subprocess.run([ladder, *resume.split()[1:]], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"resumed from {out / 'models/net/checkpoints/last'}" in done.stderr
+    done = subprocess.run([ladder, "run", str(config), "--out", str(out)], capture_output=True)
+    assert done.returncode == 0
+    assert "1/1 net: cached" in done.stderr.decode()
 
 
 def test_resume_of_a_classical_model_is_refused(trained, tmp_path, capsys):

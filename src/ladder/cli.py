@@ -6,8 +6,11 @@ Heavy libraries (torch, scikit-learn) are imported inside the commands, so `--he
 
 from __future__ import annotations
 
+import shlex
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -68,7 +71,8 @@ def run(
     """Train every model of a config on one split; print the leaderboard and the report path."""
     from ladder.pipeline import run as run_ladder
 
-    result = run_ladder(config, out, overrides=set_ or [], only=only, force=force)
+    with _resume_hint(config, out, set_ or [], rerun=True):
+        result = run_ladder(config, out, overrides=set_ or [], only=only, force=force)
     _print_leaderboard(result.leaderboard)
     _say(f"run folder: {result.run_dir}")
     if result.report is not None:
@@ -117,13 +121,35 @@ def train(
         )
     from ladder.pipeline import train as train_one
 
-    result = train_one(config, model, out, overrides=set_ or [], resume=resume)
+    with _resume_hint(config, out, set_ or []):
+        result = train_one(config, model, out, overrides=set_ or [], resume=resume)
     if result is None:  # a worker other than rank 0: rank 0 reports
         return
     _print_metrics(f"{result.model}: test metrics", result.metrics)
     _say(f"device:     {result.device}")
     _say(f"run folder: {result.run_dir}")
     _say(f"artifact:   {result.artifact}")
+
+
+@contextmanager
+def _resume_hint(
+    config: Path, out: Path | None, overrides: list[str], rerun: bool = False
+) -> Iterator[None]:
+    """An interrupted training (SIGTERM, Ctrl-C) says the exact command that resumes it (and,
+    with `rerun`, the `ladder run` that then ranks it)."""
+    from ladder.errors import TrainingInterrupted
+
+    try:
+        yield
+    except TrainingInterrupted as stopped:
+        if stopped.model is not None:
+            options = ["--out", str(out)] if out is not None else []
+            options += [word for item in overrides for word in ("--set", item)]
+            train = ["ladder", "train", str(config), "--model", stopped.model, "--resume"]
+            stopped.resume = shlex.join(train + options)
+            if rerun:
+                stopped.resume += ", then " + shlex.join(["ladder", "run", str(config), *options])
+        raise
 
 
 def _launch_workers(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 QUIET, NORMAL, VERBOSE = 0, 1, 2
@@ -24,6 +25,7 @@ def set_verbosity(level: int) -> None:
     global _level
     _level = level
     os.environ[_ENV] = str(level)
+    warnings.formatwarning = _one_line
     if level < VERBOSE:
         hide_third_party_warnings()
 
@@ -66,3 +68,13 @@ def hide_third_party_warnings() -> None:
     warnings.filterwarnings("ignore")
     warnings.filterwarnings("default", module=r"ladder(\.|$)")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def _one_line(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: Any = None
+) -> str:
+    """A warning as the CLI shows it: ladder's own as `warning: <message>`, another library's
+    with its category and origin, never the source line."""
+    if "ladder" in Path(filename).parts:
+        return f"warning: {message}\n"
+    return f"warning: {category.__name__} ({filename}:{lineno}): {message}\n"

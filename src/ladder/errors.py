@@ -27,9 +27,21 @@ class ArtifactError(LadderError):
 
 
 class TrainingInterrupted(LadderError):
-    """Training stopped on SIGTERM after writing a checkpoint; `--resume` continues it."""
+    """Training stopped on SIGTERM or Ctrl-C after writing a checkpoint; `--resume` continues it.
 
-    exit_code = 143
+    `stopped` says when and where the checkpoint is; `resume` how to continue (the CLI puts
+    the whole command there); `model` names the model entry, where known. The exit code is
+    128 + the signal's number: 143 for SIGTERM, 130 for Ctrl-C (SIGINT).
+    """
+
+    def __init__(self, stopped: str, signal_number: int = 15) -> None:
+        super().__init__(stopped)
+        self.stopped, self.resume = stopped, "--resume"
+        self.model: str | None = None
+        self.exit_code = 128 + signal_number
+
+    def __str__(self) -> str:
+        return f"{self.stopped}; continue with {self.resume}"
 
 
 def first_line(exc: BaseException) -> str:

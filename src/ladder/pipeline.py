@@ -19,7 +19,7 @@ from ladder import __version__
 from ladder.cache import cached_status, config_hash, refuse_other_data
 from ladder.config import Config, ModelEntry, dump_config, load_config
 from ladder.console import say
-from ladder.errors import ConfigError, LadderError
+from ladder.errors import ConfigError, LadderError, TrainingInterrupted
 from ladder.io import atomic_write_text
 from ladder.ranking import RunResult, leaderboard, remove_variants, write_leaderboard
 
@@ -186,20 +186,24 @@ def train_entry(
     else:
         from ladder.fit import fit_neural
 
-        fitted, history = fit_neural(
-            entry,
-            preprocessor.output_shape,
-            n_classes,
-            config,
-            device,
-            model_dir,
-            (x_train, splits.train.y),
-            (x_val, y_val),
-            resume=resume,
-            pad_id=getattr(preprocessor, "pad_id", None),
-            loss=loss,
-            init=init,
-        )
+        try:
+            fitted, history = fit_neural(
+                entry,
+                preprocessor.output_shape,
+                n_classes,
+                config,
+                device,
+                model_dir,
+                (x_train, splits.train.y),
+                (x_val, y_val),
+                resume=resume,
+                pad_id=getattr(preprocessor, "pad_id", None),
+                loss=loss,
+                init=init,
+            )
+        except TrainingInterrupted as stopped:
+            stopped.model = entry.name
+            raise
     train_seconds = time.perf_counter() - started
     if not main:
         return None
@@ -442,6 +446,8 @@ def _train_rungs(
             train_entry(config, entries[name], data, run_dir)
             status[name] = "ok"
             show.line(i, name, f"done in {time.perf_counter() - started:.1f}s")
+        except TrainingInterrupted:
+            raise  # the whole run stops (SIGTERM, Ctrl-C); its checkpoint is saved
         except Exception as exc:
             status[name] = f"failed: {type(exc).__name__}: {exc}".splitlines()[0]
             show.line(i, name, status[name])

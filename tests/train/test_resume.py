@@ -126,6 +126,38 @@ def test_sigterm_checkpoints_and_raises(tmp_path, blobs, reference):
     assert same_weights(resumed.module, reference.module)
 
 
+def test_ctrl_c_checkpoints_and_raises_like_sigterm(tmp_path, blobs, reference):
+    before = signal.getsignal(signal.SIGINT)
+
+    class CtrlC(Callback):
+        def on_batch_end(self, trainer, batch_size, loss):
+            if trainer.step == 4:
+                os.kill(os.getpid(), signal.SIGINT)  # the loop checks after the step
+
+    with pytest.raises(TrainingInterrupted) as info:
+        resumable_fit(tmp_path, blobs, callbacks=[CtrlC()], checkpoint_every_steps=None)
+    assert info.value.exit_code == 130
+    assert str(info.value) == (
+        f"training stopped by Ctrl-C (SIGINT) at epoch 1, step 4 (checkpoint in {tmp_path}); "
+        "continue with --resume"
+    )
+    assert signal.getsignal(signal.SIGINT) is before
+    resumed = resumable_fit(tmp_path, blobs, resume=True)
+    assert same_weights(resumed.module, reference.module)
+
+
+def test_a_second_ctrl_c_stops_at_once(tmp_path, blobs):
+    class CtrlCTwice(Callback):
+        def on_batch_end(self, trainer, batch_size, loss):
+            if trainer.step == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        resumable_fit(tmp_path, blobs, callbacks=[CtrlCTwice()], checkpoint_every_steps=None)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_sigterm_handler_only_in_the_main_thread(blobs):
     before = signal.getsignal(signal.SIGTERM)
     seen = []

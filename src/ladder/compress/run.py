@@ -16,7 +16,7 @@ from typing import Any
 
 from ladder.compress.variant import CompressContext, Variant
 from ladder.config import DistillConfig, PruneConfig, QuantizeConfig, load_run_config
-from ladder.errors import ConfigError, LadderError
+from ladder.errors import ConfigError, LadderError, TrainingInterrupted
 from ladder.io import atomic_write_text
 
 Show = Callable[[str], None]
@@ -90,6 +90,8 @@ def apply_compress(
             status[name] = "ok"
             if show is not None:
                 show(f"{name}: done in {time.perf_counter() - started:.1f}s")
+        except TrainingInterrupted:
+            raise  # SIGTERM or Ctrl-C while fine-tuning: stop the whole command
         except Exception as exc:
             from ladder.errors import first_line
 

@@ -197,30 +197,39 @@ def _check_weights_fit(saved: SavedCheckpoint, module: torch.nn.Module) -> None:
 # ----------------------------------------------------------------------------- SIGTERM
 
 
-class SigtermFlag:
-    """A context in which SIGTERM sets `raised` instead of ending the process (main thread only;
-    elsewhere signals cannot be handled). The previous handler is restored on exit."""
+class StopSignals:
+    """A context in which SIGTERM, and a first Ctrl-C (SIGINT), set `received` (the signal's
+    number) instead of ending the process, so that training stops after the current step with
+    a checkpoint. A second Ctrl-C interrupts at once (KeyboardInterrupt). Main thread only
+    (elsewhere signals cannot be handled); the previous handlers are restored on exit."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self) -> None:
-        self.raised = False
-        self._previous: Any = None
-        self._installed = False
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> SigtermFlag:
-        self.raised = False
+    @property
+    def raised(self) -> bool:
+        """Whether a stop signal arrived."""
+        return self.received is not None
+
+    def __enter__(self) -> StopSignals:
+        self.received = None
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-            self._installed = True
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            previous = self._previous if self._previous is not None else signal.SIG_DFL
-            signal.signal(signal.SIGTERM, previous)
-            self._installed = False
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
 
     def _handle(self, signum: int, frame: object) -> None:
-        self.raised = True
+        if self.received is None:
+            self.received = signum
+        if signum == signal.SIGINT:  # the next Ctrl-C acts as before: stop now
+            signal.signal(signal.SIGINT, self._previous[signal.SIGINT] or signal.SIG_DFL)
 
 
 # ----------------------------------------------------------------------------- RNG states

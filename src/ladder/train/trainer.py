@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -32,11 +33,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from ladder.config import TrainConfig
+from ladder.console import say
 from ladder.errors import DataError, LadderError, TrainingInterrupted
 from ladder.train import distributed
 from ladder.train.batching import TokenBatching
 from ladder.train.callbacks import Callback, Checkpoint, EarlyStopping
-from ladder.train.checkpoint import SigtermFlag, load_checkpoint, restore_checkpoint
+from ladder.train.checkpoint import StopSignals, load_checkpoint, restore_checkpoint
 from ladder.train.optim import (
     build_optimizer,
     build_scheduler,
@@ -116,7 +118,7 @@ class Trainer:
         self._loss_weight: torch.Tensor | None = None
         self._no_sync: Callable[[], contextlib.AbstractContextManager] | None = None
         self._active: list[Callback] = self.callbacks
-        self._sigterm = SigtermFlag()
+        self._stop = StopSignals()
 
     # ------------------------------------------------------------------------- the loop
 
@@ -136,8 +138,8 @@ class Trainer:
         checkpoints folder written by the `Checkpoint` callback: training goes on from its
         newest good checkpoint exactly as it would have without the interruption; the model
         identity saved there must equal this trainer's Checkpoint callback's `identity`.
-        On SIGTERM (main thread only) the current optimizer step is finished, Checkpoint
-        callbacks save, and `TrainingInterrupted` is raised.
+        On SIGTERM or Ctrl-C (main thread only) the current optimizer step is finished,
+        Checkpoint callbacks save, and `TrainingInterrupted` is raised.
         """
         X, y = self._tensors(X_train, y_train, "training")
         val = self._tensors(X_val, y_val, "validation") if X_val is not None else None
@@ -156,9 +158,10 @@ class Trainer:
         self._setup(len(X))
         self._notify("on_train_begin")
         try:
-            with self._sigterm:  # SIGTERM sets a flag, checked after each optimizer step
+            with self._stop:  # SIGTERM/Ctrl-C set a flag, checked after each optimizer step
                 if saved is not None:
                     restore_checkpoint(self, saved)
+                    self._say_resumed(saved.path)
                 first = self.epoch if self.in_epoch else self.epoch + 1  # resumed: go on
                 for epoch in range(first, self.config.epochs + 1):
                     if self.stop_training:
@@ -167,7 +170,7 @@ class Trainer:
                     log = self.run_single_epoch(X, y, val, weights)
                     self.history.append(log)
                     self._notify("on_epoch_end", log)
-                    if distributed.any_rank(self._sigterm.raised):
+                    if distributed.any_rank(self._stop.raised):
                         self._interrupt()
         finally:
             self._notify("on_train_end")
@@ -207,7 +210,7 @@ class Trainer:
             if step:
                 for callback in self._step_callbacks:
                     callback.on_step_end(self)
-                if distributed.any_rank(self._sigterm.raised):
+                if distributed.any_rank(self._stop.raised):
                     self._interrupt()
         counts = torch.tensor(self.epoch_sizes, dtype=torch.float32, device=self.device)
         total = torch.stack([(torch.stack(self.epoch_losses) * counts).sum(), counts.sum()])
@@ -349,13 +352,22 @@ class Trainer:
         batches = distributed.global_batches(order.to(self.device), self.config.batch_size)
         return distributed.share_batches(batches, self.config.accumulate_steps)
 
+    def _say_resumed(self, path: Path) -> None:
+        if self.rank != 0:
+            return
+        where = f"batch {self.batch} of" if self.in_epoch else "the end of"
+        say(f"resumed from {path}: {where} epoch {self.epoch}, step {self.step}")
+
     def _interrupt(self) -> None:
-        """After SIGTERM (at any process: all stop at the same step): checkpoint and raise."""
+        """After SIGTERM or Ctrl-C (at any process: all stop at the same step): checkpoint
+        and raise."""
         saved = [cb.save(self) for cb in self.callbacks if isinstance(cb, Checkpoint)]
         where = f"checkpoint in {saved[0].parent}" if saved else "no Checkpoint callback"
+        received = self._stop.received or signal.SIGTERM  # another rank's signal: SIGTERM
+        by = "Ctrl-C (SIGINT)" if received == signal.SIGINT else signal.Signals(received).name
         raise TrainingInterrupted(
-            f"training stopped by SIGTERM at epoch {self.epoch}, step {self.step} ({where}); "
-            "continue with --resume"
+            f"training stopped by {by} at epoch {self.epoch}, step {self.step} ({where})",
+            int(received),
         )
 
     # ------------------------------------------------------------------------- helpers
