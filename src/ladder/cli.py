@@ -33,6 +33,11 @@ SetOption = Annotated[
     ),
 ]
 
+WaitOption = Annotated[
+    bool,
+    typer.Option("--wait", help="If another ladder process is using the run folder, wait for it."),
+]
+
 
 @app.callback()
 def _options(
@@ -67,12 +72,13 @@ def run(
     force: Annotated[
         bool, typer.Option("--force", help="Retrain models whose results exist.")
     ] = False,
+    wait: WaitOption = False,
 ) -> None:
     """Train every model of a config on one split; print the leaderboard and the report path."""
     from ladder.pipeline import run as run_ladder
 
     with _resume_hint(config, out, set_ or [], rerun=True):
-        result = run_ladder(config, out, overrides=set_ or [], only=only, force=force)
+        result = run_ladder(config, out, overrides=set_ or [], only=only, force=force, wait=wait)
     _print_leaderboard(result.leaderboard)
     _say(f"run folder: {result.run_dir}")
     if result.report is not None:
@@ -103,6 +109,7 @@ def train(
     rdzv_endpoint: Annotated[
         str | None, typer.Option("--rdzv-endpoint", help="HOST:PORT of the rendezvous.")
     ] = None,
+    wait: WaitOption = False,
 ) -> None:
     """Train one model of a config; print its test metrics and the run folder."""
     if nproc is not None or nnodes > 1:
@@ -117,12 +124,13 @@ def train(
                 nnodes,
                 node_rank,
                 rdzv_endpoint,
+                wait,
             )
         )
     from ladder.pipeline import train as train_one
 
     with _resume_hint(config, out, set_ or []):
-        result = train_one(config, model, out, overrides=set_ or [], resume=resume)
+        result = train_one(config, model, out, overrides=set_ or [], resume=resume, wait=wait)
     if result is None:  # a worker other than rank 0: rank 0 reports
         return
     _print_metrics(f"{result.model}: test metrics", result.metrics)
@@ -162,12 +170,17 @@ def _launch_workers(
     nnodes: int,
     node_rank: int,
     rdzv_endpoint: str | None,
+    wait: bool,
 ) -> int:
-    """Validate the config here, then start the workers through torchrun."""
+    """Validate the config here, then start the workers through torchrun (holding the run
+    folder's lock for them on the first machine)."""
+    from contextlib import nullcontext
+
     from ladder.config import load_config
     from ladder.errors import LadderError
     from ladder.pipeline import resolve_device
     from ladder.registry import get_spec
+    from ladder.run_folder import locked
     from ladder.train.launch import LaunchPlan, launch
 
     cfg = load_config(config, overrides)
@@ -182,7 +195,9 @@ def _launch_workers(
     args += [a for item in overrides for a in ("--set", item)]
     args += ["--resume"] if resume else []
     plan = LaunchPlan(nproc, nnodes, node_rank, rdzv_endpoint)
-    return launch(plan, args, run_id=f"ladder-{cfg.name}-{model}", device=device)
+    run_dir = out if out is not None else Path("runs") / cfg.name
+    with locked(run_dir, wait) if node_rank == 0 else nullcontext():
+        return launch(plan, args, run_id=f"ladder-{cfg.name}-{model}", device=device)
 
 
 @app.command()
@@ -241,11 +256,12 @@ def predict(
 def compress(
     run_dir: Annotated[Path, typer.Argument(help="A run folder of `ladder run`.")],
     set_: SetOption = None,
+    wait: WaitOption = False,
 ) -> None:
     """Apply the config's compress: section to a finished run; print the new leaderboard."""
     from ladder.compress.run import compress_run
 
-    result = compress_run(run_dir, set_ or [])
+    result = compress_run(run_dir, set_ or [], wait=wait)
     _print_leaderboard(result.leaderboard)
     if result.report is not None:
         _say(f"report:     {result.report}")

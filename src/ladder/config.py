@@ -10,10 +10,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ladder.errors import ConfigError
 from ladder.overrides import apply_overrides, did_you_mean, parse_overrides
+from ladder.run_folder import name_problem
 
 
 class Section(BaseModel):
@@ -288,7 +296,7 @@ class ModelEntry(BaseModel):
 
 
 class Config(Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the run folder: runs/<name>")
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     data: DataConfig
@@ -299,6 +307,14 @@ class Config(Section):
     compress: list[CompressMethod] = Field(default_factory=list)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     base_dir: Path = Field(Path("."), exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        problem = name_problem(name)
+        if problem is not None:
+            raise ValueError(problem)
+        return name
 
     def model(self, name: str) -> ModelEntry:
         """The validated entry of the model called `name`."""
@@ -450,6 +466,9 @@ def _validate_model_entry(
     name, model_type = entry.pop("name", None), entry.pop("type", None)
     if not isinstance(name, str) or not name:
         problems.append(f"{where}.name: expected a model name (string), got {name!r}")
+    elif name_problem(name) is not None:
+        problems.append(f"{where}.name: {name_problem(name)}")
+        name = None
     if model_type not in MODEL_TYPES:
         hint = did_you_mean(str(model_type), list(MODEL_TYPES))
         problems.append(

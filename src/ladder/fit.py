@@ -60,13 +60,12 @@ class FittedNeural:
     def save(self, folder: Path) -> list[str]:
         """Save the weights as safetensors into `folder`, and the files the module needs to be
         rebuilt (a pretrained model's config); returns the file names, weights first."""
-        from safetensors.torch import save_file
-
         from ladder.export.artifact import NEURAL_WEIGHTS
+        from ladder.io import save_tensors
 
         module = self.trainer.module
         state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-        save_file(state, str(folder / NEURAL_WEIGHTS))
+        save_tensors(state, folder / NEURAL_WEIGHTS)
         extra = module.extra_files() if hasattr(module, "extra_files") else {}
         for name, text in extra.items():
             (folder / name).write_text(text, encoding="utf-8")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from ladder.console import say
 from ladder.errors import ConfigError, LadderError, TrainingInterrupted
 from ladder.io import atomic_write_text
 from ladder.ranking import RunResult, leaderboard, remove_variants, write_leaderboard
+from ladder.run_folder import locked
+from ladder.run_folder import model_dir as model_folder
 
 
 @dataclass
@@ -64,10 +67,11 @@ def train(
     out: str | Path | None = None,
     overrides: dict[str, Any] | list[str] | None = None,
     resume: bool = False,
+    wait: bool = False,
 ) -> TrainResult | None:
     """Load a config file and train one of its models (the library form of `ladder train`)."""
     config = load_config(config_path, overrides)
-    return train_model(config, model, out, resume=resume)
+    return train_model(config, model, out, resume=resume, wait=wait)
 
 
 @dataclass
@@ -104,22 +108,37 @@ def write_run_files(config: Config, run_dir: Path, data: PreparedData) -> None:
 
 
 def train_model(
-    config: Config, name: str, out: str | Path | None = None, resume: bool = False
+    config: Config,
+    name: str,
+    out: str | Path | None = None,
+    resume: bool = False,
+    wait: bool = False,
 ) -> TrainResult | None:
     """Train, evaluate and save the model called `name`; returns its metrics and paths.
 
     With `resume`, training continues from the model's last checkpoint. Under torchrun every
-    worker trains; rank 0 alone writes files and gets the result, the others get None.
+    worker trains; rank 0 alone writes files and gets the result, the others get None. The
+    run folder is locked meanwhile (by the launcher under torchrun); `wait`: for another
+    process that holds it.
     """
     from ladder.registry import get_spec
+    from ladder.train import distributed
 
     entry = config.model(name)
     run_dir = Path(out) if out is not None else Path("runs") / config.name
     data = prepare_data(config)
-    if get_spec(entry.type).family == "classical":
-        write_run_files(config, run_dir, data)
-        return train_entry(config, entry, data, run_dir, resume=resume)
+    lock = nullcontext() if distributed.launched() else locked(run_dir, wait)
+    with lock:
+        if get_spec(entry.type).family == "classical":
+            write_run_files(config, run_dir, data)
+            return train_entry(config, entry, data, run_dir, resume=resume)
+        return _train_neural(config, entry, data, run_dir, resume)
 
+
+def _train_neural(
+    config: Config, entry: ModelEntry, data: PreparedData, run_dir: Path, resume: bool
+) -> TrainResult | None:
+    """Train a neural entry, in this process or as one of torchrun's workers."""
     from ladder.train import distributed  # torchrun workers join the process group here
 
     joined = distributed.init_from_env(resolve_device(config.device))
@@ -157,7 +176,7 @@ def train_entry(
     spec = get_spec(entry.type)
     cache_key = config_hash(config, entry)
     entry = _resolve_model_path(config, entry)
-    model_dir = run_dir / "models" / entry.name
+    model_dir = model_folder(run_dir, entry.name)
     splits = data.splits
     if resume:
         _check_resumable(entry, spec.family)
@@ -377,9 +396,10 @@ def run(
     overrides: dict[str, Any] | list[str] | None = None,
     only: list[str] | None = None,
     force: bool = False,
+    wait: bool = False,
 ) -> RunResult:
     """Train and compare every model of a config on one split (the library form of `ladder run`)."""
-    return run_config(load_config(config_path, overrides), out, only, force)
+    return run_config(load_config(config_path, overrides), out, only, force, wait)
 
 
 def run_config(
@@ -387,8 +407,10 @@ def run_config(
     out: str | Path | None = None,
     only: list[str] | None = None,
     force: bool = False,
+    wait: bool = False,
 ) -> RunResult:
-    """Train (or reuse) each selected model, then write the leaderboard and the report."""
+    """Train (or reuse) each selected model, then write the leaderboard and the report; the
+    run folder is locked meanwhile (`wait`: for another process that holds it)."""
     names = [entry["name"] for entry in config.models]
     unknown = [name for name in only or [] if name not in names]
     if unknown:
@@ -400,6 +422,18 @@ def run_config(
     run_dir = Path(out) if out is not None else Path("runs") / config.name
 
     data = prepare_data(config)
+    with locked(run_dir, wait):
+        return _run_locked(config, entries, selected, data, run_dir, force)
+
+
+def _run_locked(
+    config: Config,
+    entries: dict[str, ModelEntry],
+    selected: list[str],
+    data: PreparedData,
+    run_dir: Path,
+    force: bool,
+) -> RunResult:
     refuse_other_data(run_dir, config, data, force)
     write_run_files(config, run_dir, data)
     if config.evaluate.cv:

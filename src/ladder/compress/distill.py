@@ -327,11 +327,9 @@ def read_cached_logits(path: Path, key: dict[str, str]) -> np.ndarray | None:
 
 def write_cached_logits(path: Path, logits: np.ndarray, key: dict[str, str]) -> None:
     """Save `logits` (safetensors, `key` as its metadata) atomically at `path`."""
-    from safetensors.numpy import save_file
+    from ladder.io import atomic_write, save_tensors
 
-    from ladder.io import atomic_write
-
-    atomic_write(path, lambda tmp: save_file({"logits": logits}, str(tmp), metadata=key))
+    atomic_write(path, lambda tmp: save_tensors({"logits": logits}, tmp, metadata=key))
 
 
 __all__ = [

@@ -234,9 +234,8 @@ def _write_variant(
 def quantize_torch_artifact(source: Path, target: Path, name: str) -> dict[str, Any]:
     """Write the torch dynamic int8 variant of the artifact `source` to `target` (atomically);
     returns the manifest's "compression" entry. LadderError when there is nothing to quantize."""
-    from safetensors.torch import save_file
-
     from ladder.export.artifact import neural_module
+    from ladder.io import save_tensors
 
     manifest = read_manifest(source)
     if manifest["family"] != "neural":
@@ -250,7 +249,7 @@ def quantize_torch_artifact(source: Path, target: Path, name: str) -> dict[str, 
     state = int8_state(quantized)
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / INT8_WEIGHTS
-        save_file(state, str(weights))
+        save_tensors(state, weights)
         info = {
             "method": "quantize",
             "backend": "torch",

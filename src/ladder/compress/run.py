@@ -22,18 +22,29 @@ from ladder.io import atomic_write_text
 Show = Callable[[str], None]
 
 
-def compress_run(run_dir: str | Path, overrides: list[str] | None = None) -> Any:
+def compress_run(
+    run_dir: str | Path, overrides: list[str] | None = None, wait: bool = False
+) -> Any:
     """Make, evaluate and rank every variant the run's `compress:` section asks for; returns
-    a `ladder.ranking.RunResult` whose leaderboard holds originals and variants."""
-    from ladder.cache import cached_status
-    from ladder.pipeline import RungProgress, prepare_data
-    from ladder.ranking import rank_run
+    a `ladder.ranking.RunResult` whose leaderboard holds originals and variants. The run
+    folder is locked meanwhile (`wait`: for another process that holds it)."""
+    from ladder.pipeline import prepare_data
+    from ladder.run_folder import locked
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir, overrides)
     if not config.compress:
         raise ConfigError([f"{run_dir}: the config has no compress: section"])
     data = prepare_data(config)
+    with locked(run_dir, wait):
+        return _compress_locked(config, run_dir, data)
+
+
+def _compress_locked(config: Any, run_dir: Path, data: Any) -> Any:
+    from ladder.cache import cached_status
+    from ladder.pipeline import RungProgress
+    from ladder.ranking import rank_run
+
     saved = json.loads((run_dir / "data.json").read_text()).get("sha256")
     if saved != data.info["sha256"]:
         raise LadderError(f"{run_dir}: the data changed since the run (sha256 differs)")

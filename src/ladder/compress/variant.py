@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ladder.config import Config, ModelEntry
+from ladder.run_folder import model_dir
 
 
 @dataclass
@@ -24,7 +25,7 @@ class CompressContext:
 
     def model_dir(self, model: str) -> Path:
         """The folder of a model (original or variant) in the run."""
-        return self.run_dir / "models" / model
+        return model_dir(self.run_dir, model)
 
 
 @dataclass

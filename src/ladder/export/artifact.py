@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ladder.errors import ArtifactError
-from ladder.io import sha256_file
+from ladder.io import make_temp_dir, sha256_file
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -52,7 +52,7 @@ def write_artifact(
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    staging = make_temp_dir(directory.parent, prefix=f".{directory.name}-")
     try:
         (staging / "preprocess.json").write_text(json.dumps(preprocess, indent=1))
         (staging / "labels.json").write_text(json.dumps(manifest["labels"]))
@@ -85,8 +85,7 @@ def manifest_body(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def _swap_in(staging: Path, directory: Path) -> None:
-    old = directory.with_name(f".{directory.name}-old")
-    shutil.rmtree(old, ignore_errors=True)
+    old = directory.with_name(f".{directory.name}-old-{uuid.uuid4().hex}")
     if directory.exists():
         directory.rename(old)
     staging.rename(directory)

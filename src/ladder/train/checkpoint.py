@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from ladder.errors import LadderError
-from ladder.io import sha256_file
+from ladder.io import save_tensors, sha256_file
 from ladder.train import distributed
 
 if TYPE_CHECKING:
@@ -278,11 +278,11 @@ def write_checkpoint(
     incoming = root / f".incoming-{uuid.uuid4().hex}"
     incoming.mkdir()
     try:
-        save_file({k: v.contiguous() for k, v in weights.items()}, str(incoming / WEIGHTS_FILE))
+        save_tensors({k: v.contiguous() for k, v in weights.items()}, incoming / WEIGHTS_FILE)
         torch.save(state, incoming / STATE_FILE)
         files = [WEIGHTS_FILE, STATE_FILE]
         if callback_tensors:
-            save_file(callback_tensors, str(incoming / CALLBACKS_FILE))
+            save_tensors(callback_tensors, incoming / CALLBACKS_FILE)
             files.append(CALLBACKS_FILE)
         for name in files:
             _fsync(incoming / name)

@@ -36,7 +36,7 @@ def init_from_env(device: str | torch.device = "cpu") -> bool:
 
     On CUDA each process uses GPU LOCAL_RANK (set as the current device) and nccl; on CPU, gloo.
     """
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if not launched():
         return False
     if is_initialized():
         return True
@@ -48,6 +48,11 @@ def init_from_env(device: str | torch.device = "cpu") -> bool:
     else:
         dist.init_process_group(backend="gloo")
     return True
+
+
+def launched() -> bool:
+    """Whether this process is one of several workers torchrun started (WORLD_SIZE > 1)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def cleanup() -> None:
