@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
+# Where pip finds torch. Empty: the default index (and any pip configuration). On a machine
+# whose default torch is a multi-GB CUDA build, take the CPU one:
+#   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
 
 .PHONY: demo test lint format bench install install-dev clean minilm serve-demo
 
@@ -12,7 +16,7 @@ $(BIN)/python:
 
 # torch is pinned first, so pip never resolves an unpinned (multi-GB CUDA) build for the package.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q $(TORCH)$(if $(TORCH_INDEX), --index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e .
 	touch $@
 
