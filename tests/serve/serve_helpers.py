@@ -23,8 +23,14 @@ class LiveServer:
         from ladder.serve.service import InferenceService, load_models
 
         self.api_key = options.pop("api_key", None)
-        self.max_body = options.pop("max_body", 1 << 20)
+        max_body = options.pop("max_body", 1 << 20)  # None: the server's derived default
         self.service = InferenceService(load_models(artifacts), BatchSettings(**options))
+        if max_body is None:
+            from ladder.serve.server import ServeSettings
+            from ladder.serve.server import max_body as derived
+
+            max_body = derived(ServeSettings(list(artifacts)), self.service)
+        self.max_body = max_body
         self.port = free_port()
         self.grpc_port = free_port() if grpc else None
         self.url = f"http://127.0.0.1:{self.port}"

@@ -19,7 +19,14 @@ from tritonclient.utils import InferenceServerException
 from ladder.serve.grpc import authorized, encode_response, grpc_server, select_outputs
 from ladder.serve.metrics import ServeMetrics
 from ladder.serve.proto import SERVICE, messages
-from ladder.serve.service import BadRequest, InferOutput, NotFound, Timeout, Unavailable
+from ladder.serve.service import (
+    BadRequest,
+    InferOutput,
+    NotFound,
+    Timeout,
+    TooLarge,
+    Unavailable,
+)
 
 API_KEY = "s3cret-key"
 LABELS = [b"cat", b"dog"]
@@ -74,9 +81,17 @@ class FakeService:
         self.model(name, version)
         return self.ready
 
-    def failed(self, name: str, protocol: str, error: Exception) -> Exception:
-        self.calls.append({"name": name, "failed": error, "protocol": protocol})
-        return error
+    max_request_rows: int = 1000
+
+    def check_rows(self, where: str, rows: int | None) -> None:
+        if rows is not None and rows > self.max_request_rows:
+            raise TooLarge(f"{where}: {rows} rows is over the limit (--max-request-rows)")
+
+    def count(self, name: str | None, protocol: str, code: int, seconds: float) -> None:
+        self.metrics.requests.labels(name or "unknown", protocol, str(code)).inc()
+
+    def reject(self, name: str | None, reason: str) -> None:
+        self.metrics.rejected.labels(name if name in self.models else "unknown", reason).inc()
 
     async def infer(
         self,
@@ -85,6 +100,7 @@ class FakeService:
         inputs: dict[str, np.ndarray],
         outputs: list[str] | None,
         protocol: str,
+        timeout: float | None = None,
     ) -> list[InferOutput]:
         self.calls.append(
             {"name": name, "inputs": inputs, "outputs": outputs, "protocol": protocol}
@@ -404,12 +420,15 @@ def test_typed_and_raw_metadata_calls(channel):
 def test_bad_tensors_are_invalid_argument(channel, service, tensors, raw, words):
     request = _typed_request(**tensors)
     request.raw_input_contents.extend(raw or [])
+    refused = service.metrics.requests.labels("pets", "grpc", "400")
+    before = refused._value.get()
     with pytest.raises(grpc.RpcError) as info:
         call(channel, "ModelInfer", request)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert words in info.value.details()
     # refused before reaching the model, and counted as a failed request
-    assert [c.get("failed") is not None for c in service.calls] == [True]
+    assert service.calls == []
+    assert refused._value.get() == before + 1
 
 
 def test_typed_int_and_bool_inputs_decode(channel, service):
