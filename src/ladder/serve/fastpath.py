@@ -93,13 +93,15 @@ async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
     watch = asyncio.ensure_future(_disconnected(receive))
     try:
         await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+        if task.done() and not task.cancelled():
+            return task.result()
+        raise ClientGone("the client disconnected before its answer")
     finally:
         watch.cancel()
-        if not task.done():
-            task.cancel()
-    if task.done() and not task.cancelled():
-        return task.result()
-    raise ClientGone("the client disconnected before its answer")
+        task.cancel()  # when still running
+        # an error's traceback holds this frame: without its task (which holds the error),
+        # no reference cycle keeps the request's parsed body alive until a garbage collection
+        del task, watch
 
 
 async def _disconnected(receive: Receive) -> None:
