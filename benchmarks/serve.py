@@ -10,7 +10,8 @@ A bounded load test on loopback. The LeNet-5 of examples/digits.yaml (`--run`, t
   4. a naive server written here: FastAPI + uvicorn, the artifact's torch module, one
      `torch.no_grad()` forward pass per request, answering the same OIP JSON.
 Each server is a subprocess, used once it answers /v2/health/ready, stopped with SIGTERM
-(also on errors and Ctrl-C). Servers 1-3 predict with ONNX Runtime, server 4 with PyTorch.
+(also on errors and Ctrl-C); servers 1-3 run with `--log-level warning`, without the access
+log, as server 4 has none. Servers 1-3 predict with ONNX Runtime, server 4 with PyTorch.
 
 One client process (asyncio; aiohttp for REST, grpc.aio for gRPC) sends N requests of one
 8x8 digit each (input "image" FP32 [1, 1, 8, 8], JSON tensors), cycling over 64 images, in

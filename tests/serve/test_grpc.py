@@ -87,7 +87,7 @@ class FakeService:
 
     max_request_rows: int = 1000
 
-    def check_rows(self, where: str, rows: int | None) -> None:
+    def check_rows(self, name: str, where: str, rows: int | None) -> None:
         if rows is not None and rows > self.max_request_rows:
             raise TooLarge(f"{where}: {rows} rows is over the limit (--max-request-rows)")
 

@@ -100,13 +100,13 @@ def test_a_request_over_the_row_limit_is_refused_before_decoding(image_artifact)
         ]
         at_limit = requests.post(f"{url}/v2/models/cnn/infer", json=image_body(4), timeout=30)
         assert at_limit.status_code == 200, at_limit.text[:200]
-        refused = 'ladder_requests_total{code="413",model="cnn",protocol="rest"}'
         metrics = requests.get(f"{url}/metrics", timeout=5).text
     for answer in answers:
         assert answer.status_code == 413, answer.text[:200]
         error = answer.json()["error"]
         assert "5 rows is over the limit of 4 rows per request (--max-request-rows)" in error
-    assert f"{refused} 3.0" in metrics
+    assert 'ladder_requests_total{code="413",model="cnn",protocol="rest"} 3.0' in metrics
+    assert 'ladder_rejected_requests_total{model="cnn",reason="too_large"} 3.0' in metrics
 
 
 def test_ten_times_the_row_limit_is_refused_quickly_and_cheaply(image_artifact):

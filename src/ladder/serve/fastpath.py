@@ -11,6 +11,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
@@ -51,7 +52,7 @@ async def rest_infer(
     """(body, headers) of the answer to a REST inference body; raises ServeError."""
     model = service.model(name, version)
     try:
-        parsed = parse_infer_request(body, header_length, service.check_rows)
+        parsed = parse_infer_request(body, header_length, partial(service.check_rows, name))
     except (RequestError, TensorError) as exc:
         raise BadRequest(str(exc)) from exc
     outputs = await service.infer(name, version, parsed.inputs, parsed.outputs, "rest")
@@ -67,7 +68,7 @@ async def rest_predict(service: InferenceService, name: str, body: bytes) -> dic
         try:
             instances = json_object(body).get("instances")
             if isinstance(instances, list):
-                service.check_rows("instances", len(instances))
+                service.check_rows(name, "instances", len(instances))
             raw, rows = await asyncio.to_thread(model.rows_from_instances, instances)
         except (RequestError, InputError) as exc:
             raise BadRequest(str(exc)) from exc

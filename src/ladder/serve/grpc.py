@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import grpc
@@ -215,7 +216,7 @@ class RPCs:
         client's deadline shorter than the server's timeout bounds the wait in the queue."""
         version = request.model_version or None
         self.service.model(request.model_name, version)
-        inputs = decode_inputs(request, self.service.check_rows)
+        inputs = decode_inputs(request, partial(self.service.check_rows, request.model_name))
         wanted = [output.name for output in request.outputs] or None
         remaining = context.time_remaining() if context is not None else None
         outputs = await self.service.infer(

@@ -169,11 +169,13 @@ class InferenceService:
         """The most rows one request may hold."""
         return int(self.settings.max_request_rows or self.settings.max_batch_size)
 
-    def check_rows(self, where: str, rows: int | None) -> None:
-        """TooLarge when `rows` (declared by `where`) is over the rows of one request."""
+    def check_rows(self, name: str, where: str, rows: int | None) -> None:
+        """TooLarge (counted as a refusal) when `rows`, declared by `where` in a request to
+        model `name`, is over the rows of one request."""
         try:
             check_rows(where, rows, self.max_request_rows)
         except LimitError as exc:
+            self.reject(name, "too_large")
             raise TooLarge(str(exc)) from None
 
     # ------------------------------------------------------------------ inference
