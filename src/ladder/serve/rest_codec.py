@@ -95,7 +95,7 @@ def json_object(body: bytes) -> dict[str, Any]:
     """The JSON object of a request body; RequestError when it is not one."""
     try:
         value = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # bad syntax or encoding, an integer of too many digits
         raise RequestError(f"the request body is not valid JSON ({exc})") from None
     except RecursionError:
         raise RequestError("the request body is not valid JSON (nested too deeply)") from None
