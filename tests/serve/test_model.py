@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import time
 
 import pytest
@@ -48,3 +49,12 @@ def test_served_models_give_memory_back_after_a_big_batch(cnn):
     without it."""
     options = cnn.loaded.predict_features.session.get_session_options()
     assert options.enable_cpu_mem_arena is False
+
+
+def test_only_png_and_jpeg_files_are_decoded(cnn):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (10, 10)).save(buffer, format="GIF")
+    with pytest.raises(InputError, match="not a base64-encoded PNG/JPEG image"):
+        cnn.rows_from_instances([base64.b64encode(buffer.getvalue()).decode()])
