@@ -10,7 +10,8 @@ A bounded load test on loopback. The LeNet-5 of examples/digits.yaml (`--run`, t
   4. a naive server written here: FastAPI + uvicorn, the artifact's torch module, one
      `torch.no_grad()` forward pass per request, answering the same OIP JSON.
 Each server is a subprocess, used once it answers /v2/health/ready, stopped with SIGTERM
-(also on errors and Ctrl-C). Servers 1-3 predict with ONNX Runtime, server 4 with PyTorch.
+(also on errors and Ctrl-C); servers 1-3 run with `--log-level warning`, without the access
+log, as server 4 has none. Servers 1-3 predict with ONNX Runtime, server 4 with PyTorch.
 
 One client process (asyncio; aiohttp for REST, grpc.aio for gRPC) sends N requests of one
 8x8 digit each (input "image" FP32 [1, 1, 8, 8], JSON tensors), cycling over 64 images, in
@@ -193,11 +194,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def ladder_command(
     artifact: Path, port: int, grpc_port: int, batch: int, delay_ms: float
 ) -> list[str]:
-    """`ladder serve` for one artifact."""
+    """`ladder serve` for one artifact (without its access log: the naive server has none)."""
     return [
         sys.executable, "-m", "ladder.cli", "serve", str(artifact),
         "--port", str(port), "--grpc-port", str(grpc_port),
         "--max-batch-size", str(batch), "--max-batch-delay-ms", f"{delay_ms:g}",
+        "--log-level", "warning",
     ]  # fmt: skip
 
 
@@ -562,7 +564,8 @@ def main() -> None:
     parser.add_argument(
         "--rate",
         type=float,
-        help=f"open-loop req/s (default {OPEN_RATE_FRACTION:.0%} of batching closed-loop)",
+        # argparse formats help with %: a literal percent sign is %%
+        help=f"open-loop req/s (default {OPEN_RATE_FRACTION:.0%}% of batching closed-loop)",
     )
     parser.add_argument("--max-connections", type=int, default=256, help="open-loop sockets")
     parser.add_argument("--warmup", type=int, default=200, help="requests before each run")

@@ -288,6 +288,13 @@ def export(
     )
 
 
+class LogLevel(str, Enum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
 @app.command()
 def serve(
     artifacts: Annotated[list[Path], typer.Argument(help="Artifact folders to serve.")],
@@ -307,10 +314,24 @@ def serve(
     api_key_env: Annotated[
         str | None, typer.Option(help="Environment variable holding the API key.")
     ] = None,
-    max_body_mb: Annotated[float, typer.Option(min=0.001, help="Request body limit (MiB).")] = 64,
+    max_request_rows: Annotated[
+        int | None,
+        typer.Option(min=1, help="Rows one request may hold (default: --max-batch-size)."),
+    ] = None,
+    max_body_mb: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Request body limit in MiB (default: twice what --max-request-rows rows of "
+            "the widest model take as JSON, at least 8).",
+        ),
+    ] = None,
     drain_timeout_s: Annotated[float, typer.Option(min=0, help="Graceful shutdown limit (s).")] = (
         30.0
     ),
+    log_level: Annotated[
+        LogLevel, typer.Option(help="Log level; info shows the access log, one line a request.")
+    ] = LogLevel.info,
 ) -> None:
     """Serve artifacts over the Open Inference Protocol (REST and gRPC) with /metrics."""
     from ladder.serve.batcher import BatchSettings
@@ -318,7 +339,12 @@ def serve(
     from ladder.serve.server import serve as run_server
 
     batching = BatchSettings(
-        max_batch_size, max_batch_delay_ms / 1000.0, max_queue, timeout_s, workers
+        max_batch_size,
+        max_batch_delay_ms / 1000.0,
+        max_queue,
+        timeout_s,
+        workers,
+        max_request_rows,
     )
     settings = ServeSettings(
         list(artifacts),
@@ -327,9 +353,10 @@ def serve(
         grpc_port or None,
         batching,
         api_key_env,
-        int(max_body_mb * 1024 * 1024),
+        None if max_body_mb is None else int(max_body_mb * 1024 * 1024),
         drain_timeout_s,
         threads,
+        log_level.value,
     )
     run_server(settings, say=lambda m: _say(m, err=True))
 

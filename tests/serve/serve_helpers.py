@@ -23,8 +23,14 @@ class LiveServer:
         from ladder.serve.service import InferenceService, load_models
 
         self.api_key = options.pop("api_key", None)
-        self.max_body = options.pop("max_body", 1 << 20)
+        max_body = options.pop("max_body", 1 << 20)  # None: the server's derived default
         self.service = InferenceService(load_models(artifacts), BatchSettings(**options))
+        if max_body is None:
+            from ladder.serve.server import ServeSettings
+            from ladder.serve.server import max_body as derived
+
+            max_body = derived(ServeSettings(list(artifacts)), self.service)
+        self.max_body = max_body
         self.port = free_port()
         self.grpc_port = free_port() if grpc else None
         self.url = f"http://127.0.0.1:{self.port}"
@@ -70,3 +76,41 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self._thread.join(30)
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak_rss() -> int:
+    """Restart this process's peak resident memory (VmHWM) from now; its current RSS, bytes."""
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+    return _status_kib("VmRSS") * 1024
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory since `reset_peak_rss`, bytes."""
+    return _status_kib("VmHWM") * 1024
+
+
+def png(width: int, height: int) -> bytes:
+    """A valid all-black greyscale PNG of any size, built row by row (a 9000x9000 one is
+    about 80 KB and never held in memory whole)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
+    packer = zlib.compressobj(9)
+    row = bytes(width + 1)  # filter byte 0, then black pixels
+    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    signature = b"\x89PNG\r\n\x1a\n"
+    return signature + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")

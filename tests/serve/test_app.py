@@ -1,18 +1,23 @@
 """The REST server against real tiny artifacts: Open Inference Protocol routes, JSON and binary
-tensors, /v1 records, errors, API key, body limit, metrics."""
+tensors, /v1 records and image files, errors, API key, body limit, metrics, offline pages."""
 
 from __future__ import annotations
 
 import base64
 import io
 import json
+import re
+import threading
+import time
 
 import numpy as np
 import pytest
 import requests
-from serve_helpers import LiveServer
+from PIL import Image
+from serve_helpers import LiveServer, png
 
 from ladder import load
+from ladder.serve.model import ServedModel
 from ladder.serve.rest_codec import HEADER_LENGTH
 from ladder.serve.tensors import to_raw
 
@@ -245,3 +250,77 @@ def test_api_key_and_body_limit(tabular_artifacts, monkeypatch):
         text = requests.get(f"{server.url}/metrics", timeout=5).text
         assert 'ladder_rejected_requests_total{model="logreg",reason="unauthorized"} 1.0' in text
         assert 'ladder_rejected_requests_total{model="logreg",reason="too_large"} 1.0' in text
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer", "bEaReR"])
+def test_the_bearer_scheme_is_case_insensitive(tabular_artifacts, scheme):
+    with LiveServer([tabular_artifacts["logreg"]], api_key="s3cret") as server:
+        good = {"Authorization": f"{scheme} s3cret"}
+        assert requests.get(f"{server.url}/v2/models/logreg", headers=good, timeout=5).ok
+        assert infer(server, "logreg", {"inputs": table_inputs(ROWS)}, headers=good).ok
+        wrong = {"Authorization": f"{scheme} s3cretx"}
+        assert infer(server, "logreg", {"inputs": []}, headers=wrong).status_code == 401
+
+
+EXTERNAL = re.compile(r"<(?:script|link)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//", re.I)
+
+
+def test_no_page_loads_anything_from_another_host(live_server):
+    """Offline, a page that loads its scripts from a CDN is blank (Swagger UI did)."""
+    url = live_server.url
+    schema = requests.get(f"{url}/openapi.json", timeout=5).json()
+    paths = {"/", "/docs", "/redoc", "/docs/oauth2-redirect"}
+    paths |= {p for p, item in schema["paths"].items() if "get" in item and "{" not in p}
+    pages = 0
+    for path in sorted(paths):
+        answer = requests.get(f"{url}{path}", timeout=5)  # redirects followed
+        if answer.headers.get("content-type", "").startswith("text/html"):
+            pages += 1
+            assert EXTERNAL.search(answer.text) is None, f"{path} loads from another host"
+    assert pages >= 1
+    docs = requests.get(f"{url}/docs", timeout=5, allow_redirects=False)
+    assert docs.status_code == 307 and docs.headers["location"] == "/"
+
+
+def test_an_image_file_far_over_the_model_input_is_a_400_naming_its_size(live_server):
+    huge = base64.b64encode(png(9000, 9000)).decode()
+    answer = requests.post(
+        f"{live_server.url}/v1/models/cnn:predict", json={"instances": [huge]}, timeout=30
+    )
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert "9000x9000 pixels" in error and "limit of 4,194,304 pixels" in error
+
+
+def test_health_answers_while_an_image_decodes(live_server, monkeypatch):
+    """Decoding runs in a worker thread: the event loop keeps answering. The decode here
+    blocks for 2 s; health must answer within 1 s (milliseconds, in fact; 1 s is generous
+    for a loaded 2-core machine). Decoding on the event loop stalled it for the whole
+    decode."""
+    decoding = threading.Event()
+    real = ServedModel._decode_image
+
+    def slow(*args):
+        decoding.set()
+        time.sleep(2.0)  # a big image, as the event loop would feel it
+        return real(*args)
+
+    monkeypatch.setattr(ServedModel, "_decode_image", staticmethod(slow))
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((10, 10), 250, dtype=np.uint8)).save(buffer, format="PNG")
+    png_text = base64.b64encode(buffer.getvalue()).decode()
+    answers: list[requests.Response] = []
+
+    def predict() -> None:
+        url = f"{live_server.url}/v1/models/cnn:predict"
+        answers.append(requests.post(url, json={"instances": [png_text]}, timeout=30))
+
+    worker = threading.Thread(target=predict)
+    worker.start()
+    assert decoding.wait(10)
+    started = time.perf_counter()
+    live = requests.get(f"{live_server.url}/v2/health/live", timeout=10)
+    seconds = time.perf_counter() - started
+    worker.join(30)
+    assert live.status_code == 200 and seconds < 1.0, f"health took {seconds:.2f} s"
+    assert answers[0].status_code == 200, answers[0].text

@@ -250,3 +250,37 @@ def test_one_worker_runs_batches_one_at_a_time():
     results = run(predict, body, max_batch_size=1, workers=1)
     assert all(isinstance(r, threading.BrokenBarrierError) for r in results)
     assert predict.batches == [[1], [2]]
+
+
+def test_a_cancelled_request_leaves_the_queue_at_once_and_is_never_predicted():
+    """A client that disconnects cancels its wait: the request frees its queue slot at once
+    and no batch runs it."""
+    predict = FakePredict()
+    depths: list[int] = []
+
+    async def body(batcher: Batcher) -> Any:
+        waiting = asyncio.create_task(batcher.submit("gone", 1))
+        await asyncio.sleep(0.05)
+        depths.append(batcher.depth)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        depths.append(batcher.depth)
+        await asyncio.sleep(0.4)  # past the batch delay
+        return await batcher.submit("kept", 1)
+
+    assert run(predict, body, max_batch_size=8, max_batch_delay=0.3) == "kept" * 10
+    assert depths == [1, 0]
+    assert predict.batches == [["kept"]]
+
+
+def test_a_caller_deadline_shorter_than_the_timeout_expires_the_request():
+    predict = FakePredict()
+
+    async def body(batcher: Batcher) -> float:
+        started = time.monotonic()
+        with pytest.raises(Expired, match=r"0\.1 s"):
+            await batcher.submit("late", 1, timeout=0.1)  # a gRPC client's own deadline
+        return time.monotonic() - started
+
+    assert run(predict, body, max_batch_size=8, max_batch_delay=1.0, timeout=30) < 0.9
+    assert predict.batches == []

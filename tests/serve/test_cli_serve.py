@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -233,3 +234,58 @@ def test_sigterm_turns_not_ready_at_once_and_drains_the_request_in_flight(artifa
     assert f"serving logreg on {url}" in stderr
     assert_port_free(port)
     assert_port_free(grpc_port)
+
+
+def serve_and_stop(artifact: Path, *args: Any, requests_to_make: Callable[[str], None]) -> str:
+    """Run `ladder serve ARTIFACT ARGS` until ready, make requests, stop it; its stderr."""
+    port = free_port()
+    command = serve_command(artifact, "--port", port, "--grpc-port", 0, *args)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_ready(proc, f"http://127.0.0.1:{port}")
+        requests_to_make(f"http://127.0.0.1:{port}")
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr
+    return stderr
+
+
+def test_serve_logs_one_access_line_per_request_and_warns_off_loopback(artifact):
+    """On 0.0.0.0 without an API key: a warning line at start-up; then one access line per
+    request (method, path, status, ms, model), never a body, and no line from uvicorn's own
+    access log."""
+    secret = "colour-secret-1b2c"
+    body = {"inputs": [*TABLE_BODY["inputs"][:2], {**TABLE_BODY["inputs"][2], "data": [secret]}]}
+    rows = {"inputs": [{**t, "shape": [3], "data": t["data"] * 3} for t in TABLE_BODY["inputs"]]}
+    answers: list[requests.Response] = []
+
+    def make(url: str) -> None:
+        answers.append(requests.post(f"{url}/v2/models/logreg/infer", json=body, timeout=30))
+        answers.append(requests.post(f"{url}/v2/models/logreg/infer", json=rows, timeout=30))
+
+    options = ["--host", "0.0.0.0", "--max-request-rows", 2]
+    stderr = serve_and_stop(artifact, *options, requests_to_make=make)
+    lines = stderr.splitlines()
+    assert answers[0].status_code == 200, answers[0].text
+    assert answers[1].status_code == 413 and "limit of 2 rows" in answers[1].json()["error"]
+    warning = [line for line in lines if line.startswith("warning: serving on 0.0.0.0")]
+    assert len(warning) == 1 and "without an API key" in warning[0]
+    assert any("(at most 2 rows and 8.0 MiB per request)" in line for line in lines)
+    infer = [line for line in lines if "POST /v2/models/logreg/infer" in line]
+    assert len(infer) == 2  # one line each, uvicorn's access log adds none
+    assert " ladder.serve.access: rest POST /v2/models/logreg/infer 200 " in infer[0]
+    assert " 413 " in infer[1] and "ms model=logreg client=127.0.0.1" in infer[1]
+    assert secret not in stderr and "Traceback" not in stderr
+
+
+def test_log_level_warning_turns_the_access_log_off_and_loopback_does_not_warn(artifact):
+    def make(url: str) -> None:
+        assert requests.post(f"{url}/v2/models/logreg/infer", json=TABLE_BODY, timeout=30).ok
+
+    stderr = serve_and_stop(artifact, "--log-level", "warning", requests_to_make=make)
+    assert "ladder.serve.access" not in stderr and "warning" not in stderr
+    assert "serving logreg on http://127.0.0.1" in stderr

@@ -4,8 +4,10 @@ typed contents over a plain channel with ladder's private-pool messages; the err
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,12 +16,21 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
+from serve_helpers import LiveServer
 from tritonclient.utils import InferenceServerException
 
+from ladder.serve.access import ACCESS
 from ladder.serve.grpc import authorized, encode_response, grpc_server, select_outputs
 from ladder.serve.metrics import ServeMetrics
 from ladder.serve.proto import SERVICE, messages
-from ladder.serve.service import BadRequest, InferOutput, NotFound, Timeout, Unavailable
+from ladder.serve.service import (
+    BadRequest,
+    InferOutput,
+    NotFound,
+    Timeout,
+    TooLarge,
+    Unavailable,
+)
 
 API_KEY = "s3cret-key"
 LABELS = [b"cat", b"dog"]
@@ -74,9 +85,17 @@ class FakeService:
         self.model(name, version)
         return self.ready
 
-    def failed(self, name: str, protocol: str, error: Exception) -> Exception:
-        self.calls.append({"name": name, "failed": error, "protocol": protocol})
-        return error
+    max_request_rows: int = 1000
+
+    def check_rows(self, name: str, where: str, rows: int | None) -> None:
+        if rows is not None and rows > self.max_request_rows:
+            raise TooLarge(f"{where}: {rows} rows is over the limit (--max-request-rows)")
+
+    def count(self, name: str | None, protocol: str, code: int, seconds: float) -> None:
+        self.metrics.requests.labels(name or "unknown", protocol, str(code)).inc()
+
+    def reject(self, name: str | None, reason: str) -> None:
+        self.metrics.rejected.labels(name if name in self.models else "unknown", reason).inc()
 
     async def infer(
         self,
@@ -85,6 +104,7 @@ class FakeService:
         inputs: dict[str, np.ndarray],
         outputs: list[str] | None,
         protocol: str,
+        timeout: float | None = None,
     ) -> list[InferOutput]:
         self.calls.append(
             {"name": name, "inputs": inputs, "outputs": outputs, "protocol": protocol}
@@ -329,6 +349,8 @@ def test_api_key_guards_all_but_health(servers, service):
 
 def test_authorized_reads_bearer_metadata():
     assert authorized((("authorization", "Bearer k1"),), "k1")
+    assert authorized((("authorization", "bearer k1"),), "k1")  # any case (RFC 7235)
+    assert authorized((("authorization", "BEARER k1"),), "k1")
     assert authorized((("x-other", "1"), ("authorization", "Bearer k1")), "k1")
     assert not authorized((("authorization", "Bearer k1x"),), "k1")
     assert not authorized((("authorization", "Bearer k2"),), "k1")
@@ -404,12 +426,15 @@ def test_typed_and_raw_metadata_calls(channel):
 def test_bad_tensors_are_invalid_argument(channel, service, tensors, raw, words):
     request = _typed_request(**tensors)
     request.raw_input_contents.extend(raw or [])
+    refused = service.metrics.requests.labels("pets", "grpc", "400")
+    before = refused._value.get()
     with pytest.raises(grpc.RpcError) as info:
         call(channel, "ModelInfer", request)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert words in info.value.details()
     # refused before reaching the model, and counted as a failed request
-    assert [c.get("failed") is not None for c in service.calls] == [True]
+    assert service.calls == []
+    assert refused._value.get() == before + 1
 
 
 def test_typed_int_and_bool_inputs_decode(channel, service):
@@ -448,3 +473,51 @@ def test_fp16_outputs_force_a_raw_answer():
     response = encode_response(messages().ModelInferResponse(), [InferOutput("h", half)], raw=False)
     assert response.outputs[0].datatype == "FP16"
     assert response.raw_output_contents[0] == half.astype("<f2").tobytes()
+
+
+# ---------------------------------------------------------------------- limits, log, metrics
+
+
+def test_more_rows_than_a_request_may_hold_is_resource_exhausted(client, service):
+    rows = service.max_request_rows + 1
+    with pytest.raises(InferenceServerException) as info:
+        client.infer("pets", [triton_input("x", np.zeros((rows, 3), np.float32), "FP32")])
+    assert info.value.status() == "StatusCode.RESOURCE_EXHAUSTED"
+    assert f"input 'x': {rows} rows is over the limit" in info.value.message()
+    assert "--max-request-rows" in info.value.message()
+    assert service.calls == []  # refused before decoding
+
+
+def test_each_call_is_one_access_line_and_each_infer_is_counted(client, service, caplog):
+    caplog.set_level(logging.INFO, logger=ACCESS.name)
+    ok = service.metrics.requests.labels("pets", "grpc", "200")
+    before = ok._value.get()
+    client.infer("pets", [triton_input("x", np.ones((1, 3), np.float32), "FP32")])
+    with pytest.raises(InferenceServerException):
+        client.get_model_metadata("nope")
+    assert ok._value.get() == before + 1
+    lines = [r.getMessage().split() for r in caplog.records if r.name == ACCESS.name]
+    infer, metadata = lines
+    assert infer[:5] == ["grpc", "ModelInfer", f"/{SERVICE}/ModelInfer", "OK", infer[4]]
+    assert infer[4].endswith("ms") and infer[5] == "model=pets"
+    assert metadata[:4] == ["grpc", "ModelMetadata", f"/{SERVICE}/ModelMetadata", "NOT_FOUND"]
+    assert metadata[5] == "model=-" and metadata[6].startswith("client=")
+
+
+def test_a_call_past_its_deadline_is_never_run(tabular_artifacts):
+    """A client's deadline (0.3 s) passes while its request waits 1.5 s in the queue: the
+    server answers DEADLINE_EXCEEDED and no batch ever runs the request."""
+    with LiveServer([tabular_artifacts["logreg"]], grpc=True, max_batch_delay=1.5) as server:
+        batches = server.service.metrics.batch_size.labels(model="logreg")
+        with triton.InferenceServerClient(f"127.0.0.1:{server.grpc_port}") as grpc_client:
+            inputs = [
+                triton_input("size", np.array([1.0]), "FP64"),
+                triton_input("weight", np.array([1.0]), "FP64"),
+                triton_input("colour", np.array([b"red"], dtype=object), "BYTES"),
+            ]
+            with pytest.raises(InferenceServerException) as info:
+                grpc_client.infer("logreg", inputs, client_timeout=0.3)
+            assert info.value.status() == "StatusCode.DEADLINE_EXCEEDED"
+            time.sleep(1.7)  # past the batch delay
+        assert server.service.batchers["logreg"].depth == 0
+        assert batches._sum.get() == 0  # no batch ran (the warm-up is not counted)

@@ -159,7 +159,10 @@ class LoadedModel:
 
 
 def load(
-    directory: str | Path, backend: str | None = None, threads: int | None = None
+    directory: str | Path,
+    backend: str | None = None,
+    threads: int | None = None,
+    arena: bool = True,
 ) -> LoadedModel:
     """Load a verified artifact to predict with `backend`.
 
@@ -167,6 +170,7 @@ def load(
     (neural models' weights) or "sklearn" (classical models' skops file). The default is
     onnxruntime where the artifact has a model.onnx, else the model's own framework.
     `threads`: ONNX Runtime's intra-op threads (idle ones sleep); None: its defaults.
+    `arena`: ONNX Runtime's CPU memory arena (a server turns it off: memory goes back).
     """
     from ladder.data import preprocessor_from_json
     from ladder.export.onnx import ONNX_MODEL, OnnxPredictor
@@ -194,7 +198,7 @@ def load(
             why = (manifest.get("onnx") or {}).get("reason", "it was not exported")
             raise ArtifactError(f"{directory}: no {ONNX_MODEL} ({why}); use --backend {native}")
         predict: Callable[[np.ndarray], np.ndarray] = OnnxPredictor(
-            directory / ONNX_MODEL, family, manifest.get("pad_id"), threads
+            directory / ONNX_MODEL, family, manifest.get("pad_id"), threads, arena
         )
     elif family == "classical":
         predict = _classical_predictor(directory / manifest["model_file"], manifest["model_type"])

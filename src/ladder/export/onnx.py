@@ -305,6 +305,8 @@ class OnnxPredictor:
 
     `threads`: ONNX Runtime's intra-op threads, not spinning while idle (a server sets it, so
     that idle workers do not burn the cores its HTTP handling needs); None: its defaults.
+    `arena`: ONNX Runtime's CPU memory arena, which keeps the peak of the biggest batch ever
+    run; a server turns it off so that memory goes back after a spike.
 
     A TF-IDF graph (one with `tfidf_runtime` metadata) takes raw texts: the predictor
     vectorises them with the numpy runtime first.
@@ -316,11 +318,13 @@ class OnnxPredictor:
         family: str,
         pad_id: int | None = None,
         threads: int | None = None,
+        arena: bool = True,
     ) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only
+        options.enable_cpu_mem_arena = arena
         if threads is not None:  # a fixed pool whose idle threads sleep instead of spinning
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1

@@ -1,21 +1,33 @@
 """The REST server: Open Inference Protocol v2 routes, a friendlier `/v1/models/{name}:predict`
-for raw records, `/metrics`, the "try it" page at `/`, and OpenAPI docs at `/docs`. Every error
-is `{"error": "..."}` with its status code."""
+for raw records, `/metrics`, the "try it" page at `/` and the OpenAPI schema at
+`/openapi.json` (`/docs` leads to the page: no page loads anything from another host). Every
+error is `{"error": "..."}` with its status code; every answer to an inference request, errors
+included, is counted in the request metrics and every request is in the access log."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
-from ladder.serve.fastpath import InferShortcut, error_parts, rest_infer
-from ladder.serve.model import InputError
-from ladder.serve.rest_codec import HEADER_LENGTH, RequestError, json_object
+from ladder.serve.access import AccessLog
+from ladder.serve.fastpath import (
+    INFER_PATH,
+    InferShortcut,
+    error_parts,
+    rest_infer,
+    rest_predict,
+    unless_disconnected,
+)
+from ladder.serve.rest_codec import HEADER_LENGTH
 from ladder.serve.security import Guard, model_in_path
-from ladder.serve.service import BadRequest, InferenceService, ServeError
+from ladder.serve.service import InferenceService, ServeError
+
+PREDICT_PATH = re.compile(r"^/v1/models/[^/]+:predict$")
 
 TENSOR_SCHEMA = {
     "type": "object",
@@ -56,7 +68,7 @@ ERRORS = {
         400: "invalid input",
         401: "missing or wrong API key",
         404: "unknown model or version",
-        413: "body too large",
+        413: "body too large, or more rows than one request may hold",
         503: "not ready or queue full",
         504: "timed out",
     }.items()
@@ -79,17 +91,24 @@ def error_response(exc: ServeError) -> Response:
 
 
 class ServeApp:
-    """The ASGI application: request guards, then the inference shortcut, then the FastAPI
-    routes (which also document every route at /docs)."""
+    """The ASGI application: the access log and request metrics around everything, request
+    guards, then the inference shortcut, then the FastAPI routes."""
 
     def __init__(self, api: FastAPI, service: InferenceService, max_body: int, api_key: str | None):
-        def reject(path: str, reason: str) -> None:
+        def model_of(path: str) -> str | None:
             name = model_in_path(path)
-            label = name if name in service.models else "unknown"
-            service.metrics.rejected.labels(model=label, reason=reason).inc()
+            return name if name in service.models else None
+
+        def answered(method: str, path: str, status: int, seconds: float) -> None:
+            if method == "POST" and (INFER_PATH.match(path) or PREDICT_PATH.match(path)):
+                service.count(model_in_path(path), "rest", status, seconds)
+
+        def reject(path: str, reason: str) -> None:
+            service.reject(model_in_path(path), reason)
 
         self.api = api
-        self._asgi = Guard(InferShortcut(api, service), max_body, api_key, reject)
+        guarded = Guard(InferShortcut(api, service), max_body, api_key, reject)
+        self._asgi = AccessLog(guarded, model_of, answered)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self._asgi(scope, receive, send)
@@ -108,6 +127,8 @@ def create_app(
         description="Open Inference Protocol v2 (REST) for ladder artifacts.",
         version=service.server_metadata()["version"],
         responses=ERRORS,
+        docs_url=None,  # Swagger UI and ReDoc load their scripts from a CDN: blank offline
+        redoc_url=None,
     )
 
     @app.exception_handler(ServeError)
@@ -117,6 +138,10 @@ def create_app(
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def server_error(_: Request, exc: Exception) -> Response:  # the server logs it
+        return error_response(ServeError("internal server error"))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -167,9 +192,8 @@ def create_app(
 
     async def infer(request: Request, name: str, version: str | None) -> Response:
         body = await request.body()
-        content, headers = await rest_infer(
-            service, name, version, body, request.headers.get(HEADER_LENGTH)
-        )
+        work = rest_infer(service, name, version, body, request.headers.get(HEADER_LENGTH))
+        content, headers = await unless_disconnected(request.receive, work)
         return Response(content, headers=headers)
 
     @app.post("/v2/models/{name}/infer", tags=["inference"], openapi_extra=_body(INFER_SCHEMA))
@@ -196,26 +220,7 @@ def create_app(
         """Predict raw records: `{"instances": [...]}` of column objects (tabular), strings
         (text) or base64 PNG/JPEG images; answers labels and class probabilities."""
         body = await request.body()
-        with service.track(name, "rest"):
-            model = service.model(name)
-            try:
-                instances = json_object(body).get("instances")
-                raw, rows = model.rows_from_instances(instances)
-            except (RequestError, InputError) as exc:
-                raise BadRequest(str(exc)) from exc
-            proba = await service.predict(model, raw, rows)
-        labels = model.schema()["labels"]
-        return {
-            "model_name": model.name,
-            "labels": labels,
-            "predictions": [
-                {
-                    "label": model.labels[int(p.argmax())],
-                    "probabilities": dict(zip(labels, map(float, p), strict=True)),
-                }
-                for p in proba
-            ],
-        }
+        return await unless_disconnected(request.receive, rest_predict(service, name, body))
 
     # ------------------------------------------------------------- monitoring and page
 
@@ -228,6 +233,12 @@ def create_app(
     @app.get("/", include_in_schema=False)
     def home() -> HTMLResponse:
         """The "try it" page."""
-        return HTMLResponse(page or "<h1>ladder serve</h1><p>See <a href='/docs'>/docs</a>.</p>")
+        default = "<h1>ladder serve</h1><p>See <a href='/openapi.json'>/openapi.json</a>.</p>"
+        return HTMLResponse(page or default)
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> RedirectResponse:
+        """The "try it" page (the API itself is described at /openapi.json)."""
+        return RedirectResponse("/", status_code=307)
 
     return ServeApp(app, service, max_body, api_key)

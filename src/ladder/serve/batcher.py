@@ -2,7 +2,8 @@
 `max_batch_size` rows or until the oldest has waited `max_batch_delay` seconds (0: run what
 is queued at once, adding no latency). Batches run in worker threads, so the event loop keeps
 accepting requests meanwhile; a request whose deadline passes before its batch starts is
-answered with a timeout and never run."""
+answered with a timeout and never run, and one whose caller went away (a client that
+disconnected, cancelling its wait) leaves the queue at once."""
 
 from __future__ import annotations
 
@@ -35,9 +36,15 @@ class BatchSettings:
     max_queue: int = 100  # requests waiting
     timeout: float = 30.0  # seconds from arrival until a request is answered
     workers: int = 1  # batches running at once
+    max_request_rows: int | None = None  # rows of one request; None: max_batch_size
+
+    def __post_init__(self) -> None:
+        # a request never needs more than one batch (Triton refuses one over max_batch_size)
+        if self.max_request_rows is None:
+            self.max_request_rows = self.max_batch_size
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: a queue removes this very item
 class _Item:
     raw: Any
     rows: int
@@ -86,29 +93,35 @@ class Batcher:
         """Requests waiting in the queue."""
         return len(self._queue)
 
-    async def submit(self, raw: Any, rows: int) -> Any:
+    async def submit(self, raw: Any, rows: int, timeout: float | None = None) -> Any:
         """The result of `raw` (of `rows` rows) once its batch ran. QueueFull when the queue is
-        full, Expired when the timeout passes first, Closed while draining."""
+        full, Expired when the timeout (the settings' or `timeout` seconds, whichever is
+        shorter) passes first, Closed while draining. Cancelling the wait withdraws the
+        request: it is never run."""
         if self._closing:
             raise Closed("the server is shutting down")
         if len(self._queue) >= self.settings.max_queue:
             raise QueueFull(f"the queue holds {self.settings.max_queue} requests")
+        wait = self.settings.timeout if timeout is None else min(timeout, self.settings.timeout)
         loop = asyncio.get_running_loop()
         now = time.monotonic()
-        item = _Item(raw, rows, loop.create_future(), now, now + self.settings.timeout)
+        item = _Item(raw, rows, loop.create_future(), now, now + wait)
         self._queue.append(item)
         self._depth_changed()
         self._wake.set()
-        timer = loop.call_later(self.settings.timeout, self._expire, item)
+        timer = loop.call_later(wait, self._expire, item, wait)
         try:
             return await item.future
         finally:
             timer.cancel()
+            if item.future.cancelled() and item in self._queue:  # its caller went away
+                self._queue.remove(item)
+                self._depth_changed()
 
-    def _expire(self, item: _Item) -> None:
+    def _expire(self, item: _Item, wait: float) -> None:
         """The request's timeout passed: answer it (a worker skips it if it has not started)."""
         if not item.future.done():
-            item.future.set_exception(Expired(f"no answer within {self.settings.timeout:g} s"))
+            item.future.set_exception(Expired(f"no answer within {wait:g} s"))
 
     async def drain(self) -> None:
         """Refuse new requests and return once every queued and running one is answered."""

@@ -1,29 +1,41 @@
-"""The REST inference call, and an ASGI shortcut that answers it without the web framework's
-routing and middleware stack (about half of a small request's server CPU). The FastAPI routes
-of the same paths call `rest_infer` too, so both ways give the same answers; the shortcut is
-only the hot path."""
+"""The REST inference calls (`/v2/.../infer` and `/v1/...:predict`), and an ASGI shortcut that
+answers `/infer` without the web framework's routing and middleware stack (about half of a
+small request's server CPU). The FastAPI routes of the same paths call the same functions, so
+both ways give the same answers; the shortcut is only the hot path. A call whose client
+disconnects is cancelled, so that its queued work never runs."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
+from ladder.serve.model import InputError
 from ladder.serve.rest_codec import (
     HEADER_LENGTH,
     JSON_TYPE,
     RequestError,
     infer_response,
+    json_object,
     parse_infer_request,
 )
-from ladder.serve.service import BadRequest, InferenceService, ServeError, Unavailable
+from ladder.serve.service import (
+    BadRequest,
+    ClientGone,
+    InferenceService,
+    ServeError,
+    Unavailable,
+)
 from ladder.serve.tensors import TensorError
 
 logger = logging.getLogger(__name__)
 INFER_PATH = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?/infer$")
+T = TypeVar("T")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -38,16 +50,64 @@ async def rest_infer(
     header_length: str | None,
 ) -> tuple[bytes, dict[str, str]]:
     """(body, headers) of the answer to a REST inference body; raises ServeError."""
+    model = service.model(name, version)
     try:
-        model = service.model(name, version)
-        parsed = parse_infer_request(body, header_length)
+        parsed = parse_infer_request(body, header_length, partial(service.check_rows, name))
     except (RequestError, TensorError) as exc:
-        raise service.failed(name, "rest", BadRequest(str(exc))) from exc
-    except ServeError as exc:
-        raise service.failed(name, "rest", exc) from None
+        raise BadRequest(str(exc)) from exc
     outputs = await service.infer(name, version, parsed.inputs, parsed.outputs, "rest")
     pairs = [(o.name, o.array) for o in outputs]
     return infer_response(model.name, model.version, pairs, parsed)
+
+
+async def rest_predict(service: InferenceService, name: str, body: bytes) -> dict[str, Any]:
+    """The answer to a /v1 predict body of raw `instances` (labels and probabilities); raises
+    ServeError. Instances are decoded in a worker thread: an image file takes a while."""
+    with service.track(name):
+        model = service.model(name)
+        try:
+            instances = json_object(body).get("instances")
+            if isinstance(instances, list):
+                service.check_rows(name, "instances", len(instances))
+            raw, rows = await asyncio.to_thread(model.rows_from_instances, instances)
+        except (RequestError, InputError) as exc:
+            raise BadRequest(str(exc)) from exc
+        proba = await service.predict(model, raw, rows)
+    labels = model.schema()["labels"]
+    return {
+        "model_name": model.name,
+        "labels": labels,
+        "predictions": [
+            {
+                "label": model.labels[int(p.argmax())],
+                "probabilities": dict(zip(labels, map(float, p), strict=True)),
+            }
+            for p in proba
+        ],
+    }
+
+
+async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
+    """The result of `work`, or ClientGone (with `work` cancelled) if the client disconnects
+    first; call it once the request body has been read."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+        if task.done() and not task.cancelled():
+            return task.result()
+        raise ClientGone("the client disconnected before its answer")
+    finally:
+        watch.cancel()
+        task.cancel()  # when still running
+        # an error's traceback holds this frame: without its task (which holds the error),
+        # no reference cycle keeps the request's parsed body alive until a garbage collection
+        del task, watch
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def error_parts(exc: ServeError) -> tuple[int, bytes, dict[str, str]]:
@@ -77,14 +137,14 @@ class InferShortcut:
             if key.lower() == b"inference-header-content-length":
                 header_length = value.decode("latin-1")
         body = await _body(receive)
+        version = unquote(version) if version else None
         try:
-            content, headers = await rest_infer(
-                self.service, name, unquote(version) if version else None, body, header_length
-            )
+            work = rest_infer(self.service, name, version, body, header_length)
+            content, headers = await unless_disconnected(receive, work)
             status = 200
         except ServeError as exc:
             status, content, headers = error_parts(exc)
-        except Exception:  # counted as a 500 by the service; the traceback goes to the log
+        except Exception:  # answered (and counted) as a 500; the traceback goes to the log
             logger.exception("inference on %s failed", name)
             status, content, headers = error_parts(ServeError("internal server error"))
         raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
@@ -105,4 +165,11 @@ async def _body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-__all__ = ["HEADER_LENGTH", "InferShortcut", "error_parts", "rest_infer"]
+__all__ = [
+    "HEADER_LENGTH",
+    "InferShortcut",
+    "error_parts",
+    "rest_infer",
+    "rest_predict",
+    "unless_disconnected",
+]

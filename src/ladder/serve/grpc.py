@@ -2,26 +2,41 @@
 in the same event loop as the REST app, answering through the shared InferenceService.
 
 Inputs come as typed `contents` or as `raw_input_contents` (what tritonclient sends); the
-answer uses the same form. ServeError statuses map to gRPC status codes.
+answer uses the same form. ServeError statuses map to gRPC status codes. Every call is in the
+access log; every ModelInfer answer is counted in the request metrics (by its HTTP status).
+A call cancelled by its client, or past its deadline, leaves the model's queue unrun.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import grpc
 import numpy as np
 
 from ladder.serve import tensors
+from ladder.serve.access import log_access
+from ladder.serve.limits import request_rows
 from ladder.serve.proto import SERVICE, messages
 from ladder.serve.security import bearer_matches
-from ladder.serve.service import BadRequest, InferenceService, InferOutput, ServeError
+from ladder.serve.service import (
+    BadRequest,
+    ClientGone,
+    InferenceService,
+    InferOutput,
+    ServeError,
+    Unauthorized,
+)
 
 logger = logging.getLogger(__name__)
 
 STATUS_CODES = {
+    499: grpc.StatusCode.CANCELLED,
     400: grpc.StatusCode.INVALID_ARGUMENT,
     401: grpc.StatusCode.UNAUTHENTICATED,
     404: grpc.StatusCode.NOT_FOUND,
@@ -30,6 +45,7 @@ STATUS_CODES = {
     504: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 OPEN_METHODS = frozenset({"ServerLive", "ServerReady"})  # answered without the API key
+COUNTED_METHODS = frozenset({"ModelInfer"})  # in the request metrics, as REST's /infer
 
 # The InferTensorContents field that carries each datatype (FP16 travels only as raw bytes).
 CONTENTS_FIELDS = {
@@ -47,7 +63,7 @@ CONTENTS_FIELDS = {
     "BYTES": "bytes_contents",
 }
 
-Handler = Callable[[Any], Awaitable[Any]]
+Handler = Callable[[Any, Any], Awaitable[Any]]
 
 
 def grpc_server(
@@ -110,28 +126,39 @@ def _guarded(
     name: str, handler: Handler, api_key: str | None, service: InferenceService
 ) -> Callable[..., Awaitable[Any]]:
     """`handler` behind the API key check, with errors turned into gRPC status codes (and,
-    for a full queue, the standard `grpc-retry-pushback-ms` trailer)."""
+    for a full queue, the standard `grpc-retry-pushback-ms` trailer), logged and counted."""
+    path = f"/{SERVICE}/{name}"
 
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if api_key is not None and not authorized(context.invocation_metadata(), api_key):
-            model = getattr(request, "model_name", "") or getattr(request, "name", "")
-            label = model if model in service.models else "unknown"
-            service.metrics.rejected.labels(model=label, reason="unauthorized").inc()
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED,
-                "missing or wrong API key: send the metadata 'authorization: Bearer <key>'",
-            )
+        started = time.perf_counter()
+        model = getattr(request, "model_name", "") or getattr(request, "name", "")
+        status, code, details = 200, grpc.StatusCode.OK, ""
         trailers: tuple[tuple[str, str], ...] = ()
         try:
-            return await handler(request)
+            if api_key is not None and not authorized(context.invocation_metadata(), api_key):
+                service.reject(model, "unauthorized")
+                raise Unauthorized(
+                    "missing or wrong API key: send the metadata 'authorization: Bearer <key>'"
+                )
+            return await handler(request, context)
         except ServeError as exc:
-            code, details = STATUS_CODES.get(exc.status, grpc.StatusCode.INTERNAL), exc.message
+            status, details = exc.status, exc.message
+            code = STATUS_CODES.get(exc.status, grpc.StatusCode.INTERNAL)
             retry_after = getattr(exc, "retry_after", None)
             if retry_after is not None:
                 trailers = (("grpc-retry-pushback-ms", str(int(retry_after * 1000))),)
+        except asyncio.CancelledError:  # the client cancelled, or its deadline passed
+            status, code = ClientGone.status, grpc.StatusCode.CANCELLED
+            raise
         except Exception:
             logger.exception("gRPC %s failed", name)
-            code, details = grpc.StatusCode.INTERNAL, f"internal error in {name}"
+            status, code, details = 500, grpc.StatusCode.INTERNAL, f"internal error in {name}"
+        finally:
+            seconds = time.perf_counter() - started
+            if name in COUNTED_METHODS:
+                service.count(model, "grpc", status, seconds)
+            served = model if model in service.models else None
+            log_access("grpc", name, path, code.name, seconds, served, context.peer())
         await context.abort(code, details, trailers)
 
     return call
@@ -152,27 +179,27 @@ class RPCs:
         self.service = service
         self.msgs = messages()
 
-    async def server_live(self, request: Any) -> Any:
+    async def server_live(self, request: Any, context: Any = None) -> Any:
         """ServerLive: whether the server answers."""
         return self.msgs.ServerLiveResponse(live=bool(self.service.live))
 
-    async def server_ready(self, request: Any) -> Any:
+    async def server_ready(self, request: Any, context: Any = None) -> Any:
         """ServerReady: whether every model is ready."""
         return self.msgs.ServerReadyResponse(ready=bool(self.service.ready))
 
-    async def model_ready(self, request: Any) -> Any:
+    async def model_ready(self, request: Any, context: Any = None) -> Any:
         """ModelReady: whether one model is ready (NOT_FOUND for an unknown model)."""
         ready = self.service.model_ready(request.name, request.version or None)
         return self.msgs.ModelReadyResponse(ready=bool(ready))
 
-    async def server_metadata(self, request: Any) -> Any:
+    async def server_metadata(self, request: Any, context: Any = None) -> Any:
         """ServerMetadata: the server's name, version and extensions."""
         meta = self.service.server_metadata()
         return self.msgs.ServerMetadataResponse(
             name=meta["name"], version=meta["version"], extensions=meta.get("extensions", [])
         )
 
-    async def model_metadata(self, request: Any) -> Any:
+    async def model_metadata(self, request: Any, context: Any = None) -> Any:
         """ModelMetadata: one model's versions, platform and tensors."""
         meta = self.service.model(request.name, request.version or None).metadata()
         tensor = self.msgs.ModelMetadataResponse.TensorMetadata
@@ -184,16 +211,17 @@ class RPCs:
             outputs=[tensor(**_tensor_meta(t)) for t in meta.get("outputs", [])],
         )
 
-    async def model_infer(self, request: Any) -> Any:
-        """ModelInfer: run a model; raw answers to raw requests, typed ones otherwise."""
+    async def model_infer(self, request: Any, context: Any = None) -> Any:
+        """ModelInfer: run a model; raw answers to raw requests, typed ones otherwise. A
+        client's deadline shorter than the server's timeout bounds the wait in the queue."""
         version = request.model_version or None
-        try:
-            self.service.model(request.model_name, version)
-            inputs = decode_inputs(request)
-        except ServeError as exc:  # an unknown model or bad tensors count as requests too
-            raise self.service.failed(request.model_name, "grpc", exc) from None
+        self.service.model(request.model_name, version)
+        inputs = decode_inputs(request, partial(self.service.check_rows, request.model_name))
         wanted = [output.name for output in request.outputs] or None
-        outputs = await self.service.infer(request.model_name, version, inputs, wanted, "grpc")
+        remaining = context.time_remaining() if context is not None else None
+        outputs = await self.service.infer(
+            request.model_name, version, inputs, wanted, "grpc", remaining
+        )
         model = self.service.model(request.model_name, version)
         return encode_response(
             self.msgs.ModelInferResponse(
@@ -211,8 +239,14 @@ def _tensor_meta(meta: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------- tensors
 
 
-def decode_inputs(request: Any) -> dict[str, np.ndarray]:
-    """The request's input arrays by name, from raw_input_contents or typed contents."""
+def decode_inputs(
+    request: Any, check_rows: Callable[[str, int | None], None] | None = None
+) -> dict[str, np.ndarray]:
+    """The request's input arrays by name, from raw_input_contents or typed contents;
+    `check_rows(where, rows)` sees each input's declared rows before anything is decoded."""
+    if check_rows is not None:
+        for tensor in request.inputs:
+            check_rows(f"input {tensor.name!r}", request_rows(list(tensor.shape)))
     raw = request.raw_input_contents
     if raw and len(raw) != len(request.inputs):
         raise BadRequest(

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ladder.serve.limits import element_bytes, image_pixel_limit
 from ladder.serve.tensors import NUMERIC
 
 IMAGE_INPUT = "image"
@@ -55,7 +56,7 @@ class ServedModel:
 
         started = time.perf_counter()
         self.name, self.version = name, VERSION
-        self.loaded = load(artifact, threads=threads)
+        self.loaded = load(artifact, threads=threads, arena=False)  # memory goes back
         self.spec = self.loaded.input_spec
         self.kind: str = self.spec["kind"]
         self.labels = self.loaded.labels
@@ -123,6 +124,13 @@ class ServedModel:
                 else None
             ),
         }
+
+    def row_bytes(self) -> int:
+        """The most bytes one row of input takes in a request's widest encoding (JSON)."""
+        return sum(
+            element_bytes(t.datatype) * int(np.prod([max(d, 1) for d in t.shape[1:]]))
+            for t in self.inputs
+        )
 
     # ------------------------------------------------------------------ inputs
 
@@ -274,12 +282,24 @@ class ServedModel:
 
         if text.startswith("data:") and "," in text:
             text = text.split(",", 1)[1]  # a data: URL from a browser
+        limit = image_pixel_limit(height, width)
         try:
             data = base64.b64decode(text, validate=True)
-            with Image.open(io.BytesIO(data)) as image:
+            # the header only; and no other decoder than these two (fewer ways in)
+            with Image.open(io.BytesIO(data), formats=("PNG", "JPEG")) as image:
+                if image.width * image.height > limit:  # refused before decoding
+                    raise InputError(
+                        f"instances[{i}]: an image of {image.width}x{image.height} pixels is "
+                        f"over the limit of {limit:,} pixels for this model's {width}x{height} "
+                        "input; downscale it before sending"
+                    )
                 image.load()
                 mode = "L" if channels == 1 else "RGB"
                 pixels = np.asarray(image.convert(mode), dtype=np.float32) / 255.0
+        except InputError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise InputError(f"instances[{i}]: the image is too large to decode ({exc})") from exc
         except (ValueError, UnidentifiedImageError, OSError) as exc:
             raise InputError(f"instances[{i}]: not a base64-encoded PNG/JPEG image") from exc
         array = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)

@@ -5,11 +5,13 @@ followed by the tensors' raw bytes, in order, each `binary_data_size` long)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ladder.serve.limits import request_rows
 from ladder.serve.tensors import TensorError, datatype_of, from_json, from_raw, to_json_data, to_raw
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -30,8 +32,15 @@ class InferRequest:
     id: str | None
 
 
-def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
-    """Decode a REST inference body; RequestError/TensorError naming what is wrong."""
+def parse_infer_request(
+    body: bytes,
+    header_length: str | None,
+    check_rows: Callable[[str, int | None], None] | None = None,
+) -> InferRequest:
+    """Decode a REST inference body; RequestError/TensorError naming what is wrong.
+
+    `check_rows(where, rows)` sees each input's declared rows before any tensor data is
+    decoded (and may raise to refuse the request)."""
     binary = b""
     if header_length is not None:
         try:
@@ -47,6 +56,11 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
     inputs_json = request.get("inputs")
     if not isinstance(inputs_json, list) or not inputs_json:
         raise RequestError("inputs: expected a non-empty list of tensors")
+    if check_rows is not None:
+        for i, tensor in enumerate(inputs_json):
+            if isinstance(tensor, dict):
+                where = f"input {tensor['name']!r}" if "name" in tensor else f"inputs[{i}]"
+                check_rows(where, request_rows(tensor.get("shape")))
     inputs: dict[str, np.ndarray] = {}
     offset = 0
     for i, tensor in enumerate(inputs_json):
@@ -81,8 +95,10 @@ def json_object(body: bytes) -> dict[str, Any]:
     """The JSON object of a request body; RequestError when it is not one."""
     try:
         value = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # bad syntax or encoding, an integer of too many digits
         raise RequestError(f"the request body is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise RequestError("the request body is not valid JSON (nested too deeply)") from None
     if not isinstance(value, dict):
         raise RequestError("the request body must be a JSON object")
     return value

@@ -1,6 +1,7 @@
 """Request guards of the REST server, as one ASGI middleware: a body-size limit (413 before
 anything is parsed) and, when an API key is set, `Authorization: Bearer <key>` on inference
-and metadata routes (401). Health, /metrics, the "try it" page and the API docs stay open."""
+and metadata routes (401; the scheme is case-insensitive, RFC 7235). Health, /metrics, the
+"try it" page and the API schema stay open."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-DEFAULT_MAX_BODY = 64 * 1024 * 1024  # bytes
-OPEN_PATHS = re.compile(r"^/(v2/health/(live|ready)|metrics|docs|docs/.*|openapi\.json)?$")
+OPEN_PATHS = re.compile(r"^/(v2/health/(live|ready)|metrics|docs|openapi\.json)?$")
 MODEL_IN_PATH = re.compile(r"^/v[12]/models/([^/:]+)")
 
 Scope = dict[str, Any]
@@ -25,10 +25,12 @@ def requires_key(path: str) -> bool:
 
 
 def bearer_matches(header: str | None, key: str) -> bool:
-    """Whether an Authorization header value is `Bearer <key>` (constant-time compare)."""
-    if not header or not header.startswith("Bearer "):
+    """Whether an Authorization header value is `Bearer <key>`, the scheme in any case
+    (constant-time compare of the key)."""
+    scheme, _, token = (header or "").partition(" ")
+    if scheme.lower() != "bearer":
         return False
-    return hmac.compare_digest(header[len("Bearer ") :].encode(), key.encode())
+    return hmac.compare_digest(token.lstrip(" ").encode(), key.encode())
 
 
 class Guard:

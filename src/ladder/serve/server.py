@@ -6,6 +6,7 @@ queued and running requests finish, then both servers stop within the drain time
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
 import sys
@@ -14,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ladder.errors import LadderError
+from ladder.serve.access import configure_logging
 from ladder.serve.batcher import BatchSettings
-from ladder.serve.security import DEFAULT_MAX_BODY
+from ladder.serve.limits import default_max_body
 from ladder.serve.service import InferenceService, load_models
 
 
@@ -29,9 +31,10 @@ class ServeSettings:
     grpc_port: int | None = 8001  # None: no gRPC server
     batching: BatchSettings = field(default_factory=BatchSettings)
     api_key_env: str | None = None
-    max_body: int = DEFAULT_MAX_BODY
+    max_body: int | None = None  # bytes; None: derived from the rows and models (limits.py)
     drain_timeout: float = 30.0
     threads: int = 1  # ONNX Runtime threads per batch
+    log_level: str = "info"  # debug | info (the access log) | warning | error
 
 
 def api_key(env: str | None) -> str | None:
@@ -44,6 +47,35 @@ def api_key(env: str | None) -> str | None:
     return key
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` is a loopback address (only this machine can connect)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def exposure_warning(host: str, key: str | None) -> str | None:
+    """The warning for serving on a non-loopback address without an API key, if so."""
+    if key is not None or is_loopback(host):
+        return None
+    return (
+        f"warning: serving on {host} without an API key: anyone who can reach this address "
+        "can use the models (set one with --api-key-env VAR)"
+    )
+
+
+def max_body(settings: ServeSettings, service: InferenceService) -> int:
+    """The body limit in bytes: the settings' own, else derived from the rows of one request
+    and the served models' widest rows."""
+    if settings.max_body is not None:
+        return settings.max_body
+    rows = [m.row_bytes() for m in service.models.values()]
+    return default_max_body(rows, service.max_request_rows)
+
+
 def build_service(settings: ServeSettings) -> InferenceService:
     """The service of every artifact, loaded (LadderError naming the file that fails)."""
     if not settings.artifacts:
@@ -54,8 +86,12 @@ def build_service(settings: ServeSettings) -> InferenceService:
 
 def serve(settings: ServeSettings, say: Any = print) -> None:
     """Load, warm up and serve until SIGTERM/SIGINT; returns after a graceful drain."""
+    configure_logging(settings.log_level)
     key = api_key(settings.api_key_env)
     service = build_service(settings)
+    warning = exposure_warning(settings.host, key)
+    if warning is not None:
+        say(warning)
     try:  # uvloop where it is installed (uvicorn[standard]): less CPU per request
         import uvloop
     except ImportError:
@@ -72,12 +108,14 @@ async def _serve(
     from ladder.serve.app import create_app
     from ladder.serve.page import try_page
 
-    app = create_app(service, settings.max_body, key, try_page())
+    body_limit = max_body(settings, service)
+    app = create_app(service, body_limit, key, try_page())
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        log_level="warning",
+        # uvicorn's own start-up chatter stays quiet; its access log is off (ladder's is on)
+        log_level="error" if settings.log_level == "error" else "warning",
         access_log=False,
         timeout_graceful_shutdown=int(settings.drain_timeout),
         lifespan="off",
@@ -89,9 +127,7 @@ async def _serve(
         from ladder.serve.grpc import grpc_server as make_grpc
 
         try:
-            grpc_server = make_grpc(
-                service, settings.host, settings.grpc_port, settings.max_body, key
-            )
+            grpc_server = make_grpc(service, settings.host, settings.grpc_port, body_limit, key)
         except RuntimeError as exc:
             sock.close()
             raise LadderError(
@@ -109,7 +145,9 @@ async def _serve(
         raise
     names = ", ".join(service.models)
     grpc_note = f", gRPC on {settings.host}:{settings.grpc_port}" if grpc_server else ""
-    say(f"serving {names} on http://{settings.host}:{settings.port}{grpc_note}")
+    mib = body_limit / 2**20
+    limits = f"at most {service.max_request_rows} rows and {mib:.1f} MiB per request"
+    say(f"serving {names} on http://{settings.host}:{settings.port}{grpc_note} ({limits})")
     try:
         await serving
     finally:

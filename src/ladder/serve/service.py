@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ladder.serve.batcher import Batcher, BatchSettings, BatchStats, Closed, Expired, QueueFull
+from ladder.serve.limits import LimitError, check_rows
 from ladder.serve.metrics import ServeMetrics
 from ladder.serve.model import InputError, ServedModel
 
@@ -67,6 +68,13 @@ class Timeout(ServeError):
     """No answer within the request timeout (gRPC DEADLINE_EXCEEDED)."""
 
     status = 504
+
+
+class ClientGone(ServeError):
+    """The client went away before its answer (nginx's 499): its work is dropped and the
+    answer, counted and logged, never reaches it."""
+
+    status = 499
 
 
 @dataclass
@@ -156,6 +164,20 @@ class InferenceService:
         self.model(name, version)
         return not self.draining and name in self._warm
 
+    @property
+    def max_request_rows(self) -> int:
+        """The most rows one request may hold."""
+        return int(self.settings.max_request_rows or self.settings.max_batch_size)
+
+    def check_rows(self, name: str, where: str, rows: int | None) -> None:
+        """TooLarge (counted as a refusal) when `rows`, declared by `where` in a request to
+        model `name`, is over the rows of one request."""
+        try:
+            check_rows(where, rows, self.max_request_rows)
+        except LimitError as exc:
+            self.reject(name, "too_large")
+            raise TooLarge(str(exc)) from None
+
     # ------------------------------------------------------------------ inference
 
     async def infer(
@@ -165,26 +187,30 @@ class InferenceService:
         inputs: dict[str, np.ndarray],
         outputs: list[str] | None,
         protocol: str,
+        timeout: float | None = None,
     ) -> list[InferOutput]:
-        """Predict request tensors with model `name`; the requested outputs (all if None)."""
-        with self.track(name, protocol):
+        """Predict request tensors with model `name`; the requested outputs (all if None);
+        `timeout`: the caller's own deadline (seconds), if shorter than the server's."""
+        with self.track(name):
             model = self.model(name, version)
             try:
                 raw, rows = model.rows_from_tensors(inputs)
                 model.check_outputs(outputs)
             except InputError as exc:
                 raise BadRequest(str(exc)) from exc
-            proba = await self.predict(model, raw, rows)
+            proba = await self.predict(model, raw, rows, timeout)
             return [InferOutput(n, a) for n, a in model.output_tensors(proba, outputs).items()]
 
-    async def predict(self, model: ServedModel, raw: Any, rows: int) -> np.ndarray:
+    async def predict(
+        self, model: ServedModel, raw: Any, rows: int, timeout: float | None = None
+    ) -> np.ndarray:
         """Probabilities of raw inputs through the model's batcher (ServeError on refusal)."""
         if not self.ready:
             raise Unavailable("the server is not ready (starting or shutting down)")
         if rows == 0:
             return np.zeros((0, len(model.labels)), dtype=np.float32)
         try:
-            return await self.batchers[model.name].submit(raw, rows)
+            return await self.batchers[model.name].submit(raw, rows, timeout)
         except QueueFull as exc:
             self.metrics.rejected.labels(model=model.name, reason="queue_full").inc()
             raise Unavailable(f"model {model.name!r}: queue full ({exc}); retry later") from exc
@@ -195,35 +221,28 @@ class InferenceService:
             raise Timeout(f"model {model.name!r}: {exc}") from exc
 
     @contextmanager
-    def track(self, name: str, protocol: str) -> Iterator[None]:
-        """Count one request to model `name` (in flight, duration, status code)."""
-        label = name if name in self.models else "unknown"
-        started = time.perf_counter()
-        inflight = self._series("inflight", label)
+    def track(self, name: str) -> Iterator[None]:
+        """Count an inference request to model `name` as in flight while it runs."""
+        inflight = self._series("inflight", self.label(name))
         inflight.inc()
-        code = "200"
         try:
             yield
-        except ServeError as exc:
-            code = str(exc.status)
-            raise
-        except Exception:
-            code = "500"
-            raise
         finally:
             inflight.dec()
-            self._count(label, protocol, code, time.perf_counter() - started)
 
-    def failed(self, name: str, protocol: str, error: ServeError) -> ServeError:
-        """Count a request refused before `infer` (unknown model, malformed body); returns
-        `error` to raise."""
-        label = name if name in self.models else "unknown"
-        self._count(label, protocol, str(error.status), 0.0)
-        return error
+    def label(self, name: str | None) -> str:
+        """The metrics' model label of a requested name ("unknown" unless it is served)."""
+        return name if name in self.models else "unknown"
 
-    def _count(self, label: str, protocol: str, code: str, seconds: float) -> None:
-        self._series("requests", label, protocol, code).inc()
+    def count(self, name: str | None, protocol: str, code: int, seconds: float) -> None:
+        """Count one answered inference request (any status) to model `name`."""
+        label = self.label(name)
+        self._series("requests", label, protocol, str(code)).inc()
         self._series("request_duration", label, protocol).observe(seconds)
+
+    def reject(self, name: str | None, reason: str) -> None:
+        """Count a request refused before inference (unauthorized, too large, ...)."""
+        self._series("rejected", self.label(name), reason).inc()
 
     @functools.cache  # noqa: B019 (one service per server: the cache lives as long as it)
     def _series(self, metric: str, *labels: str) -> Any:
