@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from train_helpers import accuracy, fast_config, small_mlp
 
+from ladder import console
 from ladder.config import EarlyStoppingConfig
 from ladder.errors import LadderError
 from ladder.train import Callback, Checkpoint, EarlyStopping, History, ProgressBar, Trainer
@@ -144,7 +145,19 @@ def test_history_in_memory_only(tmp_path, blobs, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_progress_bar_is_quiet_when_not_a_tty(capsys, blobs):
+def test_progress_bar_prints_a_line_per_epoch_when_not_a_tty(capsys, blobs):
+    config = fast_config()
+    Trainer(small_mlp(), config, callbacks=[ProgressBar(label="mlp")]).fit(*blobs)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        f"mlp epoch {k}/{config.epochs}" for k in range(1, config.epochs + 1)
+    ]
+
+
+def test_progress_bar_is_silent_when_quiet(capsys, blobs):
+    console.set_verbosity(console.QUIET)
     Trainer(small_mlp(), fast_config(), callbacks=[ProgressBar()]).fit(*blobs)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
