@@ -245,6 +245,9 @@ def test_non_finite_feature_names_the_column_and_the_files_line(tmp_path):
     path.write_text("1,p\n2,q\ninf,p\n")  # headerless: the first line is a row
     with pytest.raises(DataError, match=r"column 'x', line 3: inf"):
         load_dataset(cfg(str(path), columns=["x", "label"]))
+    pd.DataFrame({"x": [1.0, np.inf], "label": ["p", "q"]}).to_parquet(tmp_path / "t.parquet")
+    with pytest.raises(DataError, match=r"t.parquet: column 'x', row 2: inf"):  # no lines
+        load_dataset(cfg(str(tmp_path / "t.parquet")))
 
 
 def test_non_finite_rows_are_dropped_and_counted_on_request(tmp_path, caplog):

@@ -222,15 +222,19 @@ class TabularPreprocessor:
             else:
                 missing = pd.isna(df[col].to_numpy(dtype=object))
             if missing.any() and not nullable.get(col):
-                why = (
-                    f"{col!r} had no missing values in the training data, so the model does not "
-                    "impute it"
-                    if self.nullable is not None
-                    else "this artifact predates per-column missing-value flags; retrain it to "
-                    "impute the columns that had missing values"
-                )
-                raise DataError(f"{where(col, int(np.flatnonzero(missing)[0]))}: missing ({why})")
+                place = where(col, int(np.flatnonzero(missing)[0]))
+                raise DataError(f"{place}: missing ({self._not_imputed(col)})")
         return df
+
+    def _not_imputed(self, col: str) -> str:
+        if self.nullable is None:
+            return (
+                "this artifact predates per-column missing-value flags; retrain it to impute "
+                "the columns that had missing values"
+            )
+        return (
+            f"{col!r} had no missing values in the training data, so the model does not impute it"
+        )
 
     def _one_hot(self, s: pd.Series, col: str) -> np.ndarray:
         state = self.categorical[col]

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ladder.data.images import decode_image, list_images, pixels_to_unit, resize_images, to_channels
-from ladder.data.tables import read_table, record_place, table_format
+from ladder.data.tables import file_where, read_table, table_format
 from ladder.data.values import Where, data_row
 from ladder.errors import DataError
 
@@ -81,7 +81,7 @@ def records_where(inp: Any, input_spec: dict[str, Any]) -> Where:
         if table_format(path) is None or not path.is_file():
             return data_row(column, row)
         header = _headerless_names(read_table(path), input_spec) is None
-        return f"{path}: column {column!r}, {record_place(path, row, header)}"
+        return file_where(path, header)(column, row)
 
     return where
 

@@ -23,7 +23,7 @@ from ladder.data.images import (
     to_channels,
 )
 from ladder.data.preprocess import is_categorical
-from ladder.data.tables import SUPPORTED, read_table, record_place, table_format
+from ladder.data.tables import SUPPORTED, file_where, read_table, table_format
 from ladder.data.text_sources import (
     is_text_folder,
     load_hf,
@@ -198,11 +198,6 @@ def _without_non_finite(df: pd.DataFrame, path: Path, cfg: DataConfig) -> tuple[
     """`df` without its rows that hold a non-finite number in a numeric feature, and how many
     (`data.non_finite: drop`); DataError naming the first such value (`error`). NaN is a missing
     value, not a non-finite one."""
-
-    def where(column: str, row: int) -> str:
-        place = record_place(path, row, header=cfg.columns is None, fmt=cfg.format)
-        return f"{path}: column {column!r}, {place}"
-
     numbers = {
         col: df[col].to_numpy(dtype=np.float64, na_value=np.nan)
         for col in df.columns
@@ -218,7 +213,7 @@ def _without_non_finite(df: pd.DataFrame, path: Path, cfg: DataConfig) -> tuple[
         row = int(np.flatnonzero(bad)[0])
         col = next(c for c, mask in masks.items() if mask[row])  # the first row's first column
         try:
-            check_finite(numbers[col], str(col), where)
+            check_finite(numbers[col], str(col), file_where(path, cfg.columns is None, cfg.format))
         except DataError as exc:
             raise DataError(f"{exc}; set data.non_finite: drop to drop such rows") from None
     count = int(np.sum(bad))

@@ -7,6 +7,7 @@ import bz2
 import codecs
 import csv
 import gzip
+import itertools
 import json
 import lzma
 import re
@@ -17,6 +18,7 @@ from typing import IO, Any
 
 import pandas as pd
 
+from ladder.data.values import Where
 from ladder.errors import DataError, first_line
 
 FORMATS = {
@@ -162,19 +164,22 @@ def _utf8_problem(path: Path, exc: UnicodeDecodeError) -> str:
     return f"not UTF-8 text ({exc.reason})"
 
 
-def record_place(path: str | Path, index: int, header: bool = True, fmt: str | None = None) -> str:
-    """Where data record `index` (0-based) of a table file is, as a person finds it: "line N"
-    of a text file (after the header; blank lines skipped; a quoted field may span lines), or
-    "row N" of a Parquet file."""
+def file_where(path: str | Path, header: bool = True, fmt: str | None = None) -> Where:
+    """Names a value of a table file by column and record as a person finds it: "line N" of a
+    text file (after the header; blank lines skipped; a quoted field may span lines), or "row N"
+    of a Parquet file. It reads the file, so it is for error messages."""
     path = Path(path)
     fmt = fmt or table_format(path)
-    if fmt == "parquet":
-        return f"row {index + 1}"
-    wanted = index + (1 if header and fmt != "jsonl" else 0)
-    for number, line in enumerate(_record_lines(path, fmt)):
-        if number == wanted:
-            return f"line {line}"
-    return f"data row {index + 1}"
+
+    def where(column: str, row: int) -> str:
+        place = f"row {row + 1}"
+        if fmt != "parquet":
+            skip = row + (1 if header and fmt != "jsonl" else 0)
+            line = next(itertools.islice(_record_lines(path, fmt), skip, None), None)
+            place = f"line {line}" if line is not None else f"data {place}"
+        return f"{path}: column {column!r}, {place}"
+
+    return where
 
 
 def _record_lines(path: Path, fmt: str | None) -> Iterator[int]:
