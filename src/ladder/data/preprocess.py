@@ -257,6 +257,8 @@ class TabularPreprocessor:
         if not isinstance(X, pd.DataFrame):
             raise DataError(f"tabular input must be a DataFrame, got {type(X).__name__}")
         given = [str(c) for c in X.columns]
+        if given == self.columns and X.index.equals(pd.RangeIndex(len(X))):
+            return X  # already the feature columns in order (as the server builds them)
         df = X.set_axis(given, axis=1)
         missing = [c for c in self.columns if c not in given]
         extra = [c for c in given if c not in self.columns and c not in self.ignored_columns]
@@ -327,6 +329,8 @@ def _as_text(s: pd.Series) -> np.ndarray:
 
 
 def _numbers(s: pd.Series, col: str) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)  # numbers already
     values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = np.isnan(values) & ~pd.isna(s.to_numpy(dtype=object))
     if bad.any():
