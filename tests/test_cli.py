@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import subprocess
@@ -187,6 +188,57 @@ def test_predict_input_with_wrong_columns(trained, tmp_path, capsys):
     make_table(n=4).drop(columns=["weight"]).assign(extra=1).to_csv(rows, index=False)
     line = assert_user_error(capsys, "predict", artifact, rows, match="weight")
     assert "extra" in line
+
+
+def test_inf_in_training_data_is_one_line_naming_column_and_line(tmp_path, capsys, caplog):
+    frame = make_table()
+    frame.loc[4, "weight"] = np.inf
+    frame.loc[9, "size"] = -1e300  # beyond float32
+    frame.to_csv(tmp_path / "inf.csv", index=False)
+    config = write_config(
+        tmp_path, str(tmp_path / "inf.csv"), [{"name": "lr", "type": "logistic_regression"}]
+    )
+    line = assert_user_error(capsys, "train", config, "--model", "lr", match="inf.csv")
+    assert "column 'weight', line 6: inf is not a finite number" in line
+    assert "data.non_finite: drop" in line
+    args = ("train", config, "--model", "lr", "--out", tmp_path / "run")
+    assert run(capsys, *args, "--set", "data.non_finite=drop")[0] == 0
+    assert json.loads((tmp_path / "run/data.json").read_text())["dropped_non_finite"] == 2
+    assert "dropped 2 rows with a non-finite number" in caplog.text
+
+
+def test_predict_and_evaluate_refuse_non_finite_numbers(trained, tmp_path, capsys):
+    artifact, _ = trained
+    rows = tmp_path / "rows.csv"
+    frame = make_table(n=4, seed=3)
+    frame.loc[1, "size"] = np.inf
+    frame.to_csv(rows, index=False)
+    line = assert_user_error(capsys, "predict", artifact, rows, match=str(rows))
+    assert "column 'size', line 3: inf is not a finite number" in line
+    frame.loc[1, "size"] = 1e308
+    frame.to_json(tmp_path / "rows.jsonl", orient="records", lines=True)
+    line = assert_user_error(capsys, "evaluate", artifact, tmp_path / "rows.jsonl", match="line 2")
+    assert "column 'size'" in line and "1e+308" in line
+
+
+def test_predict_imputes_only_columns_that_had_missing_values(tmp_path, capsys):
+    frame = make_table()
+    frame.loc[[2, 5], "weight"] = np.nan
+    frame.to_csv(tmp_path / "gaps.csv", index=False)
+    config = write_config(
+        tmp_path, str(tmp_path / "gaps.csv"), [{"name": "lr", "type": "logistic_regression"}]
+    )
+    assert run(capsys, "train", config, "--model", "lr", "--out", tmp_path / "run")[0] == 0
+    artifact = tmp_path / "run/models/lr/artifact"
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert manifest["input"]["nullable"] == {"size": False, "weight": True, "colour": False}
+    rows = tmp_path / "rows.csv"
+    rows.write_text("size,colour,weight\n0.1,red,\n4.0,blue,0.5\n")
+    code, out, _ = run(capsys, "predict", artifact, rows)
+    assert code == 0 and len(pd.read_csv(io.StringIO(out))) == 2
+    rows.write_text("size,colour\n0.1,red\n,blue\n")  # weight may be left out; size may not
+    line = assert_user_error(capsys, "predict", artifact, rows, match="column 'size', line 3")
+    assert "missing ('size' had no missing values in the training data" in line
 
 
 def test_tampered_and_incomplete_artifacts(trained, capsys, tmp_path):

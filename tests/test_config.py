@@ -280,3 +280,17 @@ def test_variant_names_and_the_student_entry(tmp_path):
     assert config.compress[5].variant_name() == student.name == "net→mlp"
     assert student.params.hidden == [8] and student.train.epochs == 7
     assert student.train.optimizer.name == "sgd"  # the top-level train section applies
+
+
+def test_non_finite_policy_is_validated_and_decides_the_cache(tmp_path):
+    from ladder.cache import config_hash
+
+    bad = {**BASE, "data": {"source": "builtin:iris", "non_finite": "skip"}}
+    (problem,) = problems_of(tmp_path, bad)
+    assert problem.startswith("data.non_finite:") and "'error'" in problem and "'drop'" in problem
+    config = load_config(write(tmp_path, BASE))
+    dropping = load_config(write(tmp_path, BASE), ["data.non_finite=drop"])
+    assert config.data.non_finite == "error" and dropping.data.non_finite == "drop"
+    assert config_hash(config, config.model("forest")) != config_hash(
+        dropping, dropping.model("forest")
+    )

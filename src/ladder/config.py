@@ -76,6 +76,11 @@ class DataConfig(Section):
     split: SplitConfig = Field(default_factory=SplitConfig)
     balance: Literal["none", "class_weight", "oversample"] = "none"
     drop_missing_target: bool = False
+    non_finite: Literal["error", "drop"] = Field(
+        "error",
+        description="a row with inf (or a number beyond float32) in a numeric feature: "
+        "error, or drop the row",
+    )
     image_size: int | None = Field(None, ge=4, description="resize images on load (folders, idx)")
     channels: Literal[1, 3] | None = None
     augment: AugmentConfig = Field(default_factory=AugmentConfig)

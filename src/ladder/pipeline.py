@@ -97,6 +97,8 @@ def prepare_data(config: Config) -> PreparedData:
     )
     splits = split_dataset(dataset, data_cfg.split, config.seed, test=test)
     info = describe_data(splits, data_cfg.source)
+    if test is not None:
+        info["dropped_non_finite"] += test.dropped_non_finite
     return PreparedData(splits, list(dataset.labels), data_cfg.source, info)
 
 

@@ -130,6 +130,54 @@ def test_tabular_json_round_trip():
     assert spec["dtypes"]["age"] == "float64" and spec["dtypes"]["member"] == "bool"
 
 
+def test_huge_numbers_are_standardized_without_overflow():
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, 200)
+    ds = Dataset("tabular", pd.DataFrame({"big": x * 1e300, "x": x}), np.arange(200) % 2, [0, 1])
+    pre = fit_preprocessor(ds, None)
+    out = pre.transform(ds.X)
+    assert np.isfinite(out).all()
+    assert out[:, 0].std() == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(out[:, 0], out[:, 1], atol=1e-5)  # the same information
+    assert pre.numeric["x"] == {"median": np.median(x), "mean": x.mean(), "std": x.std()}
+
+
+def test_the_columns_that_may_be_missing_are_recorded():
+    pre = fit_preprocessor(table(), None)
+    nullable = {"age": True, "colour": True, "member": False, "constant": False}
+    assert pre.input_spec()["nullable"] == nullable
+    again = preprocessor_from_json(json.loads(json.dumps(pre.to_json())))
+    assert again.nullable == nullable
+
+
+def test_input_check_imputes_only_columns_that_had_missing_values():
+    pre = fit_preprocessor(table(), None)
+    X = table().X
+    checked = pre.check_input(X.drop(columns=["age", "colour"]).assign(id=1))  # absent: missing
+    assert list(checked.columns) == list(X.columns) and checked["age"].isna().all()
+    np.testing.assert_array_equal(pre.transform(checked)[:, 0], 0.0)  # the median: (35 - 35) / std
+    with pytest.raises(DataError, match=r"^column 'constant', row 2: missing \('constant' had no"):
+        pre.check_input(X.assign(constant=[3, None, 3, 3, 3]))
+    with pytest.raises(DataError, match=r"^column 'member', row 1: missing"):
+        pre.check_input(X.assign(member=[None, True, True, True, False]))
+    with pytest.raises(DataError, match=r"input is missing columns: member"):
+        pre.check_input(X.drop(columns=["member", "age"]))
+    with pytest.raises(DataError, match=r"^column 'age', row 3: inf is not a finite number"):
+        pre.check_input(X.assign(age=["1", None, "inf", "2", "3"]))
+    with pytest.raises(DataError, match=r"^rows\[0\]\.age: -6e\+38"):
+        pre.check_input(X.assign(age=-6e38), lambda col, row: f"rows[{row}].{col}")
+
+
+def test_an_artifact_without_missing_value_flags_refuses_every_missing_value():
+    state = fit_preprocessor(table(), None).to_json()
+    del state["nullable"]
+    old = preprocessor_from_json(state)
+    with pytest.raises(DataError, match=r"row 2: missing \(this artifact predates"):
+        old.check_input(table().X)
+    complete = table().X.fillna({"age": 1.0, "colour": "red"})
+    np.testing.assert_array_equal(old.transform(old.check_input(complete)), old.transform(complete))
+
+
 def image_data(n: int = 6) -> Dataset:
     rng = np.random.default_rng(0)
     X = rng.random((n, 3, 4, 6), dtype=np.float32)

@@ -219,6 +219,49 @@ def test_not_utf8(tmp_path):
         load_dataset(cfg(str(path)))
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".csv.gz"])
+def test_not_utf8_names_the_files_byte_offset_and_line(tmp_path, suffix):
+    # far past the reader's first chunk, whose own offset pandas would report
+    rows = [f'{{"x": {i}, "label": "a"}}' if "jsonl" in suffix else f"{i},a" for i in range(50000)]
+    text = "\n".join(["x,label", *rows] if "csv" in suffix else rows).encode() + b"\n"
+    offset = len(text) - 200
+    data = text[:offset] + b"\xe9" + text[offset + 1 :]
+    path = tmp_path / f"t{suffix}"
+    path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+    with pytest.raises(DataError) as info:
+        load_dataset(cfg(str(path)))
+    line = data[:offset].count(b"\n") + 1
+    assert f"byte 0xe9 at offset {offset}, line {line}:" in str(info.value)
+
+
+def test_non_finite_feature_names_the_column_and_the_files_line(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('x,note,y,label\n1,a,2,p\n\n2,"two\nlines",1e39,q\n-inf,b,3,p\n')
+    with pytest.raises(DataError) as info:
+        load_dataset(cfg(str(path)))
+    message = str(info.value)
+    assert message.startswith(f"{path}: column 'y', line 4: 1e+39 is not a finite number")
+    assert "data.non_finite: drop" in message
+    path.write_text("1,p\n2,q\ninf,p\n")  # headerless: the first line is a row
+    with pytest.raises(DataError, match=r"column 'x', line 3: inf"):
+        load_dataset(cfg(str(path), columns=["x", "label"]))
+    pd.DataFrame({"x": [1.0, np.inf], "label": ["p", "q"]}).to_parquet(tmp_path / "t.parquet")
+    with pytest.raises(DataError, match=r"t.parquet: column 'x', row 2: inf"):  # no lines
+        load_dataset(cfg(str(tmp_path / "t.parquet")))
+
+
+def test_non_finite_rows_are_dropped_and_counted_on_request(tmp_path, caplog):
+    path = tmp_path / "t.jsonl"
+    rows = ['{"x": 1, "label": "p"}', '{"x": null, "label": "q"}', '{"x": 3, "label": "p"}']
+    path.write_text("\n".join([*rows, '{"x": 1e300, "label": "q"}', rows[0]]) + "\n")
+    with pytest.raises(DataError, match=r"column 'x', line 4: 1e\+300"):
+        load_dataset(cfg(str(path)))
+    ds = load_dataset(cfg(str(path), non_finite="drop"))
+    np.testing.assert_array_equal(ds.X["x"], [1, np.nan, 3, 1])  # null is missing, not dropped
+    assert ds.dropped_non_finite == 1
+    assert "dropped 1 rows with a non-finite number" in caplog.text
+
+
 @pytest.mark.skipif(not SMS_SPAM.is_file(), reason="shared data not available")
 def test_real_sms_spam_tsv_with_quotes(tmp_path):
     path = tmp_path / "sms.tsv"

@@ -345,3 +345,17 @@ def test_missing_input_and_unknown_output(connect, mode):
         c.infer("words", inputs, outputs=[requested(mode, "logits")])
     assert info.value.status() == status_of(mode, "400", "StatusCode.INVALID_ARGUMENT")
     assert "unknown output 'logits'" in info.value.message()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_missing_and_non_finite_values_are_invalid_argument(connect, mode):
+    c = connect(mode)
+    for value, fragment in ((np.nan, "[1]: missing"), (np.inf, "[1]: inf is not a finite")):
+        rows = [ROWS[0], {**ROWS[1], "size": value}]
+        with pytest.raises(InferenceServerException) as info:
+            c.infer("logreg", table_tensors(mode, rows))
+        assert info.value.status() == status_of(mode, "400", "StatusCode.INVALID_ARGUMENT")
+        if mode == "http-json":  # the stock client writes the non-standard NaN/Infinity
+            assert "is not a JSON value; send null" in info.value.message()
+        else:
+            assert f"input 'size'{fragment}" in info.value.message()

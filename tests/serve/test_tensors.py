@@ -208,7 +208,7 @@ def test_non_integers_for_int_types(datatype, value):
     assert "'count'" in message and datatype in message
 
 
-@pytest.mark.parametrize("value", ["1", None, False, {"a": 1}])
+@pytest.mark.parametrize("value", ["1", False, {"a": 1}])
 def test_non_numbers_for_float_types(value):
     message = error(from_json, "x", "FP32", [2], [1.0, value])
     assert "'x'" in message and "numbers" in message
@@ -220,10 +220,20 @@ def test_bool_given_numbers_or_strings(value):
     assert "'flag'" in message and "BOOL" in message and "true/false" in message
 
 
-@pytest.mark.parametrize("value", [1, None, 2.0, True, {"s": "a"}])
+@pytest.mark.parametrize("value", [1, 2.0, True, {"s": "a"}])
 def test_bytes_given_non_strings(value):
     message = error(from_json, "text", "BYTES", [2], ["ok", value])
     assert "'text'" in message and "strings" in message
+
+
+def test_json_null_is_a_missing_value():
+    floats = from_json("x", "FP64", [2, 2], [[1.0, None], [None, 2]])
+    assert floats.dtype == np.float64 and np.isnan(floats).tolist() == [
+        [False, True],
+        [True, False],
+    ]
+    assert from_json("c", "BYTES", [2], ["a", None]).tolist() == [b"a", None]
+    assert "INT64" in error(from_json, "n", "INT64", [2], [1, None])  # no missing integer
 
 
 @pytest.mark.parametrize("data", ["abc", {"a": 1}, 3, None])

@@ -13,7 +13,7 @@ from ladder.data.preprocess import (
     fit_preprocessor,
     preprocessor_from_json,
 )
-from ladder.data.records import read_records
+from ladder.data.records import read_records, records_where
 from ladder.data.sources import list_builtin_datasets, load_dataset
 from ladder.data.splits import describe_data, fingerprint, split_dataset
 
@@ -33,5 +33,6 @@ __all__ = [
     "oversample_indices",
     "preprocessor_from_json",
     "read_records",
+    "records_where",
     "split_dataset",
 ]

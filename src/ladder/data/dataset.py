@@ -24,6 +24,8 @@ class Dataset:
         source_columns: every column of the source table in file order (features, target and
             `data.drop` columns); prediction input may carry the non-feature ones.
         text_column: text data: the column holding the text ("text" for folders and files).
+        dropped_non_finite: rows of the source dropped on load for a non-finite number
+            (`data.non_finite: drop`).
     """
 
     kind: Literal["tabular", "image", "text"]
@@ -33,6 +35,7 @@ class Dataset:
     target: str | None = None
     source_columns: list[str] | None = None
     text_column: str | None = None
+    dropped_non_finite: int = 0
 
     def __len__(self) -> int:
         """Number of rows (examples)."""

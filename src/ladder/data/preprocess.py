@@ -2,12 +2,15 @@
 
 Tabular: numeric columns are imputed with the median and standardized; categorical columns
 (text, bool, category) are imputed with the most frequent value and one-hot encoded, unknown
-categories becoming all zeros. Image: resize, then per-channel standardization. Text: see
-`ladder.data.text` (raw strings, or token ids with a tokenizer.json).
+categories becoming all zeros. Prediction input goes through `check_input` first: a missing value
+is taken (and imputed) only in a column that had missing values in the training split.
+Image: resize, then per-channel standardization. Text: see `ladder.data.text` (raw strings, or
+token ids with a tokenizer.json).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,6 +20,7 @@ import pandas as pd
 from ladder.data.dataset import Dataset
 from ladder.data.images import resize_images
 from ladder.data.text import RawTextPreprocessor, TokenPreprocessor
+from ladder.data.values import Where, check_finite, data_row
 from ladder.errors import ArtifactError, DataError
 
 _CHUNK = 1024  # images per chunk when computing statistics (bounds memory)
@@ -29,6 +33,8 @@ class Preprocessor(Protocol):
     def output_shape(self) -> tuple[int, ...]: ...
 
     def transform(self, X: Any) -> np.ndarray: ...
+
+    def check_input(self, X: Any, where: Where = data_row) -> Any: ...
 
     def to_json(self) -> dict[str, Any]: ...
 
@@ -104,6 +110,7 @@ class TabularPreprocessor:
         categorical: dict[str, dict[str, Any]],
         target: str | None = None,
         source_columns: list[str] | None = None,
+        nullable: dict[str, bool] | None = None,
     ) -> None:
         self.columns = columns
         self.dtypes = dtypes
@@ -111,6 +118,9 @@ class TabularPreprocessor:
         self.categorical = categorical  # column -> {most_frequent, categories}
         self.target = target
         self.source_columns = list(source_columns) if source_columns is not None else None
+        # column -> whether the training split had missing values there (None: an artifact
+        # written before the flag existed; no column may then be missing)
+        self.nullable = nullable
 
     @property
     def ignored_columns(self) -> list[str]:
@@ -122,7 +132,8 @@ class TabularPreprocessor:
     def fit(
         cls, X: pd.DataFrame, target: str | None = None, source_columns: list[str] | None = None
     ) -> TabularPreprocessor:
-        """Learn medians, means, stds and category lists from the training features `X`.
+        """Learn medians, means, stds, category lists and which columns may be missing from the
+        training features `X`.
 
         Args:
             X: the training split's raw feature columns.
@@ -131,6 +142,7 @@ class TabularPreprocessor:
         """
         numeric: dict[str, dict[str, float]] = {}
         categorical: dict[str, dict[str, Any]] = {}
+        nullable: dict[str, bool] = {}
         for col in X.columns:
             s = X[col]
             if is_categorical(s):
@@ -140,20 +152,17 @@ class TabularPreprocessor:
                 top = sorted(counts.index[counts == counts.max()]) if len(counts) else [""]
                 categories = sorted(set(present.tolist()) | {top[0]})
                 categorical[str(col)] = {"most_frequent": top[0], "categories": categories}
+                nullable[str(col)] = len(present) < len(text)
             else:
                 values = pd.to_numeric(s).to_numpy(dtype=np.float64, na_value=np.nan)
                 observed = values[~np.isnan(values)]
                 median = float(np.median(observed)) if len(observed) else 0.0
                 filled = np.where(np.isnan(values), median, values)
-                std = float(filled.std()) if len(filled) else 0.0
-                numeric[str(col)] = {
-                    "median": median,
-                    "mean": float(filled.mean()) if len(filled) else 0.0,
-                    "std": std if std > 1e-12 else 1.0,
-                }
+                numeric[str(col)] = {"median": median, **_mean_std(filled)}
+                nullable[str(col)] = len(observed) < len(values)
         dtypes = {str(c): str(t) for c, t in X.dtypes.items()}
         columns = [str(c) for c in X.columns]
-        return cls(columns, dtypes, numeric, categorical, target, source_columns)
+        return cls(columns, dtypes, numeric, categorical, target, source_columns, nullable)
 
     @property
     def feature_names(self) -> list[str]:
@@ -187,6 +196,46 @@ class TabularPreprocessor:
             return np.zeros((len(df), 0), dtype=np.float32)
         return np.concatenate(blocks, axis=1).astype(np.float32)
 
+    def check_input(self, X: Any, where: Where = data_row) -> pd.DataFrame:
+        """Prediction input as the feature columns in order; DataError naming the column and
+        row of the first value the model cannot take.
+
+        A missing value (NaN, None, an absent column) is kept, to be imputed, in a column that
+        had missing values in the training split, and refused in any other; numbers must be
+        finite and within float32's range (`ladder.data.values`).
+
+        Args:
+            X: raw feature columns (DataFrame, or 2-D array in column order).
+            where: names a value's column and 0-based row in messages.
+        """
+        nullable = self.nullable or {}
+        if isinstance(X, pd.DataFrame):
+            given = {str(c) for c in X.columns}
+            absent = [c for c in self.columns if c not in given and nullable.get(c)]
+            X = X.assign(**dict.fromkeys(absent, np.nan)) if absent else X
+        df = self._check_columns(X)
+        for col in self.columns:
+            if col in self.numeric:
+                values = _numbers(df[col], col)
+                check_finite(values, col, where)
+                missing = np.isnan(values)
+            else:
+                missing = pd.isna(df[col].to_numpy(dtype=object))
+            if missing.any() and not nullable.get(col):
+                place = where(col, int(np.flatnonzero(missing)[0]))
+                raise DataError(f"{place}: missing ({self._not_imputed(col)})")
+        return df
+
+    def _not_imputed(self, col: str) -> str:
+        if self.nullable is None:
+            return (
+                "this artifact predates per-column missing-value flags; retrain it to impute "
+                "the columns that had missing values"
+            )
+        return (
+            f"{col!r} had no missing values in the training data, so the model does not impute it"
+        )
+
     def _one_hot(self, s: pd.Series, col: str) -> np.ndarray:
         state = self.categorical[col]
         text = _as_text(s)
@@ -208,6 +257,8 @@ class TabularPreprocessor:
         if not isinstance(X, pd.DataFrame):
             raise DataError(f"tabular input must be a DataFrame, got {type(X).__name__}")
         given = [str(c) for c in X.columns]
+        if given == self.columns and X.index.equals(pd.RangeIndex(len(X))):
+            return X  # already the feature columns in order (as the server builds them)
         df = X.set_axis(given, axis=1)
         missing = [c for c in self.columns if c not in given]
         extra = [c for c in given if c not in self.columns and c not in self.ignored_columns]
@@ -222,12 +273,14 @@ class TabularPreprocessor:
         return df[self.columns].reset_index(drop=True)
 
     def input_spec(self) -> dict[str, Any]:
-        """What raw input is expected: kind, feature columns and dtypes, and (optional columns)
-        the target and the source file's columns in order (to read a headerless file)."""
+        """What raw input is expected: kind, feature columns and dtypes, which columns may be
+        missing (`nullable`), and (optional columns) the target and the source file's columns in
+        order (to read a headerless file)."""
         return {
             "kind": "tabular",
             "columns": list(self.columns),
             "dtypes": dict(self.dtypes),
+            "nullable": dict(self.nullable) if self.nullable is not None else None,
             "target": self.target,
             "source_columns": self.source_columns,
         }
@@ -250,7 +303,20 @@ class TabularPreprocessor:
             d["categorical"],
             d.get("target"),
             d.get("source_columns"),
+            d.get("nullable"),
         )
+
+
+def _mean_std(values: np.ndarray) -> dict[str, float]:
+    """Mean and std (1.0 for a constant column) of `values`, computed on them divided by a power
+    of two above their largest magnitude: huge values cannot overflow, normal ones give the
+    same bits as without the division."""
+    if not len(values):
+        return {"mean": 0.0, "std": 1.0}
+    _, exponent = math.frexp(float(np.abs(values).max()))
+    unit = np.ldexp(values, -exponent)  # exact: only the exponents change
+    mean, std = math.ldexp(float(unit.mean()), exponent), math.ldexp(float(unit.std()), exponent)
+    return {"mean": mean, "std": std if std > 1e-12 else 1.0}
 
 
 def _as_text(s: pd.Series) -> np.ndarray:
@@ -263,6 +329,8 @@ def _as_text(s: pd.Series) -> np.ndarray:
 
 
 def _numbers(s: pd.Series, col: str) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)  # numbers already
     values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = np.isnan(values) & ~pd.isna(s.to_numpy(dtype=object))
     if bad.any():
@@ -332,6 +400,10 @@ class ImagePreprocessor:
         mean = np.asarray(self.mean, dtype=np.float32)[None, :, None, None]
         std = np.asarray(self.std, dtype=np.float32)[None, :, None, None]
         return ((X - mean) / std).astype(np.float32)
+
+    def check_input(self, X: Any, where: Where = data_row) -> Any:
+        """Images unchanged: `transform` checks their shape (pixels come from files or arrays)."""
+        return X
 
     def _resize(self, X: np.ndarray) -> np.ndarray:
         if self.image_size is None:

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from ladder.data.images import decode_image, list_images, pixels_to_unit, resize_images, to_channels
-from ladder.data.tables import read_table
+from ladder.data.tables import file_where, read_table, table_format
+from ladder.data.values import Where, data_row
 from ladder.errors import DataError
 
 
@@ -69,19 +70,43 @@ def _read_tabular(inp: Any, spec: dict[str, Any]) -> pd.DataFrame:
     raise DataError(f"cannot read tabular input of type {type(inp).__name__}")
 
 
+def records_where(inp: Any, input_spec: dict[str, Any]) -> Where:
+    """How messages about tabular prediction input `inp` name a value: the file's line for a
+    table file (`path: column 'age', line 7`), else its row (`column 'age', row 6`)."""
+    if input_spec.get("kind") != "tabular" or not isinstance(inp, str | Path):
+        return data_row
+    path = Path(inp)
+
+    def where(column: str, row: int) -> str:  # called for an error only: it reads the file
+        if table_format(path) is None or not path.is_file():
+            return data_row(column, row)
+        header = _headerless_names(read_table(path), input_spec) is None
+        return file_where(path, header)(column, row)
+
+    return where
+
+
 def _read_table_file(path: Path, spec: dict[str, Any]) -> pd.DataFrame:
     df = read_table(path)
-    # A headerless file: no expected name in its first line, and as many fields as the
-    # features or as all the columns of the training file (then its columns are known).
+    names = _headerless_names(df, spec)
+    if names is not None:
+        return read_table(path, columns=names)
+    if len(df) == 0:
+        raise DataError(f"{path}: no rows")
+    return df
+
+
+def _headerless_names(df: pd.DataFrame, spec: dict[str, Any]) -> list[str] | None:
+    """The column names of a file read as `df` (first line as header) when it has no header: no
+    expected name in its first line, and as many fields as the features or as all the columns
+    of the training file (then its columns are known); None when it has a header."""
     features, source = list(spec.get("columns") or []), list(spec.get("source_columns") or [])
     header = {str(c) for c in df.columns}
     if features and not header & set(features):
         for names in (source, features):
             if names and df.shape[1] == len(names):
-                return read_table(path, columns=names)
-    if len(df) == 0:
-        raise DataError(f"{path}: no rows")
-    return df
+                return names
+    return None
 
 
 def _read_images(inp: Any, spec: dict[str, Any]) -> tuple[np.ndarray, list[str] | None]:

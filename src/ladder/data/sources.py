@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from ladder.data.images import (
     resize_images,
     to_channels,
 )
-from ladder.data.tables import SUPPORTED, read_table, table_format
+from ladder.data.preprocess import is_categorical
+from ladder.data.tables import SUPPORTED, file_where, read_table, table_format
 from ladder.data.text_sources import (
     is_text_folder,
     load_hf,
@@ -29,7 +31,10 @@ from ladder.data.text_sources import (
     load_text_folder,
     text_from_frame,
 )
+from ladder.data.values import check_finite, non_finite
 from ladder.errors import DataError
+
+log = logging.getLogger(__name__)
 
 BUILTIN_NAMES = ("digits", "breast_cancer", "wine", "iris")
 SOURCES = (
@@ -173,11 +178,47 @@ def _load_table(path: Path, cfg: DataConfig) -> Dataset:
         raise DataError(f"data.drop: cannot drop the target column '{cfg.target}'")
     source_columns = [str(c) for c in df.columns]
     df = _drop_columns(df, cfg, str(path))
+    df, dropped = _without_non_finite(df, path, cfg)
     keep, y, labels = encode_target(df[cfg.target], str(path), cfg.target, cfg.drop_missing_target)
     X = df.drop(columns=[cfg.target])[keep].reset_index(drop=True)
     if X.shape[1] == 0:
         raise DataError(f"{path}: no feature columns besides the target '{cfg.target}'")
-    return Dataset("tabular", X, y, labels, target=cfg.target, source_columns=source_columns)
+    return Dataset(
+        "tabular",
+        X,
+        y,
+        labels,
+        target=cfg.target,
+        source_columns=source_columns,
+        dropped_non_finite=dropped,
+    )
+
+
+def _without_non_finite(df: pd.DataFrame, path: Path, cfg: DataConfig) -> tuple[pd.DataFrame, int]:
+    """`df` without its rows that hold a non-finite number in a numeric feature, and how many
+    (`data.non_finite: drop`); DataError naming the first such value (`error`). NaN is a missing
+    value, not a non-finite one."""
+    numbers = {
+        col: df[col].to_numpy(dtype=np.float64, na_value=np.nan)
+        for col in df.columns
+        if col != cfg.target and not is_categorical(df[col])
+    }
+    masks = {col: non_finite(values) for col, values in numbers.items()}
+    bad = np.zeros(len(df), dtype=bool)
+    for mask in masks.values():
+        bad |= mask
+    if not bad.any():
+        return df, 0
+    if cfg.non_finite == "error":
+        row = int(np.flatnonzero(bad)[0])
+        col = next(c for c, mask in masks.items() if mask[row])  # the first row's first column
+        try:
+            check_finite(numbers[col], str(col), file_where(path, cfg.columns is None, cfg.format))
+        except DataError as exc:
+            raise DataError(f"{exc}; set data.non_finite: drop to drop such rows") from None
+    count = int(np.sum(bad))
+    log.warning("%s: dropped %d rows with a non-finite number (data.non_finite: drop)", path, count)
+    return df[~bad].reset_index(drop=True), count
 
 
 def _drop_columns(df: pd.DataFrame, cfg: DataConfig, where: str) -> pd.DataFrame:

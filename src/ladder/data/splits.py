@@ -95,8 +95,9 @@ def _shape(ds: Dataset) -> str:
 
 
 def describe_data(splits: Splits, source: str) -> dict[str, Any]:
-    """The content of data.json: source, kind, rows and class counts per split, features and a
-    sha256 fingerprint of all rows (the same rows and labels give the same fingerprint)."""
+    """The content of data.json: source, kind, rows and class counts per split, rows of the source
+    dropped for a non-finite number, features and a sha256 fingerprint of all rows (the same rows
+    and labels give the same fingerprint)."""
     parts = splits.items()
     train = splits.train
     counts = {name: np.bincount(ds.y, minlength=len(train.labels)) for name, ds in parts}
@@ -111,6 +112,7 @@ def describe_data(splits: Splits, source: str) -> dict[str, Any]:
         "source": source,
         "kind": train.kind,
         "rows": {**rows, "total": sum(rows.values())},
+        "dropped_non_finite": train.dropped_non_finite,
         "labels": list(train.labels),
         "classes": classes,
         "features": _features(train, [ds for _, ds in parts]),

@@ -4,18 +4,21 @@ name the file and line."""
 from __future__ import annotations
 
 import bz2
+import codecs
 import csv
 import gzip
+import itertools
 import json
 import lzma
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
 
+from ladder.data.values import Where
 from ladder.errors import DataError, first_line
 
 FORMATS = {
@@ -106,7 +109,7 @@ def _read_delimited(
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: {_parser_message(exc)}") from exc
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
+        raise DataError(f"{path}: {_utf8_problem(path, exc)}") from exc
     except (OSError, EOFError) as exc:  # e.g. a corrupt .gz
         raise DataError(f"{path}: cannot read file ({exc})") from exc
     if columns is not None:
@@ -132,6 +135,68 @@ def _first_long_line(path: Path, sep: str, quoting: int) -> str:
                     "(check the delimiter and the quoting of that line)"
                 )
     return "a row has more fields than the header"
+
+
+def _utf8_problem(path: Path, exc: UnicodeDecodeError) -> str:
+    """Where the first invalid UTF-8 byte of the (decompressed) file is: its offset and line.
+
+    The reader's own error counts from the start of its current chunk, not of the file.
+    """
+    opener = COMPRESSIONS.get(path.suffix.lower(), open)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    start, lines = 0, 1  # the file offset of `data`, and the line it starts on
+    with opener(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 16)
+            data = decoder.getstate()[0] + chunk  # what the decoder held back comes first
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as err:
+                line = lines + data[: err.start].count(b"\n")
+                return (
+                    f"not UTF-8 text (byte 0x{data[err.start]:02x} at offset "
+                    f"{start + err.start}, line {line}: {err.reason})"
+                )
+            if not chunk:
+                break
+            start += len(data) - len(decoder.getstate()[0])
+            lines += chunk.count(b"\n")  # held-back bytes are part of a character, never "\n"
+    return f"not UTF-8 text ({exc.reason})"
+
+
+def file_where(path: str | Path, header: bool = True, fmt: str | None = None) -> Where:
+    """Names a value of a table file by column and record as a person finds it: "line N" of a
+    text file (after the header; blank lines skipped; a quoted field may span lines), or "row N"
+    of a Parquet file. It reads the file, so it is for error messages."""
+    path = Path(path)
+    fmt = fmt or table_format(path)
+
+    def where(column: str, row: int) -> str:
+        place = f"row {row + 1}"
+        if fmt != "parquet":
+            skip = row + (1 if header and fmt != "jsonl" else 0)
+            line = next(itertools.islice(_record_lines(path, fmt), skip, None), None)
+            place = f"line {line}" if line is not None else f"data {place}"
+        return f"{path}: column {column!r}, {place}"
+
+    return where
+
+
+def _record_lines(path: Path, fmt: str | None) -> Iterator[int]:
+    """The line on which each record (header included) of a CSV/TSV/JSONL file starts."""
+    opener = COMPRESSIONS.get(path.suffix.lower(), open)
+    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as f:
+        if fmt == "jsonl":
+            yield from (n for n, line in enumerate(f, start=1) if line.strip())
+            return
+        sep = "\t" if fmt == "tsv" else ","
+        quoting = csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL
+        reader = csv.reader(f, delimiter=sep, quoting=quoting, skipinitialspace=True)
+        before = 0
+        for row in reader:
+            if row:  # a blank line reads as []; pandas skips it
+                yield before + 1
+            before = reader.line_num
 
 
 def _parser_message(exc: Exception) -> str:
@@ -173,7 +238,7 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
                     )
                 records.append(record)
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
+        raise DataError(f"{path}: {_utf8_problem(path, exc)}") from exc
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: cannot read file ({exc})") from exc
     return pd.DataFrame.from_records(records)

@@ -19,6 +19,7 @@ from ladder.data.tokenize import (
     tokenizer_from_json,
     train_tokenizer,
 )
+from ladder.data.values import Where, data_row
 from ladder.errors import ArtifactError, DataError
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -61,6 +62,10 @@ class RawTextPreprocessor:
     def transform(self, X: Any) -> np.ndarray:
         """Texts -> 1-D object array of str."""
         return as_texts(X, self.column)
+
+    def check_input(self, X: Any, where: Where = data_row) -> Any:
+        """Texts unchanged: a missing text is an empty one (`as_texts`)."""
+        return X
 
     def input_spec(self) -> dict[str, Any]:
         """What raw input is expected: kind text, the text column, target and source columns."""

@@ -16,12 +16,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ladder.errors import ArtifactError
 from ladder.io import make_temp_dir, sha256_file
+
+if TYPE_CHECKING:
+    from ladder.data.values import Where
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -137,10 +140,24 @@ class LoadedModel:
         return dict(self.manifest["input"])
 
     def read(self, records: Any) -> tuple[Any, list[str] | None]:
-        """Raw inputs (and their identifiers, for files) from a path, DataFrame, dicts or arrays."""
-        from ladder.data import read_records
+        """Raw inputs (and their identifiers, for files) from a path, DataFrame, dicts or arrays,
+        refused where the model cannot take them (`check`)."""
+        from ladder.data import read_records, records_where
 
-        return read_records(records, self.input_spec)
+        raw, ids = read_records(records, self.input_spec)
+        return self.check(raw, records_where(records, self.input_spec)), ids
+
+    def check(self, raw: Any, where: Where | None = None) -> Any:
+        """Raw inputs as the model takes them; DataError naming the column and row of a missing
+        value in a feature that had none in training, or of a non-finite number.
+
+        Args:
+            where: names a value from its column and 0-based row in messages; None:
+                "column 'age', row 4".
+        """
+        from ladder.data.values import data_row
+
+        return self.preprocessor.check_input(raw, where or data_row)
 
     def predict_proba(self, records: Any) -> np.ndarray:
         """Class probabilities, shape (n, n_classes), columns in `labels` order."""

@@ -16,12 +16,14 @@ from __future__ import annotations
 import base64
 import io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ladder.errors import DataError
 from ladder.serve.limits import element_bytes, image_pixel_limit
 from ladder.serve.tensors import NUMERIC
 
@@ -138,7 +140,9 @@ class ServedModel:
         """(raw inputs, row count) from request tensors; InputError naming what is wrong."""
         expected = [t.name for t in self.inputs]
         unknown = sorted(set(tensors) - set(expected))
-        missing = [n for n in expected if n not in tensors]
+        # a nullable column may be left out (missing in every row) beside the columns given
+        nullable = self.spec.get("nullable") or {}
+        missing = [n for n in expected if n not in tensors and not (nullable.get(n) and tensors)]
         if unknown or missing:
             parts = []
             if unknown:
@@ -153,13 +157,16 @@ class ServedModel:
         if self.kind == "text":
             texts = self._column(self.inputs[0], tensors[self.text_column])
             return texts, len(texts)
-        columns = {t.name: self._column(t, tensors[t.name]) for t in self.inputs}
+        columns = {
+            t.name: self._column(t, tensors[t.name]) for t in self.inputs if t.name in tensors
+        }
         lengths = {len(v) for v in columns.values()}
         if len(lengths) > 1:
             raise InputError(f"model {self.name!r}: the inputs have different row counts")
         import pandas as pd
 
-        return pd.DataFrame(columns), lengths.pop()
+        frame = self._checked(pd.DataFrame(columns), lambda column, row: f"input {column!r}[{row}]")
+        return frame, lengths.pop()
 
     def _image_rows(self, array: np.ndarray) -> tuple[np.ndarray, int]:
         spec = self.inputs[0]
@@ -197,9 +204,7 @@ class ServedModel:
             raise InputError(
                 f"input {spec.name!r}: expected a numeric datatype (FP64), got {datatype}"
             )
-        values = array.astype(np.float64)
-        _check_finite(f"input {spec.name!r}", values)
-        return values
+        return array.astype(np.float64)
 
     def rows_from_instances(self, instances: Any) -> tuple[Any, int]:
         """(raw inputs, row count) from /v1 `instances`: records of columns (tabular), strings
@@ -250,8 +255,16 @@ class ServedModel:
         for name, spec in columns.items():
             if spec.datatype == "FP64":
                 frame[name] = frame[name].astype(np.float64)
-                _check_finite(f"instances[].{name}", frame[name].to_numpy())
+        frame = self._checked(frame, lambda column, row: f"instances[{row}].{column}")
         return frame, len(frame)
+
+    def _checked(self, frame: Any, where: Callable[[str, int], str]) -> Any:
+        """The artifact's input check (`LoadedModel.check`) as an InputError: missing values
+        where the model does not impute, non-finite numbers."""
+        try:
+            return self.loaded.check(frame, where)
+        except DataError as exc:
+            raise InputError(str(exc)) from exc
 
     def _instance_image(self, i: int, item: Any) -> np.ndarray:
         channels, height, width = self.inputs[0].shape[1:]
@@ -363,16 +376,6 @@ class ServedModel:
         return frame, 1
 
 
-FP32_MAX = float(np.finfo(np.float32).max)
-
-
-def _check_finite(name: str, values: np.ndarray) -> None:
-    """InputError for infinite values or values beyond float32 (the models' precision);
-    NaN stays a missing value."""
-    if (np.abs(values) > FP32_MAX).any():  # inf too; NaN compares False
-        raise InputError(f"{name}: values must be finite and within ±{FP32_MAX:.3g}")
-
-
 def _datatype(array: np.ndarray) -> str:
     from ladder.serve.tensors import datatype_of
 
@@ -389,5 +392,5 @@ def _decode_strings(name: str, array: np.ndarray) -> np.ndarray:
             except UnicodeDecodeError as exc:
                 raise InputError(f"input {name!r}: element {i} is not valid UTF-8") from exc
         else:
-            texts[i] = str(item)
+            texts[i] = None if item is None else str(item)  # JSON null: a missing value
     return texts

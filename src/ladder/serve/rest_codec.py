@@ -94,7 +94,9 @@ def parse_infer_request(
 def json_object(body: bytes) -> dict[str, Any]:
     """The JSON object of a request body; RequestError when it is not one."""
     try:
-        value = json.loads(body)
+        value = json.loads(body, parse_constant=_refuse_constant)
+    except RequestError:
+        raise  # NaN or Infinity: its own message
     except ValueError as exc:  # bad syntax or encoding, an integer of too many digits
         raise RequestError(f"the request body is not valid JSON ({exc})") from None
     except RecursionError:
@@ -102,6 +104,14 @@ def json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise RequestError("the request body must be a JSON object")
     return value
+
+
+def _refuse_constant(name: str) -> None:
+    """JSON has no NaN nor Infinity (Python's reader takes them); null is a missing value."""
+    raise RequestError(
+        f"the request body is not valid JSON ({name} is not a JSON value; send null for a "
+        "missing value)"
+    )
 
 
 def _with_outputs(request: dict[str, Any], inputs: dict[str, np.ndarray]) -> InferRequest:

@@ -2,7 +2,8 @@
 little-endian bytes of the binary tensor extension and of gRPC's raw contents.
 
 BYTES elements are python `bytes` in an object array; on the wire each is a 4-byte
-little-endian length followed by its bytes (raw), or a string (JSON).
+little-endian length followed by its bytes (raw), or a string (JSON). JSON `null` is a missing
+value: NaN in a float tensor, None in a BYTES one (the model decides whether it may be missing).
 """
 
 from __future__ import annotations
@@ -126,6 +127,8 @@ def from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarr
         return _bytes_from_json(name, shape, count, data)
     if not isinstance(data, list):
         raise TensorError(f"input {name!r}: data must be a JSON array")
+    if dtype.kind == "f":
+        data = _nulls_as_nan(data)
     try:
         array = np.array(data)
     except (ValueError, OverflowError):  # ragged nesting, integers beyond 64 bits
@@ -157,6 +160,11 @@ def from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarr
         raise TensorError(f"input {name!r}: data does not fit {datatype}") from exc
 
 
+def _nulls_as_nan(data: list[Any]) -> list[Any]:
+    """Nested JSON `data` with null (a missing value) as NaN."""
+    return [_nulls_as_nan(v) if isinstance(v, list) else math.nan if v is None else v for v in data]
+
+
 def _has_bool(data: list[Any]) -> bool:
     """Whether nested JSON `data` holds true/false among its numbers."""
     return any(_has_bool(v) if isinstance(v, list) else isinstance(v, bool) for v in data)
@@ -170,9 +178,9 @@ def _bytes_from_json(name: str, shape: list[int], count: int, data: Any) -> np.n
         )
     array = np.empty(count, dtype=object)
     for i, item in enumerate(flat):
-        if not isinstance(item, str):
+        if item is not None and not isinstance(item, str):
             raise TensorError(f"input {name!r}: BYTES data must be strings, got {item!r}")
-        array[i] = item.encode("utf-8")
+        array[i] = None if item is None else item.encode("utf-8")
     return array.reshape(shape)
 
 
