@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 from helpers import write_config
 
 from ladder.cli import main
@@ -119,6 +120,15 @@ def test_a_folder_of_another_config_is_refused(config, tmp_path):
     forced = run(config, out=tmp_path / "run", overrides=["data.split.test=0.3"], force=True)
     assert forced.status["logreg"] == "ok"
     assert json.loads((tmp_path / "run/data.json").read_text())["rows"]["test"] == 27
+
+
+def test_a_folder_saved_before_a_data_key_existed_is_the_same_config(config, tmp_path):
+    run(config, out=tmp_path / "run", only=["logreg"])
+    saved = tmp_path / "run/config.yaml"
+    old = yaml.safe_load(saved.read_text())
+    del old["data"]["non_finite"]  # as an earlier ladder wrote it
+    saved.write_text(yaml.safe_dump(old))
+    assert run(config, out=tmp_path / "run", only=["logreg"]).status["logreg"] == "cached"
 
 
 def test_report_rerenders_without_training(config, tmp_path, capsys):

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ladder.config import Config, ModelEntry
+from ladder.config import Config, DataConfig, ModelEntry
 from ladder.errors import LadderError
 
 
@@ -45,6 +45,7 @@ def refuse_other_data(run_dir: Path, config: Config, data: Any, force: bool) -> 
     if force or not old_file.exists():
         return
     old = yaml.safe_load(old_file.read_text()) or {}
+    old["data"] = _with_defaults(old.get("data"))  # keys added since: their defaults
     new = {"data": config.data.model_dump(mode="json"), "seed": config.seed}
     changed = [key for key in new if old.get(key) != new[key]]
     old_data = run_dir / "data.json"
@@ -55,3 +56,13 @@ def refuse_other_data(run_dir: Path, config: Config, data: Any, force: bool) -> 
             f"{run_dir} holds results of a different config ({', '.join(changed)} changed); "
             "use --force to replace them or --out for a new run folder"
         )
+
+
+def _with_defaults(data: Any) -> Any:
+    """A saved data section completed with today's defaults (as saved, when it is not valid)."""
+    from pydantic import ValidationError
+
+    try:
+        return DataConfig.model_validate(data).model_dump(mode="json")
+    except ValidationError:
+        return data
