@@ -70,6 +70,20 @@ def hide_third_party_warnings() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+class RungProgress:
+    """One line per rung on stderr (which model, what happened, how long); none when quiet."""
+
+    def __init__(self, total: int, label: str = "") -> None:
+        self.total, self.label = total, f"{label} " if label else ""
+
+    def line(self, index: int, name: str, what: str) -> None:
+        say(f"{self.label}{index}/{self.total} {name}: {what}")
+
+    def note(self, text: str) -> None:
+        """A free line, e.g. a compressed variant's progress."""
+        say(f"{self.label}{text}")
+
+
 def _one_line(
     message: Warning | str, category: type[Warning], filename: str, lineno: int, line: Any = None
 ) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 from ladder import __version__
 from ladder.cache import cached_status, config_hash, refuse_other_data
 from ladder.config import Config, ModelEntry, dump_config, load_config
-from ladder.console import say
+from ladder.console import RungProgress
 from ladder.errors import ConfigError, LadderError, TrainingInterrupted
 from ladder.io import atomic_write_text
 from ladder.ranking import RunResult, leaderboard, remove_variants, write_leaderboard
@@ -436,6 +436,7 @@ def _run_locked(
     run_dir: Path,
     force: bool,
 ) -> RunResult:
+    """The body of `run_config`, with the run folder locked."""
     refuse_other_data(run_dir, config, data, force)
     write_run_files(config, run_dir, data)
     if config.evaluate.cv:
@@ -506,17 +507,3 @@ def _compress(
     context = CompressContext(config, run_dir, data, entries)
     show = RungProgress(0, "compress").note
     return apply_compress(context, reuse=not force, show=show, trained=trained)
-
-
-class RungProgress:
-    """One line per rung on stderr (which model, what happened, how long); none when quiet."""
-
-    def __init__(self, total: int, label: str = "") -> None:
-        self.total, self.label = total, f"{label} " if label else ""
-
-    def line(self, index: int, name: str, what: str) -> None:
-        say(f"{self.label}{index}/{self.total} {name}: {what}")
-
-    def note(self, text: str) -> None:
-        """A free line, e.g. a compressed variant's progress."""
-        say(f"{self.label}{text}")

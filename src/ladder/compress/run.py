@@ -16,6 +16,7 @@ from typing import Any
 
 from ladder.compress.variant import CompressContext, Variant
 from ladder.config import DistillConfig, PruneConfig, QuantizeConfig, load_run_config
+from ladder.console import RungProgress
 from ladder.errors import ConfigError, LadderError, TrainingInterrupted
 from ladder.io import atomic_write_text
 
@@ -41,8 +42,8 @@ def compress_run(
 
 
 def _compress_locked(config: Any, run_dir: Path, data: Any) -> Any:
+    """The body of `compress_run`, with the run folder locked."""
     from ladder.cache import cached_status
-    from ladder.pipeline import RungProgress
     from ladder.ranking import rank_run
 
     saved = json.loads((run_dir / "data.json").read_text()).get("sha256")
