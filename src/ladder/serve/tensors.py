@@ -127,10 +127,11 @@ def from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarr
         return _bytes_from_json(name, shape, count, data)
     if not isinstance(data, list):
         raise TensorError(f"input {name!r}: data must be a JSON array")
-    if dtype.kind == "f":
-        data = _nulls_as_nan(data)
     try:
         array = np.array(data)
+        if array.dtype.kind == "O" and dtype.kind == "f":  # a null among the numbers: missing
+            data = _nulls_as_nan(data)
+            array = np.array(data)
     except (ValueError, OverflowError):  # ragged nesting, integers beyond 64 bits
         raise TensorError(f"input {name!r}: data must be a regular array of numbers") from None
     if array.size != count:
