@@ -128,3 +128,17 @@ def test_rest_json_null_is_imputed_where_allowed_and_nan_tokens_are_refused(
         f"{gappy_server.url}/v1/models/gaps:predict", json={"instances": [{}]}, timeout=30
     )
     assert answer.status_code == 400 and "instances[0].size: missing" in answer.json()["error"]
+
+
+def test_a_missing_text_is_an_empty_text_on_every_path(text_artifact):
+    """Text models learn "" for a missing text; v2 BYTES null, /v1 null and the library's None
+    all give the empty text's prediction."""
+    model = ServedModel("text", text_artifact)
+    empty = load(text_artifact).predict_proba([""])
+    for raw, _ in (
+        model.rows_from_instances([None]),
+        model.rows_from_instances([{model.text_column: None}]),
+        model.rows_from_tensors({model.text_column: np.array([None], dtype=object)}),
+    ):
+        np.testing.assert_allclose(model.predict([raw])[0], empty, atol=1e-6)
+    np.testing.assert_allclose(load(text_artifact).predict_proba([None]), empty, atol=1e-6)

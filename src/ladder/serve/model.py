@@ -208,7 +208,8 @@ class ServedModel:
 
     def rows_from_instances(self, instances: Any) -> tuple[Any, int]:
         """(raw inputs, row count) from /v1 `instances`: records of columns (tabular), strings
-        (text), or images as base64 PNG/JPEG or nested [C][H][W] pixel lists (image)."""
+        (text; null is an empty text, as in training, the library and v2 tensors), or images as
+        base64 PNG/JPEG or nested [C][H][W] pixel lists (image)."""
         if not isinstance(instances, list) or not instances:
             raise InputError("instances: expected a non-empty list")
         if self.kind == "text":
@@ -216,6 +217,7 @@ class ServedModel:
             texts = []
             for i, item in enumerate(instances):
                 value = item.get(column) if isinstance(item, dict) else item
+                value = "" if value is None else value  # a missing text is an empty one
                 if not isinstance(value, str):
                     raise InputError(
                         f"instances[{i}]: expected a string (or {{{column!r}: string}})"
