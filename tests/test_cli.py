@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import make_table, write_config
+from helpers import GLOO_EXIT_CRASH, make_table, write_config
 
 from ladder.cli import main
 
@@ -374,12 +374,14 @@ def test_nproc_for_a_classical_model(trained, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_two_ddp_workers_train_and_rank_0_writes_the_artifact(mlp_config, tmp_path, capsys):
+def test_two_ddp_workers_train_and_rank_0_writes_the_artifact(mlp_config, tmp_path, capfd):
     single = ("train", mlp_config, "--model", "net", "--out", tmp_path / "one")
-    assert run(capsys, *single, "--set", "train.batch_size=16")[0] == 0
+    assert run(capfd, *single, "--set", "train.batch_size=16")[0] == 0
     args = ("train", mlp_config, "--model", "net", "--out", tmp_path / "two", "--nproc", "2")
-    code, _, _ = run(capsys, *args, "--set", "train.batch_size=16")
-    assert code == 0
+    code, _, err = run(capfd, *args, "--set", "train.batch_size=16")
+    if code != 0 and GLOO_EXIT_CRASH in err:  # torch's exit crash, not ladder's: once more
+        code, _, err = run(capfd, *args, "--set", "train.batch_size=16")
+    assert code == 0, err
     one = pd.read_csv(tmp_path / "one/models/net/history.csv")
     two = pd.read_csv(tmp_path / "two/models/net/history.csv")
     assert len(two) == 3
