@@ -104,44 +104,28 @@ def test_truncated_last_checkpoint_falls_back_to_previous(tmp_path, blobs, refer
     assert same_weights(resumed.module, reference.module)
 
 
-def test_sigterm_checkpoints_and_raises(tmp_path, blobs, reference):
-    before = signal.getsignal(signal.SIGTERM)
+@pytest.mark.parametrize(
+    ("signum", "code", "said"),
+    [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C (SIGINT)")],
+)
+def test_sigterm_and_ctrl_c_checkpoint_and_raise(tmp_path, blobs, reference, signum, code, said):
+    before = signal.getsignal(signum)
 
-    class Terminate(Callback):
+    class Stop(Callback):
         def on_batch_end(self, trainer, batch_size, loss):
             if trainer.step == 4:
-                os.kill(os.getpid(), signal.SIGTERM)  # the loop checks after the step
+                os.kill(os.getpid(), signum)  # the loop checks after the step
 
     with pytest.raises(TrainingInterrupted) as info:
-        resumable_fit(tmp_path, blobs, callbacks=[Terminate()], checkpoint_every_steps=None)
-    assert info.value.exit_code == 143
+        resumable_fit(tmp_path, blobs, callbacks=[Stop()], checkpoint_every_steps=None)
+    assert info.value.exit_code == code
     assert str(info.value) == (
-        f"training stopped by SIGTERM at epoch 1, step 4 (checkpoint in {tmp_path}); "
+        f"training stopped by {said} at epoch 1, step 4 (checkpoint in {tmp_path}); "
         "continue with --resume"
     )
-    assert signal.getsignal(signal.SIGTERM) is before  # the previous handler is back
+    assert signal.getsignal(signum) is before  # the previous handler is back
     manifest = json.loads((tmp_path / "last" / "manifest.json").read_text())
     assert (manifest["epoch"], manifest["batch"], manifest["step"]) == (1, 4, 4)
-    resumed = resumable_fit(tmp_path, blobs, resume=True)
-    assert same_weights(resumed.module, reference.module)
-
-
-def test_ctrl_c_checkpoints_and_raises_like_sigterm(tmp_path, blobs, reference):
-    before = signal.getsignal(signal.SIGINT)
-
-    class CtrlC(Callback):
-        def on_batch_end(self, trainer, batch_size, loss):
-            if trainer.step == 4:
-                os.kill(os.getpid(), signal.SIGINT)  # the loop checks after the step
-
-    with pytest.raises(TrainingInterrupted) as info:
-        resumable_fit(tmp_path, blobs, callbacks=[CtrlC()], checkpoint_every_steps=None)
-    assert info.value.exit_code == 130
-    assert str(info.value) == (
-        f"training stopped by Ctrl-C (SIGINT) at epoch 1, step 4 (checkpoint in {tmp_path}); "
-        "continue with --resume"
-    )
-    assert signal.getsignal(signal.SIGINT) is before
     resumed = resumable_fit(tmp_path, blobs, resume=True)
     assert same_weights(resumed.module, reference.module)
 
