@@ -6,46 +6,11 @@ needs nothing but this table: no user code runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel
+from ladder.models.spec import DataKind, Family, ModelSpec
 
-Family = Literal["classical", "neural"]
-DataKind = Literal["tabular", "image", "text"]
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What the registry knows of one model type.
-
-    `build(config, input_shape, n_classes)` returns a scikit-learn estimator (classical) or an
-    `nn.Module` mapping a batch of `input_shape` to logits (neural). `input_shape` is
-    `(n_features,)` for tabular data, `(channels, height, width)` for images and
-    `(max_length, vocab_size)` for token ids (the shape of their one-hot view): neural text
-    models take int64 ids (batch, seq <= max_length), right-padded with
-    `ladder.models.sequence.PAD_ID` (the pretrained model: with its own pad token id).
-    Classical text models take a 1-D array of strings.
-
-    `inputs` are the data kinds the type accepts. `load_module(config, folder, n_classes)`,
-    when set, rebuilds the architecture from files an artifact holds (a pretrained model's
-    own config) where the config alone is not enough. `train_defaults` replace the top-level
-    `train:` values of their keys for this type (an entry's own keys still win): pretrained
-    models fine-tune with their own recipe. `own_tokenizer`: the model brings its tokenizer
-    (its config's `path`), so `text.tokenizer` is always `pretrained` for it.
-    """
-
-    type: str
-    family: Family
-    config_cls: type[BaseModel]
-    build: Callable[[Any, tuple[int, ...], int], Any]
-    summary: str
-    inputs: tuple[DataKind, ...] = ("tabular", "image")
-    load_module: Callable[[Any, Path, int], Any] | None = None
-    train_defaults: dict[str, Any] | None = None
-    own_tokenizer: bool = False
+__all__ = ["MODEL_TYPES", "DataKind", "Family", "ModelSpec", "describe_models", "get_spec"]
 
 
 def _classical_specs() -> list[ModelSpec]:

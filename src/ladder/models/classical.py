@@ -20,7 +20,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from ladder.errors import ArtifactError, LadderError
 from ladder.io import atomic_write_bytes
 from ladder.models import tfidf
-from ladder.registry import ModelSpec
+from ladder.models.spec import ModelSpec
 
 # type -> (module, class) of the estimator that receives the hyperparameters. sklearn is
 # imported on first use so that reading a config stays fast.

@@ -34,7 +34,7 @@ from pydantic import (
 from torch import nn
 
 from ladder.errors import LadderError
-from ladder.registry import ModelSpec
+from ladder.models.spec import ModelSpec
 
 LENET_MIN_SIZE = 16  # 16 -conv5-> 12 -pool-> 6 -conv5-> 2 -pool-> 1
 LENET_WIDTHS = (6, 16, 120, 84)  # conv1 and conv2 channels, fc1 and fc2 units

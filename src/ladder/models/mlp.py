@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import nn
 
-from ladder.registry import ModelSpec
+from ladder.models.spec import ModelSpec
 
 Activation = Literal["relu", "gelu", "tanh", "sigmoid"]
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from ladder.errors import ArtifactError, ConfigError, LadderError
 from ladder.models.sequence import masked_mean, padding_mask, text_shape
-from ladder.registry import ModelSpec
+from ladder.models.spec import ModelSpec
 
 # The usual fine-tuning recipe; it replaces the top-level train: values of these keys (tuned
 # for models trained from scratch) unless the model entry sets them itself.

@@ -27,7 +27,7 @@ from ladder.models.sequence import (
     padding_mask,
     text_shape,
 )
-from ladder.registry import ModelSpec
+from ladder.models.spec import ModelSpec
 
 Cell = Literal["rnn", "gru", "lstm"]
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import nn
 
 from ladder.models.sequence import PAD_ID, init_embedding, masked_max, padding_mask, text_shape
-from ladder.registry import ModelSpec
+from ladder.models.spec import ModelSpec
 
 
 class TextCNNConfig(BaseModel):

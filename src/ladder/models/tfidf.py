@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt
 
 from ladder.errors import ArtifactError
-from ladder.registry import ModelSpec
+from ladder.models.spec import ModelSpec
 
 
 def _check_range(value: list[int]) -> list[int]:

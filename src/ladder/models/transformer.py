@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, 
 from torch import nn
 
 from ladder.models.sequence import PAD_ID, masked_mean, padding_mask, text_shape
-from ladder.registry import ModelSpec
+from ladder.models.spec import ModelSpec
 
 
 class TransformerConfig(BaseModel):
