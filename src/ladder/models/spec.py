@@ -15,14 +15,16 @@ from pydantic import BaseModel
 
 Family = Literal["classical", "neural"]
 DataKind = Literal["tabular", "image", "text"]
+TaskName = Literal["classification", "regression"]
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """What the registry knows of one model type.
 
-    `build(config, input_shape, n_classes)` returns a scikit-learn estimator (classical) or an
-    `nn.Module` mapping a batch of `input_shape` to logits (neural). `input_shape` is
+    `build(config, input_shape, n_outputs)` returns a scikit-learn estimator (classical) or an
+    `nn.Module` mapping a batch of `input_shape` to `n_outputs` values (neural: the class
+    logits, or one value per row for regression). `input_shape` is
     `(n_features,)` for tabular data, `(channels, height, width)` for images and
     `(max_length, vocab_size)` for token ids (the shape of their one-hot view): neural text
     models take int64 ids (batch, seq <= max_length), right-padded with
@@ -35,14 +37,32 @@ class ModelSpec:
     `train:` values of their keys for this type (an entry's own keys still win): pretrained
     models fine-tune with their own recipe. `own_tokenizer`: the model brings its tokenizer
     (its config's `path`), so `text.tokenizer` is always `pretrained` for it.
+
+    `tasks` are the tasks the type can learn. A classical type builds a different estimator per
+    task: `build` the classifier, `build_regressor` (same signature) the regressor; a type
+    without a classifier has `build=None`. Neural types build one module for every task.
     """
 
     type: str
     family: Family
     config_cls: type[BaseModel]
-    build: Callable[[Any, tuple[int, ...], int], Any]
+    build: Callable[[Any, tuple[int, ...], int], Any] | None
     summary: str
     inputs: tuple[DataKind, ...] = ("tabular", "image")
     load_module: Callable[[Any, Path, int], Any] | None = None
     train_defaults: dict[str, Any] | None = None
     own_tokenizer: bool = False
+    tasks: tuple[TaskName, ...] = ("classification",)
+    build_regressor: Callable[[Any, tuple[int, ...], int], Any] | None = None
+
+    def builder(self, task: str) -> Callable[[Any, tuple[int, ...], int], Any]:
+        """The function that builds this type for `task`: (config, input_shape, n_outputs)."""
+        if task not in self.tasks:
+            raise ValueError(
+                f"model type {self.type} cannot learn {task} ({', '.join(self.tasks)})"
+            )
+        if task == "regression" and self.build_regressor is not None:
+            return self.build_regressor
+        if self.build is None:
+            raise ValueError(f"model type {self.type} has no builder for {task}")
+        return self.build
