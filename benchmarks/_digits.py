@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ladder.cache import cached_status
 from ladder.config import load_config, load_run_config
+from ladder.runner.cache import cached_status
 
 CONFIG = Path(__file__).resolve().parents[1] / "examples" / "digits.yaml"
 MODELS = ("lenet", "mlp")
@@ -15,7 +15,7 @@ MODELS = ("lenet", "mlp")
 def ensure_digits_run(run_dir: Path) -> None:
     """Train lenet and mlp of examples/digits.yaml into `run_dir` unless they are there,
     trained with the current config."""
-    from ladder.pipeline import run
+    from ladder.runner.ladder import run
 
     config = load_config(CONFIG)
     if (run_dir / "config.yaml").is_file():

@@ -32,7 +32,7 @@ import torch
 
 from ladder.export.artifact import load, neural_module, read_manifest
 from ladder.export.onnx import ONNX_MODEL, OnnxPredictor
-from ladder.pipeline import train
+from ladder.runner.ladder import train
 
 CONFIG = Path(__file__).resolve().parents[1] / "examples" / "digits.yaml"
 GOAL = 1.5

@@ -37,7 +37,7 @@ from ladder.config import QuantizeConfig, load_run_config
 from ladder.export.artifact import LoadedModel, load, read_manifest
 from ladder.export.onnx import ONNX_MODEL
 from ladder.export.reexport import export_artifact
-from ladder.pipeline import prepare_data
+from ladder.runner.prepare import prepare_data
 
 PAIRS = [  # (original, its backend, the quantize method)
     ("lenet", "onnxruntime", QuantizeConfig(method="quantize", mode="static")),

@@ -283,7 +283,7 @@ def test_variant_names_and_the_student_entry(tmp_path):
 
 
 def test_non_finite_policy_is_validated_and_decides_the_cache(tmp_path):
-    from ladder.cache import config_hash
+    from ladder.runner.cache import config_hash
 
     bad = {**BASE, "data": {"source": "builtin:iris", "non_finite": "skip"}}
     (problem,) = problems_of(tmp_path, bad)

@@ -12,7 +12,7 @@ from helpers import make_table, write_config
 import ladder
 from ladder.config import load_config
 from ladder.errors import DataError
-from ladder.pipeline import train, train_model
+from ladder.runner.ladder import train, train_model
 
 METRIC_KEYS = {
     "accuracy",
@@ -79,7 +79,7 @@ def test_test_metrics_match_the_loaded_artifact(tmp_path, table_csv):
         tmp_path, str(table_csv), [{"name": "lr", "type": "logistic_regression"}]
     )
     result = train(config_path, "lr", out=tmp_path / "run")
-    from ladder.evaluate.artifact import evaluate_artifact
+    from ladder.runner.score import evaluate_artifact
 
     again = evaluate_artifact(result.artifact, str(table_csv))
     assert again["labels"] == result.metrics["labels"]

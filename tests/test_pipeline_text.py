@@ -181,7 +181,7 @@ def test_class_weights_raise_the_recall_of_rare_spam(tmp_path):
     """The SMS Spam Collection (13% spam, a headerless suffix-less TSV): balancing the classes
     catches more spam with the same model."""
     from ladder.config import validate_config
-    from ladder.pipeline import train_model
+    from ladder.runner.ladder import train_model
 
     recall = {}
     for balance in ("none", "class_weight"):

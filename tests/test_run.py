@@ -12,7 +12,7 @@ from helpers import write_config
 from ladder.cli import main
 from ladder.errors import ConfigError, LadderError
 from ladder.evaluate.compare import LEADERBOARD_COLUMNS
-from ladder.pipeline import run
+from ladder.runner.ladder import run
 
 MODELS = [
     {"name": "logreg", "type": "logistic_regression"},

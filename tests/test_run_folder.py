@@ -14,8 +14,8 @@ from helpers import write_config
 
 from ladder.cli import main
 from ladder.errors import ConfigError, LadderError
-from ladder.pipeline import run
 from ladder.run_folder import locked, model_dir, name_problem
+from ladder.runner.ladder import run
 
 LADDER = str(Path(sys.executable).parent / "ladder")
 LOGREG = [{"name": "logreg", "type": "logistic_regression"}]

@@ -21,13 +21,13 @@ if TYPE_CHECKING:
     from ladder.errors import LadderError
     from ladder.export.artifact import load
     from ladder.models.estimator import NeuralClassifier
-    from ladder.pipeline import run, train
+    from ladder.runner.ladder import run, train
 
 _LAZY = {
     "load": "ladder.export.artifact",
     "load_config": "ladder.config",
-    "run": "ladder.pipeline",
-    "train": "ladder.pipeline",
+    "run": "ladder.runner.ladder",
+    "train": "ladder.runner.ladder",
     "LadderError": "ladder.errors",
     "NeuralClassifier": "ladder.models.estimator",
 }

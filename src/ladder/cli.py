@@ -75,7 +75,7 @@ def run(
     wait: WaitOption = False,
 ) -> None:
     """Train every model of a config on one split; print the leaderboard and the report path."""
-    from ladder.pipeline import run as run_ladder
+    from ladder.runner.ladder import run as run_ladder
 
     with _resume_hint(config, out, set_ or [], rerun=True):
         result = run_ladder(config, out, overrides=set_ or [], only=only, force=force, wait=wait)
@@ -127,7 +127,7 @@ def train(
                 wait,
             )
         )
-    from ladder.pipeline import train as train_one
+    from ladder.runner.ladder import train as train_one
 
     with _resume_hint(config, out, set_ or []):
         result = train_one(config, model, out, overrides=set_ or [], resume=resume, wait=wait)
@@ -178,9 +178,9 @@ def _launch_workers(
 
     from ladder.config import load_config
     from ladder.errors import LadderError
-    from ladder.pipeline import resolve_device
     from ladder.registry import get_spec
     from ladder.run_folder import locked
+    from ladder.runner.rung import resolve_device
     from ladder.train.launch import LaunchPlan, launch
 
     cfg = load_config(config, overrides)
@@ -213,8 +213,8 @@ def evaluate(
     """Metrics of a saved model on new labelled data."""
     import json
 
-    from ladder.evaluate.artifact import evaluate_artifact
     from ladder.io import atomic_write_text
+    from ladder.runner.score import evaluate_artifact
 
     metrics = evaluate_artifact(artifact, data)
     _print_metrics(f"metrics on {data}", metrics)

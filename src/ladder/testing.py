@@ -74,10 +74,10 @@ def check_model(model_type: str, workdir: str | Path, **params: Any) -> dict[str
 
     Raises AssertionError naming the first check that fails.
     """
-    from ladder.evaluate.artifact import evaluate_artifact
     from ladder.export.artifact import load
-    from ladder.pipeline import train_model
     from ladder.registry import get_spec
+    from ladder.runner.ladder import train_model
+    from ladder.runner.score import evaluate_artifact
 
     workdir = Path(workdir)
     inputs = get_spec(model_type).inputs

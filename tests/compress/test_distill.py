@@ -32,7 +32,8 @@ from ladder.compress.distill import (
 from ladder.compress.variant import CompressContext
 from ladder.config import load_run_config
 from ladder.errors import ConfigError, LadderError
-from ladder.pipeline import prepare_data, run
+from ladder.runner.ladder import run
+from ladder.runner.prepare import prepare_data
 from ladder.train import Trainer
 
 MODELS = [

@@ -31,7 +31,8 @@ from ladder.compress.variant import CompressContext
 from ladder.config import PruneConfig, TrainConfig, load_run_config
 from ladder.errors import LadderError
 from ladder.export.artifact import manifest_body, neural_module, read_manifest, write_artifact
-from ladder.pipeline import prepare_data, run
+from ladder.runner.ladder import run
+from ladder.runner.prepare import prepare_data
 
 TABULAR = [
     {"name": "net", "type": "mlp", "hidden": [32, 16], "batchnorm": True, "epochs": 20},

@@ -18,7 +18,7 @@ from ladder.cli import main
 from ladder.compress.quantize import quantize_artifact
 from ladder.compress.run import compress_run
 from ladder.errors import ArtifactError, ConfigError, LadderError
-from ladder.pipeline import run
+from ladder.runner.ladder import run
 
 MODELS = [
     {"name": "net", "type": "mlp", "hidden": [32], "epochs": 30},

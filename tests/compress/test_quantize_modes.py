@@ -21,8 +21,8 @@ from ladder.compress.run import compress_run
 from ladder.errors import ArtifactError, LadderError
 from ladder.export.artifact import manifest_body, neural_module, read_manifest, write_artifact
 from ladder.export.int8 import dynamic_int8, int8_state, load_int8_module
-from ladder.pipeline import run
 from ladder.registry import MODEL_TYPES
+from ladder.runner.ladder import run
 
 MODELS = [
     {"name": "cnn", "type": "cnn", "arch": "simple", "channels": [4], "image_size": 8},

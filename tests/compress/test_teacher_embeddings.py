@@ -21,7 +21,7 @@ from ladder.config import load_config
 from ladder.errors import LadderError
 from ladder.models.sequence import EMBEDDING_INIT, PAD_ID
 from ladder.models.textcnn import TextCNN, TextCNNConfig
-from ladder.pipeline import run
+from ladder.runner.ladder import run
 
 
 def _vectors(rows: int = 40, hidden: int = 12) -> np.ndarray:

@@ -29,7 +29,7 @@ from ladder.export.onnx import (
     export_tfidf,
 )
 from ladder.export.reexport import export_artifact, synthetic_features
-from ladder.pipeline import train
+from ladder.runner.ladder import train
 
 MODELS = [
     {"name": "logreg", "type": "logistic_regression"},

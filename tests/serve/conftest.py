@@ -22,7 +22,7 @@ WORDS = {
 
 
 def _train(folder: Path, source: Path, models: list[dict], text: bool = False) -> Path:
-    from ladder.pipeline import train
+    from ladder.runner.ladder import train
 
     config = write_config(folder, str(source), models)
     if text:

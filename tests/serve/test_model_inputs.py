@@ -24,7 +24,7 @@ ROWS = [
 @pytest.fixture(scope="module")
 def gappy_artifact(tmp_path_factory) -> Path:
     """logreg on the animals table with a few weights missing: only 'weight' may be missing."""
-    from ladder.pipeline import train
+    from ladder.runner.ladder import train
 
     tmp = tmp_path_factory.mktemp("serve_gaps")
     frame = make_table()

@@ -16,7 +16,7 @@ import requests
 from helpers import make_table, write_config
 from serve_helpers import free_port
 
-from ladder.pipeline import run
+from ladder.runner.ladder import run
 
 # The interpreter may live where only root can read (/root/.pyenv). So a first server, run as
 # root, records the modules serving loads; the second imports them as root, then becomes nobody

@@ -19,7 +19,7 @@ import pytest
 from helpers import make_table, write_config, write_images
 from test_pipeline_text import write_text_config
 
-from ladder.pipeline import train
+from ladder.runner.ladder import train
 from ladder.serve.app import create_app
 from ladder.serve.batcher import BatchSettings
 from ladder.serve.model import ServedModel

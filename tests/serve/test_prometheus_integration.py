@@ -179,7 +179,7 @@ def artifact(tmp_path_factory) -> Path:
     """A logistic regression on the animals table (inputs size, weight: FP64; colour: BYTES)."""
     if reason := serve_missing():
         pytest.skip(reason)
-    from ladder.pipeline import train
+    from ladder.runner.ladder import train
 
     tmp = tmp_path_factory.mktemp("served")
     table = tmp / "animals.csv"

@@ -49,8 +49,8 @@ def distill(method: DistillConfig, context: CompressContext) -> Variant:
     """Train the student of `method` on its teacher's cached logits and the labels; its
     artifact is written to the run folder as `<teacher>→<student>`."""
     from ladder.data import class_weights
-    from ladder.pipeline import train_entry
     from ladder.registry import get_spec
+    from ladder.runner.rung import train_entry
 
     entry = context.config.student(method)
     if get_spec(entry.type).family != "neural":

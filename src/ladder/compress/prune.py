@@ -196,7 +196,7 @@ class _FineTuner:
         """The fine-tuner of `model`: its training config, the run's data, balance, seed."""
         from ladder.data import augment_batch, class_weights
         from ladder.evaluate import validation_metrics
-        from ladder.pipeline import resolve_device
+        from ladder.runner.rung import resolve_device
         from ladder.train.batching import TokenBatching
 
         config, entry = context.config, context.entries[model]
@@ -392,7 +392,7 @@ def _write_variant(
     from ladder.evaluate import classification_metrics
     from ladder.export.artifact import manifest_body, write_artifact
     from ladder.export.onnx import ONNX_MODEL, export_model
-    from ladder.fit import FittedNeural
+    from ladder.runner.fit import FittedNeural
 
     manifest, module = original.manifest, trainer.module
     prob = trainer.predict_proba(original.x_test)

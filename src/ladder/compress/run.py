@@ -27,10 +27,10 @@ def compress_run(
     run_dir: str | Path, overrides: list[str] | None = None, wait: bool = False
 ) -> Any:
     """Make, evaluate and rank every variant the run's `compress:` section asks for; returns
-    a `ladder.ranking.RunResult` whose leaderboard holds originals and variants. The run
+    a `ladder.runner.ranking.RunResult` whose leaderboard holds originals and variants. The run
     folder is locked meanwhile (`wait`: for another process that holds it)."""
-    from ladder.pipeline import prepare_data
     from ladder.run_folder import locked
+    from ladder.runner.prepare import prepare_data
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir, overrides)
@@ -43,8 +43,8 @@ def compress_run(
 
 def _compress_locked(config: Any, run_dir: Path, data: Any) -> Any:
     """The body of `compress_run`, with the run folder locked."""
-    from ladder.cache import cached_status
-    from ladder.ranking import rank_run
+    from ladder.runner.cache import cached_status
+    from ladder.runner.ranking import rank_run
 
     saved = json.loads((run_dir / "data.json").read_text()).get("sha256")
     if saved != data.info["sha256"]:
@@ -148,7 +148,7 @@ def _make(method: Any, context: CompressContext, model: str | None) -> Variant:
 def _evaluate(context: CompressContext, variant: Variant, stamp: dict[str, Any]) -> None:
     """The variant's test metrics, plots and predictions, with its delta vs the original."""
     from ladder.export.artifact import load
-    from ladder.pipeline import evaluate_predictions
+    from ladder.runner.rung import evaluate_predictions
 
     data, model_dir = context.data, context.model_dir(variant.name)
     model = load(context.artifact(variant.name))

@@ -16,7 +16,7 @@ class CompressContext:
 
     config: Config
     run_dir: Path
-    data: Any  # ladder.pipeline.PreparedData
+    data: Any  # ladder.runner.prepare.PreparedData
     entries: dict[str, ModelEntry]
 
     def artifact(self, model: str) -> Path:

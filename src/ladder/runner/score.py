@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ladder.config import DataConfig
+from ladder.data import load_dataset, records_where
+from ladder.evaluate.metrics import classification_metrics
+from ladder.export.artifact import load
+
 
 def evaluate_artifact(artifact: str | Path, data: str) -> dict[str, Any]:
     """Load the artifact, read `data` the way its training data was read, and score it."""
-    from ladder.config import DataConfig
-    from ladder.data import load_dataset, records_where
-    from ladder.evaluate.metrics import classification_metrics
-    from ladder.export.artifact import load
-
     model = load(artifact)
     options = model.manifest.get("read_options", {})
     dataset = load_dataset(DataConfig(source=data, target=model.manifest["target"], **options))

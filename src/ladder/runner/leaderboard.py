@@ -20,6 +20,7 @@ from ladder.evaluate.compare import (
     pareto_front,
     time_predictions,
 )
+from ladder.export.artifact import load
 
 
 def leaderboard_rows(
@@ -36,7 +37,6 @@ def leaderboard_rows(
     `status` maps a model to "ok", "cached" or "failed: <why>"; `test_inputs` are the raw test
     rows (a DataFrame or an image array) used to time the saved artifacts.
     """
-    from ladder.export.artifact import load
 
     rows: list[dict[str, Any]] = []
     predictions: dict[str, pd.DataFrame] = {}

@@ -13,7 +13,16 @@ from typing import Any
 import numpy as np
 
 from ladder.config import Config, ModelEntry
+from ladder.data import augment_batch, class_weights, oversample_indices
 from ladder.errors import ConfigError
+from ladder.evaluate import validation_metrics
+from ladder.evaluate.compare import count_params
+from ladder.export.artifact import CLASSICAL_MODEL, NEURAL_WEIGHTS
+from ladder.io import save_tensors
+from ladder.models.classical import save_estimator, with_class_weight, with_seed
+from ladder.registry import get_spec
+from ladder.train import Checkpoint, History, ProgressBar, Trainer
+from ladder.train.batching import TokenBatching
 
 
 @dataclass
@@ -28,14 +37,11 @@ class FittedClassical:
 
     def n_params(self) -> int | None:
         """The number of learned values (see `ladder.evaluate.compare.count_params`)."""
-        from ladder.evaluate.compare import count_params
 
         return count_params(self.estimator)
 
     def save(self, folder: Path) -> str:
         """Save the estimator (skops, trusted types only) into `folder`; returns its file name."""
-        from ladder.export.artifact import CLASSICAL_MODEL
-        from ladder.models.classical import save_estimator
 
         save_estimator(self.estimator, folder / CLASSICAL_MODEL)
         return CLASSICAL_MODEL
@@ -53,15 +59,12 @@ class FittedNeural:
 
     def n_params(self) -> int | None:
         """The number of trainable parameters of the module."""
-        from ladder.evaluate.compare import count_params
 
         return count_params(self.trainer.module)
 
     def save(self, folder: Path) -> list[str]:
         """Save the weights as safetensors into `folder`, and the files the module needs to be
         rebuilt (a pretrained model's config); returns the file names, weights first."""
-        from ladder.export.artifact import NEURAL_WEIGHTS
-        from ladder.io import save_tensors
 
         module = self.trainer.module
         state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
@@ -81,9 +84,6 @@ def fit_classical(
     entry: ModelEntry, x: np.ndarray, y: np.ndarray, n_classes: int, config: Config
 ) -> FittedClassical:
     """Fit a scikit-learn model on flattened features, honouring seed and class balance."""
-    from ladder.data import oversample_indices
-    from ladder.models.classical import with_class_weight, with_seed
-    from ladder.registry import get_spec
 
     flat = as_rows(x)
     estimator = get_spec(entry.type).build(entry.params, flat.shape[1:], n_classes)
@@ -117,11 +117,6 @@ def fit_neural(
     length when `entry.text.bucketing`). `loss`: the trainer's training loss hook
     (`(logits, labels, rows) -> loss`, e.g. distillation); default cross-entropy. `init`
     changes the freshly built module before training (e.g. a distilled student's embeddings)."""
-    from ladder.data import augment_batch, class_weights
-    from ladder.evaluate import validation_metrics
-    from ladder.registry import get_spec
-    from ladder.train import Checkpoint, History, ProgressBar, Trainer
-    from ladder.train.batching import TokenBatching
 
     cfg = entry.train
     stopping = cfg.early_stopping

@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from ladder.config import Config, ModelEntry
+from ladder.evaluate.compare import leaderboard_markdown
 from ladder.io import atomic_write_text
+from ladder.report import render_report
+from ladder.runner.leaderboard import leaderboard_rows
 
 
 @dataclass
@@ -41,7 +44,6 @@ def rank_run(
 
 def write_leaderboard(run_dir: Path, board: Any, status: dict[str, str]) -> RunResult:
     """leaderboard.csv, leaderboard.md and report.html of a run folder."""
-    from ladder.evaluate.compare import leaderboard_markdown
 
     atomic_write_text(run_dir / "leaderboard.csv", board.to_csv(index=False))
     atomic_write_text(run_dir / "leaderboard.md", leaderboard_markdown(board))
@@ -55,7 +57,6 @@ def leaderboard(
     data: Any,
     run_dir: Path,
 ) -> Any:
-    from ladder.evaluate.leaderboard import leaderboard_rows
 
     models, status = [], dict(status)
     for name, entry in entries.items():
@@ -95,8 +96,4 @@ def remove_variants(run_dir: Path, name: str) -> None:
 
 
 def _render_report(run_dir: Path) -> Path | None:
-    try:
-        from ladder.report import render_report
-    except ImportError:  # the report module arrives with its own change
-        return None
     return render_report(run_dir)

@@ -1,7 +1,8 @@
-"""`train_model`: one rung of the config, from data to an evaluated, saved model.
+"""One rung of the ladder: prepared data -> fitted model -> test metrics and plots -> a saved,
+exported artifact in the run folder.
 
-Steps: load and split the data (seeded) -> fit preprocessing on the training split -> train ->
-evaluate on the test split -> write metrics, history, plots and the artifact into the run folder.
+Steps: fit preprocessing on the training split -> train -> evaluate on the test split -> write
+metrics, history, plots and the artifact into the model's folder.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import random
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,14 +17,21 @@ from typing import Any
 import numpy as np
 
 from ladder import __version__
-from ladder.cache import cached_status, config_hash, refuse_other_data
-from ladder.config import Config, ModelEntry, dump_config, load_config
-from ladder.console import RungProgress
+from ladder.config import Config, ModelEntry
+from ladder.data import fit_preprocessor
 from ladder.errors import ConfigError, LadderError, TrainingInterrupted
+from ladder.evaluate import classification_metrics
+from ladder.evaluate.plots import plot_confusion_matrix, plot_learning_curves, plot_roc
+from ladder.export.artifact import write_artifact
+from ladder.export.onnx import ONNX_MODEL, export_model
+from ladder.hub import resolve_pretrained
 from ladder.io import atomic_write_text
-from ladder.ranking import RunResult, leaderboard, remove_variants, write_leaderboard
-from ladder.run_folder import locked
+from ladder.registry import get_spec
 from ladder.run_folder import model_dir as model_folder
+from ladder.runner.cache import config_hash
+from ladder.runner.fit import fit_classical, fit_neural
+from ladder.runner.prepare import PreparedData
+from ladder.runner.ranking import remove_variants
 
 
 @dataclass
@@ -61,99 +68,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(
-    config_path: str | Path,
-    model: str,
-    out: str | Path | None = None,
-    overrides: dict[str, Any] | list[str] | None = None,
-    resume: bool = False,
-    wait: bool = False,
-) -> TrainResult | None:
-    """Load a config file and train one of its models (the library form of `ladder train`)."""
-    config = load_config(config_path, overrides)
-    return train_model(config, model, out, resume=resume, wait=wait)
-
-
-@dataclass
-class PreparedData:
-    """The data of a run, loaded and split once, shared by every model."""
-
-    splits: Any
-    labels: list[Any]
-    source: str
-    info: dict[str, Any]
-
-
-def prepare_data(config: Config) -> PreparedData:
-    """Load the config's data (and test_source), split it (seeded) and describe it."""
-    from ladder.data import describe_data, load_dataset, split_dataset
-
-    data_cfg = config.data.model_copy(update={"source": config.resolve_path(config.data.source)})
-    dataset = load_dataset(data_cfg)
-    test = (
-        load_dataset(data_cfg, config.resolve_path(data_cfg.test_source))
-        if data_cfg.test_source
-        else None
-    )
-    splits = split_dataset(dataset, data_cfg.split, config.seed, test=test)
-    info = describe_data(splits, data_cfg.source)
-    if test is not None:
-        info["dropped_non_finite"] += test.dropped_non_finite
-    return PreparedData(splits, list(dataset.labels), data_cfg.source, info)
-
-
-def write_run_files(config: Config, run_dir: Path, data: PreparedData) -> None:
-    """The run folder's config.yaml (resolved, with ladder's version) and data.json."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", dump_config(config, __version__))
-    atomic_write_text(run_dir / "data.json", json.dumps(data.info, indent=2))
-
-
-def train_model(
-    config: Config,
-    name: str,
-    out: str | Path | None = None,
-    resume: bool = False,
-    wait: bool = False,
-) -> TrainResult | None:
-    """Train, evaluate and save the model called `name`; returns its metrics and paths.
-
-    With `resume`, training continues from the model's last checkpoint. Under torchrun every
-    worker trains; rank 0 alone writes files and gets the result, the others get None. The
-    run folder is locked meanwhile (by the launcher under torchrun); `wait`: for another
-    process that holds it.
-    """
-    from ladder.registry import get_spec
-    from ladder.train import distributed
-
-    entry = config.model(name)
-    run_dir = Path(out) if out is not None else Path("runs") / config.name
-    data = prepare_data(config)
-    lock = nullcontext() if distributed.launched() else locked(run_dir, wait)
-    with lock:
-        if get_spec(entry.type).family == "classical":
-            write_run_files(config, run_dir, data)
-            return train_entry(config, entry, data, run_dir, resume=resume)
-        return _train_neural(config, entry, data, run_dir, resume)
-
-
-def _train_neural(
-    config: Config, entry: ModelEntry, data: PreparedData, run_dir: Path, resume: bool
-) -> TrainResult | None:
-    """Train a neural entry, in this process or as one of torchrun's workers."""
-    from ladder.train import distributed  # torchrun workers join the process group here
-
-    joined = distributed.init_from_env(resolve_device(config.device))
-    try:
-        main = not joined or distributed.is_main()
-        if main:
-            write_run_files(config, run_dir, data)
-        return train_entry(config, entry, data, run_dir, resume=resume, main=main)
-    finally:
-        if joined:
-            distributed.cleanup()
-
-
 def train_entry(
     config: Config,
     entry: ModelEntry,
@@ -173,8 +87,6 @@ def train_entry(
     applied to the freshly built module) when given; `compression` goes into the artifact's
     manifest (a compressed variant's description).
     """
-    from ladder.registry import get_spec
-
     spec = get_spec(entry.type)
     cache_key = config_hash(config, entry)
     entry = _resolve_model_path(config, entry)
@@ -200,13 +112,9 @@ def train_entry(
 
     started = time.perf_counter()
     if spec.family == "classical":
-        from ladder.fit import fit_classical
-
         fitted = fit_classical(entry, x_train, splits.train.y, n_classes, config)
         history: list[dict[str, Any]] = []
     else:
-        from ladder.fit import fit_neural
-
         try:
             fitted, history = fit_neural(
                 entry,
@@ -238,8 +146,6 @@ def train_entry(
     if compression is not None:
         manifest["compression"] = compression
     artifact = model_dir / "artifact"
-    from ladder.export.artifact import write_artifact
-    from ladder.export.onnx import ONNX_MODEL, export_model
 
     pad_id = getattr(preprocessor, "pad_id", None)
     model = fitted.estimator if spec.family == "classical" else fitted.trainer.module
@@ -287,7 +193,6 @@ def _resolve_model_path(config: Config, entry: ModelEntry) -> ModelEntry:
 def _fit_preprocessor(config: Config, entry: ModelEntry, family: str, train: Any) -> Any:
     """The entry's preprocessor, fitted on the training split: text models get raw strings
     (classical) or token ids from the entry's tokenizer (neural)."""
-    from ladder.data import fit_preprocessor
 
     if train.kind != "text":
         return fit_preprocessor(train, getattr(entry.params, "image_size", None))
@@ -295,8 +200,6 @@ def _fit_preprocessor(config: Config, entry: ModelEntry, family: str, train: Any
         return fit_preprocessor(train)
     folder = None
     if entry.text.tokenizer == "pretrained":
-        from ladder.hub import resolve_pretrained
-
         if entry.text.tokenizer_path is None:
             raise ConfigError(
                 [
@@ -337,8 +240,6 @@ def evaluate_predictions(
 ) -> dict[str, Any]:
     """Test metrics; the learning-curve, confusion-matrix and ROC plots; test_predictions.csv."""
     _write_test_predictions(model_dir, y_true, y_prob)
-    from ladder.evaluate import classification_metrics
-    from ladder.evaluate.plots import plot_confusion_matrix, plot_learning_curves, plot_roc
 
     metrics = classification_metrics(y_true, y_prob, labels)
     plots = model_dir / "plots"
@@ -387,123 +288,3 @@ def _manifest(
         "data_fingerprint": data_info["sha256"],
         "ladder_version": __version__,
     }
-
-
-# ----------------------------------------------------------------------------- the whole ladder
-
-
-def run(
-    config_path: str | Path,
-    out: str | Path | None = None,
-    overrides: dict[str, Any] | list[str] | None = None,
-    only: list[str] | None = None,
-    force: bool = False,
-    wait: bool = False,
-) -> RunResult:
-    """Train and compare every model of a config on one split (the library form of `ladder run`)."""
-    return run_config(load_config(config_path, overrides), out, only, force, wait)
-
-
-def run_config(
-    config: Config,
-    out: str | Path | None = None,
-    only: list[str] | None = None,
-    force: bool = False,
-    wait: bool = False,
-) -> RunResult:
-    """Train (or reuse) each selected model, then write the leaderboard and the report; the
-    run folder is locked meanwhile (`wait`: for another process that holds it)."""
-    names = [entry["name"] for entry in config.models]
-    unknown = [name for name in only or [] if name not in names]
-    if unknown:
-        raise ConfigError(
-            [f"--only {', '.join(unknown)}: no such model (models: {', '.join(names)})"]
-        )
-    selected = [name for name in names if not only or name in only]
-    entries = {name: config.model(name) for name in names}
-    run_dir = Path(out) if out is not None else Path("runs") / config.name
-
-    data = prepare_data(config)
-    with locked(run_dir, wait):
-        return _run_locked(config, entries, selected, data, run_dir, force)
-
-
-def _run_locked(
-    config: Config,
-    entries: dict[str, ModelEntry],
-    selected: list[str],
-    data: PreparedData,
-    run_dir: Path,
-    force: bool,
-) -> RunResult:
-    """The body of `run_config`, with the run folder locked."""
-    refuse_other_data(run_dir, config, data, force)
-    write_run_files(config, run_dir, data)
-    if config.evaluate.cv:
-        from ladder.crossval import folds, summarize
-
-        boards, status = [], {}
-        for k, fold in enumerate(folds(config), start=1):
-            fold_dir = run_dir / "folds" / f"fold{k}"
-            write_run_files(config, fold_dir, fold)
-            fold_status = _train_rungs(
-                config, entries, selected, fold, fold_dir, force, f"fold {k}"
-            )
-            boards.append(leaderboard(config, entries, fold_status, fold, fold_dir))
-            status.update({n: s for n, s in fold_status.items() if n not in status or s != "ok"})
-        board = summarize(boards, run_dir, config.evaluate.primary)
-    else:
-        status = _train_rungs(config, entries, selected, data, run_dir, force)
-        if config.compress:
-            trained = [name for name, state in status.items() if state in ("ok", "cached")]
-            status.update(_compress(config, entries, data, run_dir, force, trained))
-        board = leaderboard(config, entries, status, data, run_dir)
-    return write_leaderboard(run_dir, board, status)
-
-
-def _train_rungs(
-    config: Config,
-    entries: dict[str, ModelEntry],
-    selected: list[str],
-    data: PreparedData,
-    run_dir: Path,
-    force: bool,
-    label: str = "",
-) -> dict[str, str]:
-    """Train each selected model unless cached; a failure is recorded and the others go on."""
-    status = {name: cached_status(run_dir, config, entry) for name, entry in entries.items()}
-    show = RungProgress(len(selected), label)
-    for i, name in enumerate(selected, start=1):
-        if status[name] == "cached" and not force:
-            show.line(i, name, "cached")
-            continue
-        show.line(i, name, f"training {entries[name].type}")
-        started = time.perf_counter()
-        try:
-            train_entry(config, entries[name], data, run_dir)
-            status[name] = "ok"
-            show.line(i, name, f"done in {time.perf_counter() - started:.1f}s")
-        except TrainingInterrupted:
-            raise  # the whole run stops (SIGTERM, Ctrl-C); its checkpoint is saved
-        except Exception as exc:
-            status[name] = f"failed: {type(exc).__name__}: {exc}".splitlines()[0]
-            show.line(i, name, status[name])
-    return status
-
-
-def _compress(
-    config: Config,
-    entries: dict[str, ModelEntry],
-    data: PreparedData,
-    run_dir: Path,
-    force: bool,
-    trained: list[str],
-) -> dict[str, str]:
-    """The config's compress: section on the `trained` models (variants made before by the
-    same method from the same weights are kept unless `force`)."""
-    from ladder.compress.run import apply_compress
-    from ladder.compress.variant import CompressContext
-
-    context = CompressContext(config, run_dir, data, entries)
-    show = RungProgress(0, "compress").note
-    return apply_compress(context, reuse=not force, show=show, trained=trained)

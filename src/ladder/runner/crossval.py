@@ -15,6 +15,10 @@ import numpy as np
 import pandas as pd
 
 from ladder.config import Config
+from ladder.data import describe_data, load_dataset, split_dataset
+from ladder.evaluate.compare import build_leaderboard, mcnemar_p, pareto_front
+from ladder.io import atomic_write_text
+from ladder.runner.prepare import PreparedData
 
 METRICS = ("accuracy", "f1_macro", "roc_auc", "log_loss", "train_seconds", "latency_ms")
 
@@ -22,9 +26,6 @@ METRICS = ("accuracy", "f1_macro", "roc_auc", "log_loss", "train_seconds", "late
 def folds(config: Config) -> Iterator[Any]:
     """The K folds as `PreparedData`: each fold's test rows once, train/val from the rest."""
     from sklearn.model_selection import StratifiedKFold
-
-    from ladder.data import describe_data, load_dataset, split_dataset
-    from ladder.pipeline import PreparedData
 
     data_cfg = config.data.model_copy(update={"source": config.resolve_path(config.data.source)})
     dataset = load_dataset(data_cfg)
@@ -41,8 +42,6 @@ def summarize(fold_boards: list[pd.DataFrame], run_dir: Path, primary: str) -> p
 
     McNemar p-values compare the pooled out-of-fold predictions of each model with the best.
     """
-    from ladder.evaluate.compare import build_leaderboard, mcnemar_p, pareto_front
-    from ladder.io import atomic_write_text
 
     stacked = pd.concat(fold_boards, keys=range(len(fold_boards)), names=["fold"])
     numeric = stacked.select_dtypes("number").columns.drop(["mcnemar_p"], errors="ignore")

@@ -1,0 +1,46 @@
+"""The data of a run: loaded and split once (seeded), described, and recorded in the run folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ladder import __version__
+from ladder.config import Config, dump_config
+from ladder.data import describe_data, load_dataset, split_dataset
+from ladder.io import atomic_write_text
+
+
+@dataclass
+class PreparedData:
+    """The data of a run, loaded and split once, shared by every model."""
+
+    splits: Any
+    labels: list[Any]
+    source: str
+    info: dict[str, Any]
+
+
+def prepare_data(config: Config) -> PreparedData:
+    """Load the config's data (and test_source), split it (seeded) and describe it."""
+    data_cfg = config.data.model_copy(update={"source": config.resolve_path(config.data.source)})
+    dataset = load_dataset(data_cfg)
+    test = (
+        load_dataset(data_cfg, config.resolve_path(data_cfg.test_source))
+        if data_cfg.test_source
+        else None
+    )
+    splits = split_dataset(dataset, data_cfg.split, config.seed, test=test)
+    info = describe_data(splits, data_cfg.source)
+    if test is not None:
+        info["dropped_non_finite"] += test.dropped_non_finite
+    return PreparedData(splits, list(dataset.labels), data_cfg.source, info)
+
+
+def write_run_files(config: Config, run_dir: Path, data: PreparedData) -> None:
+    """The run folder's config.yaml (resolved, with ladder's version) and data.json."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", dump_config(config, __version__))
+    atomic_write_text(run_dir / "data.json", json.dumps(data.info, indent=2))
