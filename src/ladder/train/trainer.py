@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ladder.config import TrainConfig
 from ladder.console import say
@@ -39,6 +38,7 @@ from ladder.train import distributed
 from ladder.train.batching import TokenBatching
 from ladder.train.callbacks import Callback, Checkpoint, EarlyStopping
 from ladder.train.checkpoint import StopSignals, load_checkpoint, restore_checkpoint
+from ladder.train.objective import Classification, Objective
 from ladder.train.optim import (
     build_optimizer,
     build_scheduler,
@@ -83,6 +83,7 @@ class Trainer:
         seed: int = 0,
         batching: TokenBatching | None = None,
         loss: BatchLoss | None = None,
+        objective: Objective | None = None,
     ) -> None:
         self.module, self.config, self.device = module, config, torch.device(device)
         if config.precision == "fp16" and self.device.type != "cuda":
@@ -102,6 +103,7 @@ class Trainer:
         self.class_weights, self.val_metrics = class_weights, val_metrics
         self.train_transform, self.seed = train_transform, seed
         self.batching, self.loss = batching, loss
+        self.objective: Objective = objective if objective is not None else Classification()
         self._lengths: torch.Tensor | None = None  # token counts of the training rows
         self.history: list[dict[str, float]] = []
         # where training is: epoch (1-based), optimizer steps, batches done in the epoch
@@ -259,12 +261,12 @@ class Trainer:
         rows, n_batches = distributed.validation_share(len(X), self.config.batch_size)
         logits, y_part = self._logits(X[rows], n_batches=n_batches), y[rows]
         weight = self._loss_weight
-        loss_sum = F.cross_entropy(logits, y_part, weight=weight, reduction="sum")
-        denominator = weight[y_part].sum() if weight is not None else y_part.new_tensor(len(y_part))
+        loss_sum, denominator = self.objective.loss_sum(logits, y_part, weight)
         total = distributed.all_reduce_sum(torch.stack([loss_sum, denominator.float()]))
         log = {"val_loss": (total[0] / total[1]).item()}
         if self.val_metrics is not None:
-            prob = distributed.all_gather_array(torch.softmax(logits, dim=1).cpu().numpy())
+            predicted = self.objective.predictions(logits).cpu().numpy()
+            prob = distributed.all_gather_array(predicted)
             metrics = self.val_metrics(y.cpu().numpy(), prob)
             log.update({f"val_{name}": float(value) for name, value in metrics.items()})
         return log
@@ -272,22 +274,28 @@ class Trainer:
     def loss_fn(
         self, logits: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Cross-entropy (in float32, even under autocast), weighted by the class weights; the
-        `loss` hook instead where one is set and the batch's `rows` are known."""
+        """The objective's loss (in float32, even under autocast; cross-entropy weighted by the
+        class weights by default); the `loss` hook instead where one is set and the batch's
+        `rows` are known."""
         if self.loss is not None and rows is not None:
             return self.loss(logits.float(), y, rows)
-        return F.cross_entropy(logits.float(), y, weight=self._loss_weight)
+        return self.objective.loss(logits, y, self._loss_weight)
 
     # ------------------------------------------------------------------------- inference
 
-    def predict_proba(self, X: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """Class probabilities (N, n_classes) for X (eval mode, no gradients)."""
+    def predict(self, X: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """The objective's predictions for X (eval mode, no gradients): class probabilities
+        (N, n_classes), or one value per row (N,) for regression."""
         X_cpu = torch.as_tensor(_as_model_input(X))
         if self.batching is None:
-            return torch.softmax(self._logits(X_cpu, batch_size), dim=1).cpu().numpy()
+            return self.objective.predictions(self._logits(X_cpu, batch_size)).cpu().numpy()
         rows = self.batching.sort_by_length(X_cpu)  # shortest first: little padding per batch
-        prob = torch.softmax(self._logits(X_cpu[rows], batch_size), dim=1).cpu()
-        return prob[torch.argsort(rows)].numpy()
+        predicted = self.objective.predictions(self._logits(X_cpu[rows], batch_size)).cpu()
+        return predicted[torch.argsort(rows)].numpy()
+
+    def predict_proba(self, X: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities (N, n_classes) for X (a classification objective's `predict`)."""
+        return self.predict(X, batch_size)
 
     @torch.no_grad()
     def _logits(
@@ -387,7 +395,7 @@ class Trainer:
         if len(X) == 0:
             raise DataError(f"{split} data is empty")
         X_t = torch.as_tensor(_as_model_input(X), device=self.device)
-        y_t = torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device)
+        y_t = torch.as_tensor(np.asarray(y, dtype=self.objective.target_dtype), device=self.device)
         return X_t, y_t
 
     def _check_sample_weights(self, weights: np.ndarray | None, n: int) -> torch.Tensor | None:

@@ -1,0 +1,78 @@
+"""What a network learns: the loss of its outputs against the targets, and what its outputs
+mean as predictions (class probabilities, or one number per row).
+
+The Trainer is the same loop for every task; an objective is the only part that differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+RegressionLoss = Literal["mse", "mae", "huber"]
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Cross-entropy of class logits against int64 class ids (optionally class-weighted)."""
+
+    target_dtype = np.int64
+
+    def loss(
+        self, outputs: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The mean (class-weighted) cross-entropy of the batch."""
+        return F.cross_entropy(outputs.float(), y, weight=weight)
+
+    def loss_sum(
+        self, outputs: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The summed loss and what it is divided by (the weights' sum, else the row count)."""
+        total = F.cross_entropy(outputs.float(), y, weight=weight, reduction="sum")
+        denominator = weight[y].sum() if weight is not None else y.new_tensor(len(y))
+        return total, denominator.float()
+
+    def predictions(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (n, n_classes)."""
+        return torch.softmax(outputs.float(), dim=1)
+
+
+@dataclass(frozen=True)
+class Regression:
+    """MSE, MAE or Huber loss of a one-output network against float targets."""
+
+    kind: RegressionLoss = "mse"
+    huber_delta: float = 1.0
+    target_dtype = np.float32
+
+    def loss(
+        self, outputs: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The mean loss of the batch (`weight` is for class weights and is ignored)."""
+        return self._elementwise(outputs, y).mean()
+
+    def loss_sum(
+        self, outputs: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The summed loss and the row count."""
+        return self._elementwise(outputs, y).sum(), y.new_tensor(float(len(y)))
+
+    def predictions(self, outputs: torch.Tensor) -> torch.Tensor:
+        """One value per row (n,)."""
+        return outputs.float().reshape(len(outputs), -1)[:, 0]
+
+    def _elementwise(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        predicted = self.predictions(outputs)
+        target = y.float().reshape(-1)
+        if self.kind == "mae":
+            return F.l1_loss(predicted, target, reduction="none")
+        if self.kind == "huber":
+            return F.huber_loss(predicted, target, reduction="none", delta=self.huber_delta)
+        return F.mse_loss(predicted, target, reduction="none")
+
+
+Objective = Classification | Regression
