@@ -401,14 +401,10 @@ def _print_leaderboard(board: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ladder.evaluate.compare import LEADERBOARD_COLUMNS
-
     hidden = {"variant_of", "log_loss", "params", "size_bytes", "train_seconds", "throughput_per_s"}
     # the CSV has them all; the terminal leaves out the above and columns empty in every row
     columns = [
-        c
-        for c in LEADERBOARD_COLUMNS
-        if c not in hidden and (board.empty or not board[c].isna().all())
+        c for c in board.columns if c not in hidden and (board.empty or not board[c].isna().all())
     ]
     table = Table(*columns, title="leaderboard")
     for row in board.to_dict(orient="records"):

@@ -68,7 +68,12 @@ class DataConfig(Section):
     format: Literal["csv", "tsv", "parquet", "jsonl"] | None = Field(
         None, description="table format when the file name has no known suffix"
     )
-    task: Literal["classification"] = "classification"
+    task: Literal["auto", "classification", "regression"] = Field(
+        "auto", description="auto: regression for a numeric target with many values"
+    )
+    target_transform: Literal["none", "log1p"] = Field(
+        "none", description="regression: learn log1p(target); predictions come back in units"
+    )
     columns: list[str] | None = None
     na_values: list[str] | None = None
     drop: list[str] = Field(default_factory=list)
@@ -140,6 +145,10 @@ class TrainConfig(Section):
     accumulate_steps: int = Field(1, ge=1, description="batches per optimizer step")
     compile: bool = False
     strategy: Literal["ddp", "fsdp"] = "ddp"
+    loss: Literal["auto", "cross_entropy", "mse", "mae", "huber"] = Field(
+        "auto", description="auto: cross_entropy (classification), mse (regression)"
+    )
+    huber_delta: float = Field(1.0, gt=0, description="huber: where squared becomes linear")
 
 
 # ----------------------------------------------------------------------------- text
@@ -181,10 +190,13 @@ METRIC_NAMES = (
 
 
 class EvaluateConfig(Section):
-    metrics: list[Literal[METRIC_NAMES]] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: ["accuracy", "f1_macro", "roc_auc"]
+    metrics: list[str] | None = Field(
+        None, description="default: accuracy, f1_macro, roc_auc (classification); all (regression)"
     )
-    primary: Literal["accuracy", "f1_macro", "roc_auc", "log_loss"] = "accuracy"
+    primary: str | None = Field(None, description="default: accuracy (classification), rmse")
+    intervals: float | None = Field(
+        None, gt=0, lt=1, description="regression: split-conformal prediction intervals"
+    )
     cv: int | None = Field(None, ge=2)
     bootstrap: int = Field(1000, ge=0)
 

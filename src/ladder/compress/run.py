@@ -30,13 +30,13 @@ def compress_run(
     a `ladder.runner.ranking.RunResult` whose leaderboard holds originals and variants. The run
     folder is locked meanwhile (`wait`: for another process that holds it)."""
     from ladder.run_folder import locked
-    from ladder.runner.prepare import prepare_data
+    from ladder.runner.prepare import prepare
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir, overrides)
     if not config.compress:
         raise ConfigError([f"{run_dir}: the config has no compress: section"])
-    data = prepare_data(config)
+    config, data = prepare(config)
     with locked(run_dir, wait):
         return _compress_locked(config, run_dir, data)
 

@@ -18,14 +18,18 @@ class Dataset:
     Attributes:
         kind: "tabular" (X is a DataFrame of raw feature columns), "image" (X is float32
             (N, C, H, W) in [0, 1]) or "text" (X is a 1-D object array of str; "" when missing).
-        y: int64 class id per row, an index into `labels`.
-        labels: the sorted class values (JSON-native int | str | bool | float).
+        y: int64 class id per row, an index into `labels` (classification), or the float64
+            target value (regression).
+        labels: the sorted class values (JSON-native int | str | bool | float); [] for
+            regression.
         target: name of the label column (tabular); a preprocessor silently drops it from inputs.
         source_columns: every column of the source table in file order (features, target and
             `data.drop` columns); prediction input may carry the non-feature ones.
         text_column: text data: the column holding the text ("text" for folders and files).
         dropped_non_finite: rows of the source dropped on load for a non-finite number
             (`data.non_finite: drop`).
+        task: "classification" or "regression"; `task_reason`: how `data.task: auto` decided
+            it, when it did from the target's values.
     """
 
     kind: Literal["tabular", "image", "text"]
@@ -36,6 +40,8 @@ class Dataset:
     source_columns: list[str] | None = None
     text_column: str | None = None
     dropped_non_finite: int = 0
+    task: str = "classification"
+    task_reason: str | None = None
 
     def __len__(self) -> int:
         """Number of rows (examples)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ def split_dataset(ds: Dataset, cfg: SplitConfig, seed: int, test: Dataset | None
         test: a separate test set (`data.test_source`); it replaces the test split, and `val`
             (a fraction of `ds`) comes from `ds`.
     """
-    present = np.unique(ds.y)
+    present = np.unique(ds.y) if ds.task == "classification" else np.arange(2)
     if len(present) < 2:
         label = ds.labels[int(present[0])] if len(present) else None
         column = f"target column '{ds.target}'" if ds.target else "the labels"
@@ -56,6 +57,7 @@ def _split(
     from sklearn.model_selection import train_test_split
 
     y = ds.y[rows]
+    stratify = stratify and ds.task == "classification"  # a regression target has no classes
     if stratify:
         counts = np.bincount(y, minlength=len(ds.labels))
         for class_id in np.flatnonzero((counts > 0) & (counts < 2)):
@@ -100,23 +102,40 @@ def describe_data(splits: Splits, source: str) -> dict[str, Any]:
     and labels give the same fingerprint)."""
     parts = splits.items()
     train = splits.train
-    counts = {name: np.bincount(ds.y, minlength=len(train.labels)) for name, ds in parts}
     classes = []
-    for class_id, label in enumerate(train.labels):
-        row: dict[str, Any] = {"label": label}
-        row.update({name: int(c[class_id]) for name, c in counts.items()})
-        row["total"] = sum(int(c[class_id]) for c in counts.values())
-        classes.append(row)
+    if train.task == "classification":
+        counts = {name: np.bincount(ds.y, minlength=len(train.labels)) for name, ds in parts}
+        for class_id, label in enumerate(train.labels):
+            row: dict[str, Any] = {"label": label}
+            row.update({name: int(c[class_id]) for name, c in counts.items()})
+            row["total"] = sum(int(c[class_id]) for c in counts.values())
+            classes.append(row)
     rows = {name: len(ds) for name, ds in parts}
+    extra: dict[str, Any] = {}
+    if train.task == "regression":
+        extra["task"] = "regression"
+        extra["target"] = {name: _summary(ds.y) for name, ds in parts}
     return {
         "source": source,
         "kind": train.kind,
+        **extra,
         "rows": {**rows, "total": sum(rows.values())},
         "dropped_non_finite": train.dropped_non_finite,
         "labels": list(train.labels),
         "classes": classes,
         "features": _features(train, [ds for _, ds in parts]),
         "sha256": fingerprint([ds for _, ds in parts]),
+    }
+
+
+def _summary(y: np.ndarray) -> dict[str, float]:
+    """Mean, standard deviation and range of a split's regression targets."""
+    values = np.asarray(y, dtype=np.float64)
+    return {
+        "mean": float(values.mean()),
+        "std": float(values.std()),
+        "min": float(values.min()),
+        "max": float(values.max()),
     }
 
 
@@ -156,7 +175,11 @@ def fingerprint(datasets: list[Dataset]) -> str:
 
 def _row_hashes(ds: Dataset) -> np.ndarray:
     """One uint64 per row, covering the row's features and its label value."""
-    label_text = np.array([str(lab) for lab in ds.labels], dtype=object)
+    if ds.task == "regression":  # the target's value stands for the label
+        label_text = np.array([repr(float(v)) for v in ds.y], dtype=object)
+        ds = replace(ds, y=np.arange(len(ds.y)))
+    else:
+        label_text = np.array([str(lab) for lab in ds.labels], dtype=object)
     if isinstance(ds.X, pd.DataFrame):
         frame = ds.X.reset_index(drop=True).copy()
         frame["\0label"] = label_text[ds.y] if len(ds.y) else np.array([], dtype=object)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ladder.config import DataConfig
 from ladder.data.dataset import Dataset
+from ladder.data.target import encode_any_target
 from ladder.data.text import as_texts
 from ladder.errors import DataError, first_line
 
@@ -27,8 +28,6 @@ def text_from_frame(
     df: pd.DataFrame, cfg: DataConfig, where: str, text_column: str | None = None
 ) -> Dataset:
     """The text column (`cfg.text`) and target of a table as a text Dataset."""
-    from ladder.data.sources import encode_target
-
     column = text_column or cfg.text or DEFAULT_COLUMN
     columns = [str(c) for c in df.columns]
     for name, key in ((column, "data.text"), (cfg.target, "data.target")):
@@ -40,10 +39,20 @@ def text_from_frame(
                 f"{where}: no {what} column '{name}'{did_you_mean} (columns: "
                 f"{', '.join(columns)}); set {key}"
             )
-    keep, y, labels = encode_target(df[cfg.target], where, cfg.target, cfg.drop_missing_target)
+    keep, y, labels, task, why = encode_any_target(
+        df[cfg.target], where, cfg.target, cfg.task, cfg.drop_missing_target
+    )
     texts = as_texts(df[column].to_numpy(dtype=object)[keep])
     return Dataset(
-        "text", texts, y, labels, target=cfg.target, source_columns=columns, text_column=column
+        "text",
+        texts,
+        y,
+        labels,
+        target=cfg.target,
+        source_columns=columns,
+        text_column=column,
+        task=task,
+        task_reason=why,
     )
 
 

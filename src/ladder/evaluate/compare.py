@@ -48,6 +48,9 @@ _METRIC_COLUMNS = frozenset(
     {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "f1_macro", "roc_auc", "log_loss"}
 )
 _INT_COLUMNS = frozenset({"params", "size_bytes"})
+_REGRESSION_COLUMNS = frozenset(
+    {"rmse", "rmse_ci_low", "rmse_ci_high", "mae", "r2", "mape", "coverage", "interval_width"}
+)
 _TEXT_COLUMNS = frozenset({"model", "type", "variant_of", "status"})
 _MAX_BOOTSTRAP_CELLS = 10_000_000  # resample indices drawn per chunk, to bound memory
 
@@ -211,33 +214,51 @@ def _is_torch_module(obj: Any) -> bool:
     return isinstance(obj, torch.nn.Module)
 
 
-def build_leaderboard(rows: list[dict], primary: str = "accuracy") -> pd.DataFrame:
-    """A DataFrame with exactly LEADERBOARD_COLUMNS, best model first.
+def build_leaderboard(
+    rows: list[dict],
+    primary: str = "accuracy",
+    columns: tuple[str, ...] = LEADERBOARD_COLUMNS,
+    lower_is_better: frozenset[str] = frozenset({"log_loss"}),
+) -> pd.DataFrame:
+    """A DataFrame with exactly `columns` (a task's leaderboard contract), best model first.
 
     Missing values are NaN (a row without `status` counts as "ok"); keys outside the contract
     are dropped. Rows with a result (status "ok", "cached", ...) are sorted by `primary`,
-    descending (ascending for log_loss), NaN last; rows without one ("failed: <error>",
-    "not run") come after all others, in the same order.
+    descending (ascending for the `lower_is_better` metrics), NaN last; rows without one
+    ("failed: <error>", "not run") come after all others, in the same order.
     """
-    if primary not in _SORTABLE:
-        close = difflib.get_close_matches(primary, _SORTABLE, n=1, cutoff=0.6)
+    sortable = _SORTABLE if columns == LEADERBOARD_COLUMNS else _sortable(columns)
+    if primary not in sortable:
+        close = difflib.get_close_matches(primary, sortable, n=1, cutoff=0.6)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise LadderError(
-            f"cannot rank the leaderboard by '{primary}'{hint} (choose from {', '.join(_SORTABLE)})"
+            f"cannot rank the leaderboard by '{primary}'{hint} (choose from {', '.join(sortable)})"
         )
     df = pd.DataFrame(
-        [{col: row.get(col, math.nan) for col in LEADERBOARD_COLUMNS} for row in rows],
-        columns=list(LEADERBOARD_COLUMNS),
+        [{col: row.get(col, math.nan) for col in columns} for row in rows],
+        columns=list(columns),
     )
     df["status"] = df["status"].where(df["status"].notna(), "ok")
     failed = df["status"].str.startswith("failed") | (df["status"] == "not run")
     key = pd.to_numeric(df[primary], errors="coerce")
-    if primary not in _LOWER_IS_BETTER:
+    if primary not in lower_is_better:
         key = -key
     order = pd.DataFrame({"failed": failed, "key": key}).sort_values(
         ["failed", "key"], kind="mergesort", na_position="last"
     )
     return df.loc[order.index].reset_index(drop=True)
+
+
+def _sortable(columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The metric columns of a leaderboard contract that a leaderboard can be ranked by."""
+    costs = _INT_COLUMNS | _TEXT_COLUMNS | {"train_seconds", "latency_ms", "throughput_per_s"}
+    return tuple(
+        c
+        for c in columns
+        if c not in costs
+        and not c.endswith(("_ci_low", "_ci_high", "_delta", "_p"))
+        and c not in ("pareto", "coverage", "interval_width")
+    )
 
 
 def leaderboard_markdown(df: pd.DataFrame) -> str:
@@ -265,9 +286,13 @@ def _format_cell(column: str, value: Any) -> str:
 def _format_number(column: str, value: float) -> str:
     if column == "accuracy_delta":
         return f"{value:+.4f}"
+    if column.endswith("_delta"):
+        return f"{value:+.4g}"
     if column in _METRIC_COLUMNS:
         return f"{value:.4f}"
-    if column == "mcnemar_p":
+    if column in _REGRESSION_COLUMNS:
+        return f"{value:.4g}"
+    if column in ("mcnemar_p", "ttest_p"):
         return f"{value:.4f}" if value >= 1e-4 else f"{value:.1e}"
     if column == "latency_ms":
         return f"{float(f'{value:.3g}'):,g}"  # 3 significant digits: 0.0123, 4.56, 1,230

@@ -131,8 +131,13 @@ class LoadedModel:
 
     @property
     def labels(self) -> list[Any]:
-        """Class values, in the order of the probability columns."""
+        """Class values, in the order of the probability columns ([] for regression)."""
         return list(self.manifest["labels"])
+
+    @property
+    def task(self) -> str:
+        """classification or regression."""
+        return str(self.manifest.get("task", "classification"))
 
     @property
     def input_spec(self) -> dict[str, Any]:
@@ -169,10 +174,45 @@ class LoadedModel:
         features = self.preprocessor.transform(raw)
         return self.predict_features(features)
 
+    def predict_outputs_raw(self, raw: Any) -> np.ndarray:
+        """What the task predicts for inputs already read: class probabilities (n, n_classes),
+        or values (n,) in the target's units (regression)."""
+        features = self.preprocessor.transform(raw)
+        outputs = self.predict_features(features)
+        if self.task != "regression":
+            return outputs
+        return _target_inverse(self.manifest.get("target_scaling"), outputs)
+
     def predict(self, records: Any) -> np.ndarray:
-        """The most probable class value of each record."""
-        proba = self.predict_proba(records)
-        return np.asarray(self.labels, dtype=object)[proba.argmax(axis=1)]
+        """The most probable class value of each record, or its predicted value (regression)."""
+        raw, _ = self.read(records)
+        outputs = self.predict_outputs_raw(raw)
+        if self.task == "regression":
+            return outputs
+        return np.asarray(self.labels, dtype=object)[outputs.argmax(axis=1)]
+
+    def predict_interval(self, records: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Regression with `evaluate.intervals`: (prediction, lower, upper) of each record,
+        the split-conformal interval calibrated on the validation split."""
+        interval = self.manifest.get("interval")
+        if self.task != "regression" or not interval:
+            raise ArtifactError(
+                f"{self.manifest.get('name')}: no prediction intervals (train a regression "
+                "model with evaluate.intervals set)"
+            )
+        raw, _ = self.read(records)
+        values = self.predict_outputs_raw(raw)
+        radius = float(interval["radius"])
+        return values, values - radius, values + radius
+
+
+def _target_inverse(scaling: dict[str, Any] | None, outputs: np.ndarray) -> np.ndarray:
+    """Model outputs back in the target's units: undo the standardisation and log1p that the
+    manifest's `target_scaling` records (none recorded: the outputs as they are)."""
+    scaling = scaling or {}
+    values = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)[:, 0]
+    values = values * float(scaling.get("std", 1.0)) + float(scaling.get("mean", 0.0))
+    return np.expm1(values) if scaling.get("log1p") else values
 
 
 def load(
@@ -228,6 +268,8 @@ def _classical_predictor(path: Path, model_type: str) -> Callable[[np.ndarray], 
     from ladder.models.classical import load_estimator
 
     estimator = load_estimator(path, model_type)
+    if not hasattr(estimator, "predict_proba"):  # a regressor
+        return lambda x: estimator.predict(x if x.ndim == 1 else x.reshape(len(x), -1))
     return lambda x: estimator.predict_proba(x if x.ndim == 1 else x.reshape(len(x), -1))
 
 
@@ -261,7 +303,7 @@ def neural_architecture(folder: Path, manifest: dict[str, Any]) -> Any:
         raise ArtifactError(f"{folder}: unknown model type {model_type!r} in manifest")
     spec = MODEL_TYPES[model_type]
     config = spec.config_cls.model_validate(manifest["model_config"])
-    n_classes = len(manifest["labels"])
+    n_classes = 1 if manifest.get("task") == "regression" else len(manifest["labels"])
     if spec.load_module is not None:  # the architecture comes from the artifact's own files
         return spec.load_module(config, folder, n_classes)
     return spec.build(config, tuple(manifest["feature_shape"]), n_classes)
@@ -269,31 +311,33 @@ def neural_architecture(folder: Path, manifest: dict[str, Any]) -> Any:
 
 def _neural_predictor(path: Path, manifest: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:
     module = neural_module(path, manifest)
-    n_classes = len(manifest["labels"])
+    regression = manifest.get("task") == "regression"
+    n_classes = 1 if regression else len(manifest["labels"])
     pad_id = manifest.get("pad_id")
 
     def predict(features: np.ndarray) -> np.ndarray:
         if pad_id is None:
             parts = np.array_split(features, max(1, len(features) // 1024))
-            return _probabilities(module, parts).astype(np.float64)
+            return _outputs(module, parts, regression).astype(np.float64)
         # token ids: shortest texts first, each chunk without its all-padding columns
         order = np.argsort((features != pad_id).sum(axis=1), kind="stable")
         parts = [_trim(features[rows], pad_id) for rows in _chunks(order, 256)]
-        prob = np.empty((len(features), n_classes))
-        prob[order] = _probabilities(module, parts)
-        return prob
+        out = np.empty((len(features), n_classes))
+        out[order] = _outputs(module, parts, regression).reshape(len(features), n_classes)
+        return out[:, 0] if regression else out
 
     return predict
 
 
-def _probabilities(module: Any, parts: list[np.ndarray]) -> np.ndarray:
+def _outputs(module: Any, parts: list[np.ndarray], regression: bool = False) -> np.ndarray:
+    """Class probabilities of the parts, or (regression) the one output of each row."""
     import torch
 
     with torch.no_grad():
-        chunks = [
-            torch.softmax(module(torch.from_numpy(np.ascontiguousarray(part))).float(), dim=1)
-            for part in parts
-        ]
+        chunks = []
+        for part in parts:
+            out = module(torch.from_numpy(np.ascontiguousarray(part))).float()
+            chunks.append(out[:, 0] if regression else torch.softmax(out, dim=1))
     return torch.cat(chunks).numpy()
 
 

@@ -201,6 +201,7 @@ def build_cnn(config: CNNConfig, input_shape: tuple[int, ...], n_classes: int) -
 SPEC = ModelSpec(
     type="cnn",
     family="neural",
+    tasks=("classification", "regression"),
     config_cls=CNNConfig,
     build=build_cnn,
     summary="convolutional network for images: lenet5 (classic LeNet-5, ReLU) or simple",

@@ -75,6 +75,7 @@ def build_mlp(config: MLPConfig, input_shape: tuple[int, ...], n_classes: int) -
 SPEC = ModelSpec(
     type="mlp",
     family="neural",
+    tasks=("classification", "regression"),
     config_cls=MLPConfig,
     build=build_mlp,
     summary="multi-layer perceptron (fully connected; flattens images)",

@@ -265,6 +265,7 @@ def load_pretrained_module(
 SPEC = ModelSpec(
     type="pretrained",
     family="neural",
+    tasks=("classification", "regression"),
     config_cls=PretrainedConfig,
     build=build_pretrained,
     summary="fine-tunes a pretrained Hugging Face encoder (BERT-like; local folder or hub id)",

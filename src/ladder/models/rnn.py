@@ -99,6 +99,7 @@ def build_rnn(config: RNNConfig, input_shape: tuple[int, ...], n_classes: int) -
 SPEC = ModelSpec(
     type="rnn",
     family="neural",
+    tasks=("classification", "regression"),
     config_cls=RNNConfig,
     build=build_rnn,
     summary="recurrent network for text: (bi)directional RNN, GRU or LSTM with pooling",

@@ -67,6 +67,7 @@ def build_textcnn(config: TextCNNConfig, input_shape: tuple[int, ...], n_classes
 SPEC = ModelSpec(
     type="textcnn",
     family="neural",
+    tasks=("classification", "regression"),
     config_cls=TextCNNConfig,
     build=build_textcnn,
     summary="convolutional network for text (Kim 2014): n-gram filters, max over time",

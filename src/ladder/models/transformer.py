@@ -191,6 +191,7 @@ def build_transformer(
 SPEC = ModelSpec(
     type="transformer",
     family="neural",
+    tasks=("classification", "regression"),
     config_cls=TransformerConfig,
     build=build_transformer,
     summary="Transformer encoder from scratch (pre-norm, multi-head self-attention) for text",

@@ -16,41 +16,50 @@ import pandas as pd
 
 from ladder.config import Config
 from ladder.data import describe_data, load_dataset, split_dataset
-from ladder.evaluate.compare import build_leaderboard, mcnemar_p, pareto_front
+from ladder.evaluate.compare import build_leaderboard, pareto_front
 from ladder.io import atomic_write_text
 from ladder.runner.prepare import PreparedData
+from ladder.tasks import Task
+from ladder.tasks.classification import CLASSIFICATION
 
 METRICS = ("accuracy", "f1_macro", "roc_auc", "log_loss", "train_seconds", "latency_ms")
+REGRESSION_CV_METRICS = ("rmse", "mae", "r2", "mape", "train_seconds", "latency_ms")
 
 
 def folds(config: Config) -> Iterator[Any]:
     """The K folds as `PreparedData`: each fold's test rows once, train/val from the rest."""
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import KFold, StratifiedKFold
 
     data_cfg = config.data.model_copy(update={"source": config.resolve_path(config.data.source)})
     dataset = load_dataset(data_cfg)
-    splitter = StratifiedKFold(n_splits=config.evaluate.cv, shuffle=True, random_state=config.seed)
+    kind = StratifiedKFold if dataset.task == "classification" else KFold  # regression: plain
+    splitter = kind(n_splits=config.evaluate.cv, shuffle=True, random_state=config.seed)
     for train_rows, test_rows in splitter.split(np.zeros(len(dataset)), dataset.y):
         test = dataset.subset(test_rows)
         splits = split_dataset(dataset.subset(train_rows), data_cfg.split, config.seed, test=test)
         info = describe_data(splits, data_cfg.source)
-        yield PreparedData(splits, list(dataset.labels), data_cfg.source, info)
+        yield PreparedData(splits, list(dataset.labels), data_cfg.source, info, dataset.task)
 
 
-def summarize(fold_boards: list[pd.DataFrame], run_dir: Path, primary: str) -> pd.DataFrame:
+def summarize(
+    fold_boards: list[pd.DataFrame], run_dir: Path, primary: str, task: Task = CLASSIFICATION
+) -> pd.DataFrame:
     """The mean leaderboard over folds (CI columns: mean -/+ one std) and `cv.csv` beside it.
 
-    McNemar p-values compare the pooled out-of-fold predictions of each model with the best.
+    The paired test (McNemar; regression: t-test on squared errors) compares the pooled
+    out-of-fold predictions of each model with the best.
     """
+    metrics = METRICS if task.name == "classification" else REGRESSION_CV_METRICS
+    headline, paired = task.delta_metric, task.paired_column
 
     stacked = pd.concat(fold_boards, keys=range(len(fold_boards)), names=["fold"])
-    numeric = stacked.select_dtypes("number").columns.drop(["mcnemar_p"], errors="ignore")
+    numeric = stacked.select_dtypes("number").columns.drop([paired], errors="ignore")
     grouped = stacked.groupby("model", sort=False)
     mean, std = grouped[list(numeric)].mean(), grouped[list(numeric)].std(ddof=1)
     summary = pd.concat(
         {
-            "mean": mean[[m for m in METRICS if m in mean]],
-            "std": std[[m for m in METRICS if m in std]],
+            "mean": mean[[m for m in metrics if m in mean]],
+            "std": std[[m for m in metrics if m in std]],
         },
         axis=1,
     )
@@ -61,22 +70,24 @@ def summarize(fold_boards: list[pd.DataFrame], run_dir: Path, primary: str) -> p
     for model, group in grouped:
         ok = group["status"].isin(["ok", "cached"]).all()
         row = {"model": model, "type": group["type"].iloc[0], **mean.loc[model].to_dict()}
-        spread = std.loc[model, "accuracy"] if "accuracy" in std else np.nan
-        row["accuracy_ci_low"] = row.get("accuracy", np.nan) - spread
-        row["accuracy_ci_high"] = row.get("accuracy", np.nan) + spread
+        spread = std.loc[model, headline] if headline in std else np.nan
+        row[f"{headline}_ci_low"] = row.get(headline, np.nan) - spread
+        row[f"{headline}_ci_high"] = row.get(headline, np.nan) + spread
         row["status"] = f"ok ({len(group)}-fold cv)" if ok else "; ".join(group["status"].unique())
         rows.append(row)
-    board = build_leaderboard(rows, primary=primary)
+    board = build_leaderboard(rows, primary, task.leaderboard_columns, task.lower_is_better)
 
     pooled = _pooled_predictions(run_dir, list(board["model"]), len(fold_boards))
     if pooled:
         best = next(m for m in board["model"] if m in pooled)
         truth, best_pred = pooled[best]
-        board["mcnemar_p"] = [
-            mcnemar_p(truth, best_pred, pooled[m][1]) if m in pooled else np.nan
+        board[paired] = [
+            task.paired_p(truth, best_pred, pooled[m][1]) if m in pooled else np.nan
             for m in board["model"]
         ]
-        board["pareto"] = pareto_front(list(board["accuracy"]), list(board["latency_ms"]))
+        sign = -1 if headline in task.lower_is_better else 1
+        score = [sign * value for value in board[headline]]
+        board["pareto"] = pareto_front(score, list(board["latency_ms"]))
     return board
 
 

@@ -21,6 +21,8 @@ from ladder.export.artifact import CLASSICAL_MODEL, NEURAL_WEIGHTS
 from ladder.io import save_tensors
 from ladder.models.classical import save_estimator, with_class_weight, with_seed
 from ladder.registry import get_spec
+from ladder.tasks import Task
+from ladder.tasks.classification import CLASSIFICATION
 from ladder.train import Checkpoint, History, ProgressBar, Trainer
 from ladder.train.batching import TokenBatching
 
@@ -30,10 +32,22 @@ class FittedClassical:
     """A fitted scikit-learn estimator taking flattened features."""
 
     estimator: Any
+    scaling: Any = None  # a regression target's TargetScaling
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities of preprocessed features."""
         return self.estimator.predict_proba(as_rows(features))
+
+    def model_outputs(self, features: np.ndarray) -> np.ndarray:
+        """What the model itself computes: probabilities, or values in its target space."""
+        if hasattr(self.estimator, "predict_proba"):
+            return self.predict_proba(features)
+        return np.asarray(self.estimator.predict(as_rows(features)), dtype=np.float64)
+
+    def predict_values(self, features: np.ndarray) -> np.ndarray:
+        """Predicted values (regression), in the target's units."""
+        outputs = self.model_outputs(features)
+        return self.scaling.inverse(outputs) if self.scaling is not None else outputs
 
     def n_params(self) -> int | None:
         """The number of learned values (see `ladder.evaluate.compare.count_params`)."""
@@ -52,10 +66,20 @@ class FittedNeural:
     """A trained PyTorch module with the trainer that predicts with it."""
 
     trainer: Any
+    scaling: Any = None  # a regression target's TargetScaling
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities of preprocessed features."""
         return self.trainer.predict_proba(features)
+
+    def model_outputs(self, features: np.ndarray) -> np.ndarray:
+        """What the network's objective predicts: probabilities, or standardised values."""
+        return self.trainer.predict(features)
+
+    def predict_values(self, features: np.ndarray) -> np.ndarray:
+        """Predicted values (regression), in the target's units."""
+        outputs = self.model_outputs(features)
+        return self.scaling.inverse(outputs) if self.scaling is not None else outputs
 
     def n_params(self) -> int | None:
         """The number of trainable parameters of the module."""
@@ -81,12 +105,17 @@ def as_rows(x: np.ndarray) -> np.ndarray:
 
 
 def fit_classical(
-    entry: ModelEntry, x: np.ndarray, y: np.ndarray, n_classes: int, config: Config
+    entry: ModelEntry,
+    x: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    config: Config,
+    task: Task = CLASSIFICATION,
 ) -> FittedClassical:
     """Fit a scikit-learn model on flattened features, honouring seed and class balance."""
 
     flat = as_rows(x)
-    estimator = get_spec(entry.type).build(entry.params, flat.shape[1:], n_classes)
+    estimator = get_spec(entry.type).builder(task.name)(entry.params, flat.shape[1:], n_classes)
     estimator = with_seed(estimator, config.seed)
     if config.data.balance == "class_weight":
         estimator = with_class_weight(estimator, entry.type)
@@ -110,6 +139,7 @@ def fit_neural(
     pad_id: int | None = None,
     loss: Any = None,
     init: Callable[[Any], None] | None = None,
+    task: Task = CLASSIFICATION,
 ) -> tuple[FittedNeural, list[dict[str, Any]]]:
     """Train a PyTorch model with the trainer and its callbacks; returns it and its history.
 
@@ -150,20 +180,23 @@ def fit_neural(
     ]
 
     y_train = train[1]
-    weights = class_weights(y_train, n_classes)
+    balance = config.data.balance if task.name == "classification" else "none"
+    weights = class_weights(y_train, n_classes) if balance != "none" else None
+    classes = task.name == "classification"
     trainer = Trainer(
         module,
         cfg,
         device=device,
         callbacks=callbacks,
-        class_weights=weights if config.data.balance == "class_weight" else None,
-        val_metrics=validation_metrics(_monitored_metrics(config, cfg)),
+        class_weights=weights if balance == "class_weight" else None,
+        val_metrics=validation_metrics(_monitored_metrics(config, cfg)) if classes else None,
         train_transform=(lambda x, g: augment_batch(x, augment, g)) if augment.enabled else None,
         seed=config.seed,
         batching=TokenBatching(pad_id, entry.text.bucketing) if pad_id is not None else None,
         loss=loss,
+        objective=task.objective(cfg),
     )
-    sample_weights = weights[y_train] if config.data.balance == "oversample" else None
+    sample_weights = weights[y_train] if balance == "oversample" else None
     history = trainer.fit(
         train[0],
         y_train,

@@ -17,9 +17,10 @@ from ladder.registry import get_spec
 from ladder.run_folder import locked
 from ladder.runner.cache import cached_status, refuse_other_data
 from ladder.runner.crossval import folds, summarize
-from ladder.runner.prepare import PreparedData, prepare_data, write_run_files
+from ladder.runner.prepare import PreparedData, prepare, write_run_files
 from ladder.runner.ranking import RunResult, leaderboard, write_leaderboard
 from ladder.runner.rung import TrainResult, resolve_device, train_entry
+from ladder.tasks import get_task
 from ladder.train import distributed
 
 
@@ -53,7 +54,7 @@ def train_model(
 
     entry = config.model(name)
     run_dir = Path(out) if out is not None else Path("runs") / config.name
-    data = prepare_data(config)
+    config, data = prepare(config)
     lock = nullcontext() if distributed.launched() else locked(run_dir, wait)
     with lock:
         if get_spec(entry.type).family == "classical":
@@ -109,7 +110,8 @@ def run_config(
     entries = {name: config.model(name) for name in names}
     run_dir = Path(out) if out is not None else Path("runs") / config.name
 
-    data = prepare_data(config)
+    config, data = prepare(config)
+    entries = {name: config.model(name) for name in names}
     with locked(run_dir, wait):
         return _run_locked(config, entries, selected, data, run_dir, force)
 
@@ -135,7 +137,7 @@ def _run_locked(
             )
             boards.append(leaderboard(config, entries, fold_status, fold, fold_dir))
             status.update({n: s for n, s in fold_status.items() if n not in status or s != "ok"})
-        board = summarize(boards, run_dir, config.evaluate.primary)
+        board = summarize(boards, run_dir, config.evaluate.primary, get_task(config.data.task))
     else:
         status = _train_rungs(config, entries, selected, data, run_dir, force)
         if config.compress:

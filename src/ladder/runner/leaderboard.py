@@ -13,14 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ladder.evaluate.compare import (
-    bootstrap_ci,
-    build_leaderboard,
-    mcnemar_p,
-    pareto_front,
-    time_predictions,
-)
+from ladder.evaluate.compare import build_leaderboard, pareto_front, time_predictions
 from ladder.export.artifact import load
+from ladder.tasks import Task
+from ladder.tasks.classification import CLASSIFICATION
 
 
 def leaderboard_rows(
@@ -31,6 +27,7 @@ def leaderboard_rows(
     bootstrap: int,
     seed: int,
     primary: str = "accuracy",
+    task: Task = CLASSIFICATION,
 ) -> pd.DataFrame:
     """The leaderboard of `models` ((name, type) pairs) whose results are in `run_dir`.
 
@@ -50,21 +47,16 @@ def leaderboard_rows(
         metrics = json.loads(metrics_file.read_text())
         pred = pd.read_csv(model_dir / "test_predictions.csv")
         predictions[name] = pred
-        low, high = bootstrap_ci(
-            pred["y_true"].to_numpy(), pred["y_pred"].to_numpy(), bootstrap, seed
-        )
         artifact = model_dir / "artifact"
         model = load(artifact)
         one, batch = _timing_inputs(test_inputs)
-        latency_ms, throughput = time_predictions(model.predict_proba_raw, one, batch)
+        latency_ms, throughput = time_predictions(model.predict_outputs_raw, one, batch)
         rows.append(
             {
                 **row,
-                **{k: metrics.get(k) for k in ("accuracy", "f1_macro", "roc_auc", "log_loss")},
-                "accuracy_ci_low": low,
-                "accuracy_ci_high": high,
+                **task.leaderboard_figures(metrics, pred, bootstrap, seed),
                 "variant_of": metrics.get("variant_of"),
-                "accuracy_delta": metrics.get("accuracy_delta"),
+                task.delta_column: metrics.get(task.delta_column),
                 "params": metrics.get("params"),
                 "size_bytes": sum(p.stat().st_size for p in artifact.iterdir() if p.is_file()),
                 "train_seconds": metrics.get("train_seconds"),
@@ -72,27 +64,30 @@ def leaderboard_rows(
                 "throughput_per_s": throughput,
             }
         )
-    _add_comparisons(rows, predictions, primary)
-    return build_leaderboard(rows, primary=primary)
+    _add_comparisons(rows, predictions, primary, task)
+    return build_leaderboard(rows, primary, task.leaderboard_columns, task.lower_is_better)
 
 
 def _add_comparisons(
-    rows: list[dict[str, Any]], predictions: dict[str, pd.DataFrame], primary: str
+    rows: list[dict[str, Any]], predictions: dict[str, pd.DataFrame], primary: str, task: Task
 ) -> None:
-    """McNemar p-value against the best model, and the accuracy-vs-latency Pareto front."""
+    """The task's paired test against the best model (McNemar; regression: a t-test on
+    squared errors), and the Pareto front of the headline metric vs latency."""
     done = [r for r in rows if r["model"] in predictions]
     if not done:
         return
-    sign = -1 if primary == "log_loss" else 1
+    sign = -1 if primary in task.lower_is_better else 1
     best = max(done, key=lambda r: sign * _number(r.get(primary)))
     truth = predictions[best["model"]]["y_true"].to_numpy()
     best_pred = predictions[best["model"]]["y_pred"].to_numpy()
+    headline = task.delta_metric
+    better = -1 if headline in task.lower_is_better else 1
     front = pareto_front(
-        [_number(r["accuracy"]) for r in done], [_number(r["latency_ms"]) for r in done]
+        [better * _number(r[headline]) for r in done], [_number(r["latency_ms"]) for r in done]
     )
     for row, on_front in zip(done, front, strict=True):
         pred = predictions[row["model"]]["y_pred"].to_numpy()
-        row["mcnemar_p"] = mcnemar_p(truth, best_pred, pred)
+        row[task.paired_column] = task.paired_p(truth, best_pred, pred)
         row["pareto"] = on_front
 
 

@@ -9,8 +9,11 @@ from typing import Any
 
 from ladder import __version__
 from ladder.config import Config, dump_config
+from ladder.console import say
 from ladder.data import describe_data, load_dataset, split_dataset
 from ladder.io import atomic_write_text
+from ladder.tasks import get_task
+from ladder.tasks.options import with_task
 
 
 @dataclass
@@ -21,12 +24,14 @@ class PreparedData:
     labels: list[Any]
     source: str
     info: dict[str, Any]
+    task: str = "classification"
 
 
 def prepare_data(config: Config) -> PreparedData:
     """Load the config's data (and test_source), split it (seeded) and describe it."""
     data_cfg = config.data.model_copy(update={"source": config.resolve_path(config.data.source)})
     dataset = load_dataset(data_cfg)
+    data_cfg = data_cfg.model_copy(update={"task": dataset.task})  # the test set: the same task
     test = (
         load_dataset(data_cfg, config.resolve_path(data_cfg.test_source))
         if data_cfg.test_source
@@ -36,7 +41,17 @@ def prepare_data(config: Config) -> PreparedData:
     info = describe_data(splits, data_cfg.source)
     if test is not None:
         info["dropped_non_finite"] += test.dropped_non_finite
-    return PreparedData(splits, list(dataset.labels), data_cfg.source, info)
+    if dataset.task_reason:
+        say(dataset.task_reason)
+    return PreparedData(splits, list(dataset.labels), data_cfg.source, info, dataset.task)
+
+
+def prepare(config: Config) -> tuple[Config, PreparedData]:
+    """The config's data prepared, and the config completed for the data's task (`data.task`
+    decided, the task's default metrics filled in); ConfigError naming any option that does
+    not fit the task."""
+    data = prepare_data(config)
+    return with_task(config, get_task(data.task)), data
 
 
 def write_run_files(config: Config, run_dir: Path, data: PreparedData) -> None:

@@ -14,6 +14,7 @@ from ladder.evaluate.compare import leaderboard_markdown
 from ladder.io import atomic_write_text
 from ladder.report import render_report
 from ladder.runner.leaderboard import leaderboard_rows
+from ladder.tasks import get_task
 
 
 @dataclass
@@ -75,6 +76,7 @@ def leaderboard(
         config.evaluate.bootstrap,
         config.seed,
         primary=config.evaluate.primary,
+        task=get_task(config.data.task),
     )
 
 

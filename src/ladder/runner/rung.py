@@ -19,9 +19,8 @@ import numpy as np
 from ladder import __version__
 from ladder.config import Config, ModelEntry
 from ladder.data import fit_preprocessor
-from ladder.errors import ConfigError, LadderError, TrainingInterrupted
-from ladder.evaluate import classification_metrics
-from ladder.evaluate.plots import plot_confusion_matrix, plot_learning_curves, plot_roc
+from ladder.errors import ConfigError, DataError, LadderError, TrainingInterrupted
+from ladder.evaluate.regression import conformal_radius
 from ladder.export.artifact import write_artifact
 from ladder.export.onnx import ONNX_MODEL, export_model
 from ladder.hub import resolve_pretrained
@@ -32,6 +31,8 @@ from ladder.runner.cache import config_hash
 from ladder.runner.fit import fit_classical, fit_neural
 from ladder.runner.prepare import PreparedData
 from ladder.runner.ranking import remove_variants
+from ladder.tasks import Task, get_task
+from ladder.tasks.regression import TargetScaling
 
 
 @dataclass
@@ -107,12 +108,16 @@ def train_entry(
     x_train = preprocessor.transform(splits.train.X)
     x_test = preprocessor.transform(splits.test.X)
     x_val = preprocessor.transform(splits.val.X) if splits.val is not None else None
+    task = get_task(data.task)
+    scaling = task_scaling(task, config, spec.family, splits.train.y)
+    y_train = scaling.forward(splits.train.y) if scaling else splits.train.y
     y_val = splits.val.y if splits.val is not None else None
-    n_classes = len(data.labels)
+    y_val_fit = scaling.forward(y_val) if scaling and y_val is not None else y_val
+    n_classes = task.n_outputs(data.labels)
 
     started = time.perf_counter()
     if spec.family == "classical":
-        fitted = fit_classical(entry, x_train, splits.train.y, n_classes, config)
+        fitted = fit_classical(entry, x_train, y_train, n_classes, config, task)
         history: list[dict[str, Any]] = []
     else:
         try:
@@ -123,12 +128,13 @@ def train_entry(
                 config,
                 device,
                 model_dir,
-                (x_train, splits.train.y),
-                (x_val, y_val),
+                (x_train, y_train),
+                (x_val, y_val_fit),
                 resume=resume,
                 pad_id=getattr(preprocessor, "pad_id", None),
                 loss=loss,
                 init=init,
+                task=task,
             )
         except TrainingInterrupted as stopped:
             stopped.model = entry.name
@@ -137,19 +143,29 @@ def train_entry(
     if not main:
         return None
 
-    y_prob = fitted.predict_proba(x_test)
-    metrics = evaluate_predictions(splits.test.y, y_prob, data.labels, model_dir, history)
+    fitted.scaling = scaling
+    outputs = task.predict(fitted, x_test)
+    radius = None
+    if config.evaluate.intervals is not None and x_val is not None and y_val is not None:
+        radius = conformal_radius(y_val, task.predict(fitted, x_val), config.evaluate.intervals)
+    metrics = task.evaluate(splits.test.y, outputs, data.labels, model_dir, history, radius)
     metrics["train_seconds"] = round(train_seconds, 3)
     metrics["params"] = fitted.n_params()
 
     manifest = _manifest(config, entry, spec.family, preprocessor, data.labels, metrics, data.info)
+    if scaling is not None:
+        manifest["target_scaling"] = scaling.to_json()
+    if radius is not None:
+        manifest["interval"] = {"level": config.evaluate.intervals, "radius": radius}
     if compression is not None:
         manifest["compression"] = compression
     artifact = model_dir / "artifact"
 
     pad_id = getattr(preprocessor, "pad_id", None)
     model = fitted.estimator if spec.family == "classical" else fitted.trainer.module
-    graph, manifest["onnx"] = export_model(model, spec.family, entry.type, x_test, y_prob, pad_id)
+    graph, manifest["onnx"] = export_model(
+        model, spec.family, entry.type, x_test, fitted.model_outputs(x_test), pad_id, task=task.name
+    )
 
     def write_model(folder: Path) -> list[str]:
         saved = fitted.save(folder)
@@ -213,15 +229,6 @@ def _fit_preprocessor(config: Config, entry: ModelEntry, family: str, train: Any
     return fit_preprocessor(train, text=entry.text, pretrained_folder=folder)
 
 
-def _write_test_predictions(model_dir: Path, y_true: np.ndarray, y_prob: np.ndarray) -> None:
-    """Class ids of the test rows and of the predictions (for bootstrap CIs and McNemar tests)."""
-    lines = [
-        "y_true,y_pred",
-        *(f"{t},{p}" for t, p in zip(y_true, y_prob.argmax(axis=1), strict=True)),
-    ]
-    atomic_write_text(model_dir / "test_predictions.csv", "\n".join(lines) + "\n")
-
-
 def _check_resumable(entry: ModelEntry, family: str) -> None:
     """Classical models have no checkpoints; the trainer checks a neural model's folder."""
     if family == "classical":
@@ -233,24 +240,29 @@ def _check_resumable(entry: ModelEntry, family: str) -> None:
 
 def evaluate_predictions(
     y_true: np.ndarray,
-    y_prob: np.ndarray,
+    outputs: np.ndarray,
     labels: list[Any],
     model_dir: Path,
     history: list[dict[str, Any]] | None = None,
+    task: str = "classification",
+    radius: float | None = None,
 ) -> dict[str, Any]:
-    """Test metrics; the learning-curve, confusion-matrix and ROC plots; test_predictions.csv."""
-    _write_test_predictions(model_dir, y_true, y_prob)
+    """Test metrics, the task's plots and test_predictions.csv of a model's test outputs."""
+    return get_task(task).evaluate(y_true, outputs, labels, model_dir, history, radius)
 
-    metrics = classification_metrics(y_true, y_prob, labels)
-    plots = model_dir / "plots"
-    plots.mkdir(parents=True, exist_ok=True)
-    if history:
-        plot_learning_curves(history, plots / "learning_curve.png")
-    plot_confusion_matrix(
-        np.asarray(metrics["confusion_matrix"]), labels, plots / "confusion_matrix.png"
-    )
-    plot_roc(y_true, y_prob, labels, plots / "roc.png")
-    return metrics
+
+def task_scaling(task: Task, config: Config, family: str, y: np.ndarray) -> TargetScaling | None:
+    """How a regression target is scaled for training (log1p when asked; standardised for
+    neural models); None for classification."""
+    if task.name != "regression":
+        return None
+    log1p = config.data.target_transform == "log1p"
+    if log1p and np.any(y < 0):
+        raise DataError(
+            f"data.target_transform: log1p needs targets >= 0, and the training split "
+            f"has {float(np.min(y)):g}; remove target_transform"
+        )
+    return TargetScaling.fit(y, log1p=log1p, standardise=family == "neural")
 
 
 def _manifest(
@@ -262,7 +274,7 @@ def _manifest(
     metrics: dict[str, Any],
     data_info: dict[str, Any],
 ) -> dict[str, Any]:
-    headline = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss")
+    headline = get_task(config.data.task).headline
     return {
         "name": entry.name,
         "task": config.data.task,
@@ -284,7 +296,7 @@ def _manifest(
         },
         "pad_id": getattr(preprocessor, "pad_id", None),
         "labels": labels,
-        "metrics": {k: metrics[k] for k in headline},
+        "metrics": {k: metrics.get(k) for k in headline},
         "data_fingerprint": data_info["sha256"],
         "ladder_version": __version__,
     }

@@ -1,0 +1,99 @@
+"""`data.task: auto`: classification or regression, decided from the target's values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ladder.data.labels import encode_target
+from ladder.errors import DataError
+
+# A numeric target with more distinct values than this is a quantity, not a class id.
+MAX_CLASSES_FOR_NUMBER = 20
+
+
+def detect_task(values: pd.Series, name: str) -> tuple[str, str | None]:
+    """The task a target column asks for, and the one line that says why (None when the
+    target is text or booleans, which are always classes).
+
+    A string target is never regression; a numeric one is regression when it has
+    non-integer values or more than MAX_CLASSES_FOR_NUMBER distinct values.
+    """
+    present = values.dropna()
+    if pd.api.types.is_bool_dtype(present) or not pd.api.types.is_numeric_dtype(present):
+        return "classification", None
+    numbers = present.to_numpy(dtype=np.float64)
+    distinct = int(pd.unique(numbers).size)
+    finite = numbers[np.isfinite(numbers)]
+    fractional = bool(np.any(finite != np.round(finite)))
+    if fractional or distinct > MAX_CLASSES_FOR_NUMBER:
+        what = "non-integer values" if fractional and distinct <= MAX_CLASSES_FOR_NUMBER else ""
+        counted = f"{distinct:,} distinct values"
+        return "regression", (
+            f"target '{name}' is numeric with {what or counted}: regression; "
+            "set data.task to override"
+        )
+    return "classification", (
+        f"target '{name}' is numeric with {distinct} distinct integer values: classification; "
+        "set data.task: regression to override"
+    )
+
+
+def numeric_target(
+    values: pd.Series, where: str, name: str, drop_missing: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The values of a regression target: (keep, y), `keep` the mask of rows that have a value,
+    `y` float64 of the kept rows. DataError naming the first non-numeric or infinite value and
+    its data row, missing values (unless `drop_missing`), or a constant target."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna().to_numpy() & values.notna().to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{where}: target column '{name}' holds {values.iloc[row]!r} at data row {row + 1}, "
+            "not a number; data.task: regression needs a numeric target (or set data.task: "
+            "classification)"
+        )
+    y = numbers.to_numpy(dtype=np.float64)
+    infinite = np.isinf(y)
+    if infinite.any():
+        row = int(np.flatnonzero(infinite)[0])
+        raise DataError(
+            f"{where}: target column '{name}' is {y[row]} at data row {row + 1}; a regression "
+            "target must be finite (remove or fix the row)"
+        )
+    missing = np.isnan(y)
+    if missing.any() and not drop_missing:
+        rows = np.flatnonzero(missing) + 1
+        shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+        raise DataError(
+            f"{where}: {len(rows)} rows have no value in target column '{name}' (data rows "
+            f"{shown}); set data.drop_missing_target: true to drop them"
+        )
+    kept = y[~missing]
+    if len(kept) == 0:
+        raise DataError(f"{where}: no row has a value in target column '{name}'")
+    if np.all(kept == kept[0]):
+        raise DataError(
+            f"{where}: target column '{name}' is {kept[0]:g} in every row; there is nothing to "
+            "predict"
+        )
+    return ~missing, kept
+
+
+def encode_any_target(
+    values: pd.Series, where: str, name: str, task: str, drop_missing: bool
+) -> tuple[np.ndarray, np.ndarray, list[Any], str, str | None]:
+    """A target column encoded for its task: (keep, y, labels, task, why), where `task`
+    ("auto" decides from the values) is resolved and `why` says how auto decided (else None).
+    Classification: y are int64 class ids into `labels`; regression: float64 values, no labels."""
+    why = None
+    if task == "auto":
+        task, why = detect_task(values, name)
+    if task == "regression":
+        keep, y = numeric_target(values, where, name, drop_missing)
+        return keep, y, [], task, why
+    keep, y, labels = encode_target(values, where, name, drop_missing)
+    return keep, y, labels, task, why

@@ -1,0 +1,21 @@
+"""Tasks: everything that differs between kinds of problem lives in one module per task
+(`classification`, `regression`): the network's output size and loss, the metrics and which
+one ranks the leaderboard, the paired test against the best model, the plots, and how
+predictions are written. Nothing else in ladder branches on the task."""
+
+from __future__ import annotations
+
+from ladder.data.target import detect_task
+from ladder.tasks.base import Task
+from ladder.tasks.classification import CLASSIFICATION
+from ladder.tasks.regression import REGRESSION
+
+TASKS: dict[str, Task] = {CLASSIFICATION.name: CLASSIFICATION, REGRESSION.name: REGRESSION}
+
+
+def get_task(name: str) -> Task:
+    """The task called `name` (classification or regression)."""
+    return TASKS[name]
+
+
+__all__ = ["TASKS", "Task", "detect_task", "get_task"]

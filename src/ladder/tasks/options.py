@@ -1,0 +1,96 @@
+"""The config completed and checked for its task, once the task is known (`data.task: auto` is
+decided from the data): options that do not fit the task are one-line errors naming them."""
+
+from __future__ import annotations
+
+import difflib
+
+from ladder.config import Config
+from ladder.errors import ConfigError
+from ladder.registry import MODEL_TYPES
+from ladder.tasks.base import Task
+
+_LOSSES = {"classification": ("cross_entropy",), "regression": ("mse", "mae", "huber")}
+
+
+def with_task(config: Config, task: Task) -> Config:
+    """`config` with `data.task` set to `task` and the task's default metrics and primary
+    metric filled in; ConfigError listing every option that does not fit the task."""
+    problems = task_problems(config, task)
+    if problems:
+        raise ConfigError(problems)
+    evaluate = config.evaluate.model_copy(
+        update={
+            "metrics": list(config.evaluate.metrics or task.default_metrics),
+            "primary": config.evaluate.primary or task.default_primary,
+        }
+    )
+    data = config.data.model_copy(update={"task": task.name})
+    return config.model_copy(update={"data": data, "evaluate": evaluate})
+
+
+def task_problems(config: Config, task: Task) -> list[str]:
+    """One line per option of `config` that `task` cannot honour."""
+    problems = []
+    data, evaluate = config.data, config.evaluate
+    where = f"data.task is {task.name}"
+    if task.name == "regression":
+        if data.balance != "none":
+            problems.append(
+                f"data.balance: {data.balance} balances classes, and a regression target has "
+                f"none ({where}); remove data.balance"
+            )
+        if "stratify" in data.split.model_fields_set and data.split.stratify:
+            problems.append(
+                f"data.split.stratify: a regression target has no classes to stratify ({where}); "
+                "remove it"
+            )
+    else:
+        if data.target_transform != "none":
+            problems.append(
+                f"data.target_transform: {data.target_transform} transforms a numeric target "
+                f"({where}); remove it or set data.task: regression"
+            )
+        if evaluate.intervals is not None:
+            problems.append(
+                f"evaluate.intervals: prediction intervals are for regression ({where}); remove it"
+            )
+    for name in evaluate.metrics or []:
+        if name not in task.metric_names:
+            problems.append(_unknown("evaluate.metrics", name, task))
+    if evaluate.primary is not None and evaluate.primary not in task.metric_names:
+        problems.append(_unknown("evaluate.primary", evaluate.primary, task))
+    if evaluate.intervals is not None and data.split.val == 0:
+        problems.append(
+            "evaluate.intervals: conformal intervals are calibrated on the validation split; "
+            "set data.split.val > 0"
+        )
+    for raw in config.models:
+        entry = config.model(raw["name"])
+        spec = MODEL_TYPES[entry.type]
+        if task.name not in spec.tasks:
+            problems.append(
+                f"models.{entry.name}.type: {entry.type} learns {' or '.join(spec.tasks)}, and "
+                f"{where}; {_models_for(task)}"
+            )
+        loss = entry.train.loss
+        if spec.family == "neural" and loss != "auto" and loss not in _LOSSES[task.name]:
+            problems.append(
+                f"models.{entry.name}.train.loss: {loss} does not fit {task.name} ({where}); "
+                f"use {' or '.join(_LOSSES[task.name])}"
+            )
+    return problems
+
+
+def _unknown(option: str, name: str, task: Task) -> str:
+    close = difflib.get_close_matches(name, task.metric_names, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return (
+        f"{option}: '{name}' is not a {task.name} metric; {hint}"
+        f"choose from {', '.join(task.metric_names)}"
+    )
+
+
+def _models_for(task: Task) -> str:
+    names = [name for name in MODEL_TYPES if task.name in MODEL_TYPES[name].tasks]
+    return f"types for {task.name}: {', '.join(names)}"
