@@ -16,15 +16,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from ladder.data import preprocessor_from_json, read_records, records_where
+from ladder.data.values import Where, data_row
 from ladder.errors import ArtifactError
+from ladder.export.architecture import neural_architecture
+from ladder.export.int8 import load_int8_module
+from ladder.export.onnx import ONNX_MODEL, OnnxPredictor
 from ladder.io import make_temp_dir, sha256_file
-
-if TYPE_CHECKING:
-    from ladder.data.values import Where
+from ladder.models.classical import load_estimator
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -147,8 +150,6 @@ class LoadedModel:
     def read(self, records: Any) -> tuple[Any, list[str] | None]:
         """Raw inputs (and their identifiers, for files) from a path, DataFrame, dicts or arrays,
         refused where the model cannot take them (`check`)."""
-        from ladder.data import read_records, records_where
-
         raw, ids = read_records(records, self.input_spec)
         return self.check(raw, records_where(records, self.input_spec)), ids
 
@@ -160,8 +161,6 @@ class LoadedModel:
             where: names a value from its column and 0-based row in messages; None:
                 "column 'age', row 4".
         """
-        from ladder.data.values import data_row
-
         return self.preprocessor.check_input(raw, where or data_row)
 
     def predict_proba(self, records: Any) -> np.ndarray:
@@ -229,9 +228,6 @@ def load(
     `threads`: ONNX Runtime's intra-op threads (idle ones sleep); None: its defaults.
     `arena`: ONNX Runtime's CPU memory arena (a server turns it off: memory goes back).
     """
-    from ladder.data import preprocessor_from_json
-    from ladder.export.onnx import ONNX_MODEL, OnnxPredictor
-
     directory = Path(directory)
     manifest = read_manifest(directory)
     preprocess = json.loads((directory / "preprocess.json").read_text())
@@ -265,8 +261,6 @@ def load(
 
 
 def _classical_predictor(path: Path, model_type: str) -> Callable[[np.ndarray], np.ndarray]:
-    from ladder.models.classical import load_estimator
-
     estimator = load_estimator(path, model_type)
     if not hasattr(estimator, "predict_proba"):  # a regressor
         return lambda x: estimator.predict(x if x.ndim == 1 else x.reshape(len(x), -1))
@@ -280,8 +274,6 @@ def neural_module(path: Path, manifest: dict[str, Any]) -> Any:
     from safetensors.torch import load_file
 
     if manifest["model_file"] == INT8_WEIGHTS:
-        from ladder.export.int8 import load_int8_module
-
         return load_int8_module(path, manifest)
     module = neural_architecture(path.parent, manifest)
     try:
@@ -291,22 +283,6 @@ def neural_module(path: Path, manifest: dict[str, Any]) -> Any:
             f"{path}: weights do not fit the {manifest['model_type']} model ({exc})"
         ) from exc
     return module.eval()
-
-
-def neural_architecture(folder: Path, manifest: dict[str, Any]) -> Any:
-    """The artifact's torch module, built from its manifest (and its own files, for a
-    pretrained model) but not yet holding the artifact's weights."""
-    from ladder.registry import MODEL_TYPES
-
-    model_type = manifest["model_type"]
-    if model_type not in MODEL_TYPES:
-        raise ArtifactError(f"{folder}: unknown model type {model_type!r} in manifest")
-    spec = MODEL_TYPES[model_type]
-    config = spec.config_cls.model_validate(manifest["model_config"])
-    n_classes = 1 if manifest.get("task") == "regression" else len(manifest["labels"])
-    if spec.load_module is not None:  # the architecture comes from the artifact's own files
-        return spec.load_module(config, folder, n_classes)
-    return spec.build(config, tuple(manifest["feature_shape"]), n_classes)
 
 
 def _neural_predictor(path: Path, manifest: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:

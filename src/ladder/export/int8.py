@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ladder.errors import ArtifactError, LadderError
-from ladder.export.artifact import neural_architecture
+from ladder.export.architecture import neural_architecture
 
 _SCALE, _ZERO_POINT = ".scale", ".zero_point"  # suffixes of an int8 weight's companions
 
