@@ -160,12 +160,18 @@ def test_missing_target_values_are_an_error_naming_rows(tmp_path):
     assert "rows 2, 4" in message and "data.drop_missing_target: true" in message
 
 
-def test_regression_target_is_rejected(tmp_path):
+def test_a_quantity_target_is_regression_unless_classification_is_asked(tmp_path):
     path = tmp_path / "t.csv"
     values = np.linspace(0.05, 10.3, 40)
     pd.DataFrame({"x": range(40), "price": values}).to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"regression"):
-        load_dataset(cfg(str(path), target="price"))
+    ds = load_dataset(cfg(str(path), target="price"))
+    assert ds.task == "regression" and ds.labels == []
+    np.testing.assert_allclose(ds.y, values)
+    assert ds.task_reason == (
+        "target 'price' is numeric with 40 distinct values: regression; set data.task to override"
+    )
+    with pytest.raises(DataError, match=r"looks like regression; set data.task: regression"):
+        load_dataset(cfg(str(path), target="price", task="classification"))
 
 
 @pytest.mark.parametrize(

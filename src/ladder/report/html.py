@@ -104,7 +104,11 @@ def _dataset_section(data: dict[str, Any]) -> str:
     splits = [s for s in (*_SPLITS, "total") if s in rows]
     split_table = _table(["split", "rows"], [[s, fmt_int(rows[s])] for s in splits])
     classes = data.get("classes") or []
-    chart = _figure_img(lambda: _class_balance_figure(classes), "Rows per class and split")
+    chart = (
+        _figure_img(lambda: _class_balance_figure(classes), "Rows per class and split")
+        if classes
+        else ""
+    )
     columns = ["label", *(s for s in splits if any(s in c for c in classes))]
     counts = _table(columns, [[c.get(k, "") for k in columns] for c in classes])
     chart += f"<details><summary>Counts per class</summary>{counts}</details>"
@@ -189,6 +193,14 @@ def _best_section(run_dir: Path, best: dict[str, Any] | None) -> str:
     model_dir = run_dir / "models" / name
     metrics = _read_json(model_dir / "metrics.json")
     scalars = {k: _fmt(k, v) for k, v in metrics.items() if isinstance(v, (int, float))}
+    scatter = _embed_png(model_dir / "plots" / "predicted_vs_actual.png", f"Predicted, {name}")
+    if scatter is not None:  # a regression model
+        residuals = _embed_png(model_dir / "plots" / "residuals.png", f"Residuals, {name}")
+        return (
+            f'{_facts(scalars) if scalars else ""}<div class="grid">'
+            f"<div><h3>Predicted vs actual</h3>{scatter}</div>"
+            f"<div><h3>Residuals</h3>{residuals or note('No residual plot saved.')}</div></div>"
+        )
     cm = _embed_png(model_dir / "plots" / "confusion_matrix.png", f"Confusion matrix, {name}")
     if cm is None and metrics.get("confusion_matrix") is not None:
         matrix, labels = metrics["confusion_matrix"], metrics.get("labels") or []
@@ -253,10 +265,16 @@ def _class_balance_figure(classes: Sequence[dict[str, Any]]) -> Figure:
     return fig
 
 
+def _headline(rows: Sequence[dict[str, Any]]) -> str:
+    """The metric a run's leaderboard leads with: rmse for regression, else accuracy."""
+    return "rmse" if any("rmse" in r for r in rows) else "accuracy"
+
+
 def _tradeoff_figure(rows: Sequence[dict[str, Any]]) -> Figure:
-    """Accuracy against latency, the Pareto front connected in red."""
+    """Accuracy (regression: RMSE) against latency, the Pareto front connected in red."""
+    metric = _headline(rows)
     points = [
-        (to_float(r.get("latency_ms")), to_float(r.get("accuracy")), str(r["model"]), _truthy(r))
+        (to_float(r.get("latency_ms")), to_float(r.get(metric)), str(r["model"]), _truthy(r))
         for r in rows
     ]
     points = [p for p in points if math.isfinite(p[0]) and math.isfinite(p[1])]
@@ -276,7 +294,7 @@ def _tradeoff_figure(rows: Sequence[dict[str, Any]]) -> Figure:
     xs = [x for x, *_ in points]
     if xs and min(xs) > 0 and max(xs) / min(xs) > 20:
         ax.set_xscale("log")
-    ax.set(xlabel="latency per row (ms)", ylabel="test accuracy")
+    ax.set(xlabel="latency per row (ms)", ylabel=f"test {metric}")
     ax.grid(alpha=0.3)
     if points:
         ax.legend(fontsize=8)
@@ -290,9 +308,10 @@ def _tradeoff_figure(rows: Sequence[dict[str, Any]]) -> Figure:
 def _ci_figure(rows: Sequence[dict[str, Any]]) -> Figure:
     """One horizontal bar per model, best at the top, with its accuracy confidence interval."""
     names = [str(r["model"]) for r in rows]
-    acc = np.array([to_float(r.get("accuracy")) for r in rows])
-    low = np.array([to_float(r.get("accuracy_ci_low", math.nan)) for r in rows])
-    high = np.array([to_float(r.get("accuracy_ci_high", math.nan)) for r in rows])
+    metric = _headline(rows)
+    acc = np.array([to_float(r.get(metric)) for r in rows])
+    low = np.array([to_float(r.get(f"{metric}_ci_low", math.nan)) for r in rows])
+    high = np.array([to_float(r.get(f"{metric}_ci_high", math.nan)) for r in rows])
     err = np.nan_to_num(np.vstack([acc - low, high - acc]), nan=0.0).clip(min=0)
     fig = Figure(figsize=(6.4, max(2.2, 0.45 * len(names) + 1.4)), layout="constrained")
     ax = fig.subplots()
@@ -300,8 +319,12 @@ def _ci_figure(rows: Sequence[dict[str, Any]]) -> Figure:
     ax.barh(positions, np.nan_to_num(acc), xerr=err, capsize=4, color="tab:blue", alpha=0.8)
     ax.set_yticks(positions, names)
     finite = np.concatenate([low[np.isfinite(low)], acc[np.isfinite(acc)]])
-    left = max(0.0, float(finite.min()) - 0.05) if finite.size else 0.0
-    ax.set(xlim=(left, 1.0), xlabel="test accuracy (bars: confidence interval)")
+    label = f"test {metric} (bars: confidence interval)"
+    if metric == "accuracy":
+        left = max(0.0, float(finite.min()) - 0.05) if finite.size else 0.0
+        ax.set(xlim=(left, 1.0), xlabel=label)
+    else:
+        ax.set(xlabel=label)
     ax.grid(axis="x", alpha=0.3)
     return fig
 

@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ladder import __version__
 from ladder.config import Config, dump_config
 from ladder.console import say
 from ladder.data import describe_data, load_dataset, split_dataset
+from ladder.errors import DataError
 from ladder.io import atomic_write_text
 from ladder.tasks import get_task
 from ladder.tasks.options import with_task
@@ -51,6 +54,13 @@ def prepare(config: Config) -> tuple[Config, PreparedData]:
     decided, the task's default metrics filled in); ConfigError naming any option that does
     not fit the task."""
     data = prepare_data(config)
+    if data.task == "regression" and config.data.target_transform == "log1p":
+        lowest = min(float(np.min(part.y)) for _, part in data.splits.items())
+        if lowest < 0:
+            raise DataError(
+                f"data.target_transform: log1p needs targets >= 0, and {data.source} has "
+                f"{lowest:g}; remove target_transform"
+            )
     return with_task(config, get_task(data.task)), data
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from ladder import __version__
 from ladder.config import Config, ModelEntry
 from ladder.data import fit_preprocessor
-from ladder.errors import ConfigError, DataError, LadderError, TrainingInterrupted
+from ladder.errors import ConfigError, LadderError, TrainingInterrupted
 from ladder.evaluate.regression import conformal_radius
 from ladder.export.artifact import write_artifact
 from ladder.export.onnx import ONNX_MODEL, export_model
@@ -256,12 +256,7 @@ def task_scaling(task: Task, config: Config, family: str, y: np.ndarray) -> Targ
     neural models); None for classification."""
     if task.name != "regression":
         return None
-    log1p = config.data.target_transform == "log1p"
-    if log1p and np.any(y < 0):
-        raise DataError(
-            f"data.target_transform: log1p needs targets >= 0, and the training split "
-            f"has {float(np.min(y)):g}; remove target_transform"
-        )
+    log1p = config.data.target_transform == "log1p"  # prepare() checked the targets
     return TargetScaling.fit(y, log1p=log1p, standardise=family == "neural")
 
 
