@@ -209,3 +209,17 @@ def test_log1p_with_negative_targets_is_refused(tmp_path):
     )
     with pytest.raises(DataError, match=r"data\.target_transform: log1p needs targets >= 0"):
         run(config, out=tmp_path / "run")
+
+
+def test_ladder_predict_writes_prediction_lower_upper(tmp_path):
+    from ladder.export.artifact import load
+    from ladder.export.predictions import predictions_frame
+
+    source = _diabetes(tmp_path)
+    run(_config(tmp_path, source, [MLP], evaluate={"intervals": 0.8}), out=tmp_path / "run")
+    model = load(tmp_path / "run" / "models" / "mlp" / "artifact")
+    frame = predictions_frame(model, pd.read_csv(source).iloc[:7])
+    assert list(frame.columns) == ["prediction", "lower", "upper"] and len(frame) == 7
+    assert (frame["lower"] < frame["prediction"]).all() and (
+        frame["prediction"] < frame["upper"]
+    ).all()
