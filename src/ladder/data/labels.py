@@ -23,12 +23,7 @@ def encode_target(
     """
     missing = values.isna().to_numpy()
     if missing.any() and not drop_missing:
-        rows = np.flatnonzero(missing) + 1
-        shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
-        raise DataError(
-            f"{where}: {len(rows)} rows have no value in target column '{name}' (data rows "
-            f"{shown}); set data.drop_missing_target: true to drop them"
-        )
+        raise missing_target_error(missing, where, name)
     values = values[~missing]
     if len(values) == 0:
         raise DataError(f"{where}: no row has a value in target column '{name}'")
@@ -49,3 +44,13 @@ def encode_target(
         labels = sorted(values.drop_duplicates().tolist())
     y = pd.Index(labels).get_indexer(values).astype(np.int64)
     return ~missing, y, labels
+
+
+def missing_target_error(missing: np.ndarray, where: str, name: str) -> DataError:
+    """The error for target rows without a value (`missing`: a boolean mask of the rows)."""
+    rows = np.flatnonzero(missing) + 1
+    shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+    return DataError(
+        f"{where}: {len(rows)} rows have no value in target column '{name}' (data rows "
+        f"{shown}); set data.drop_missing_target: true to drop them"
+    )

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ladder.data.labels import encode_target
+from ladder.data.labels import encode_target, missing_target_error
 from ladder.errors import DataError
 
 # A numeric target with more distinct values than this is a quantity, not a class id.
@@ -66,12 +66,7 @@ def numeric_target(
         )
     missing = np.isnan(y)
     if missing.any() and not drop_missing:
-        rows = np.flatnonzero(missing) + 1
-        shown = ", ".join(str(r) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
-        raise DataError(
-            f"{where}: {len(rows)} rows have no value in target column '{name}' (data rows "
-            f"{shown}); set data.drop_missing_target: true to drop them"
-        )
+        raise missing_target_error(missing, where, name)
     kept = y[~missing]
     if len(kept) == 0:
         raise DataError(f"{where}: no row has a value in target column '{name}'")
