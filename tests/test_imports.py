@@ -15,11 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 import ladder
 
-RUN_LAYER = "pipeline <-> compress/crossval circle, removed by the run-layer change"
 HEAVY = ("torch", "transformers", "onnxruntime", "sklearn", "scipy", "matplotlib", "pandas")
 
 
@@ -157,23 +154,9 @@ def describe(circles: list[list[Edge]]) -> str:
     return "\n".join(lines)
 
 
-def _is_run_layer(module: str) -> bool:
-    return module in ("ladder.pipeline", "ladder.crossval") or module.startswith("ladder.compress")
-
-
-class RunLayerCircle(AssertionError):
-    """The one circle left, among pipeline, crossval and compress; the run-layer change
-    removes it, and then this test passes, strict xfail fails it, and the mark goes."""
-
-
-@pytest.mark.xfail(strict=True, raises=RunLayerCircle, reason=RUN_LAYER)
 def test_no_module_imports_one_that_imports_it_back():
     circles = import_circles(import_edges(Path(ladder.__file__).parent, "ladder"))
-    # any other circle fails outright: a plain AssertionError is not the expected failure
-    others = [c for c in circles if not all(_is_run_layer(e.source) for e in c)]
-    assert not others, describe(others)
-    if circles:
-        raise RunLayerCircle(describe(circles))
+    assert not circles, describe(circles)
 
 
 def test_the_check_sees_every_kind_of_import(tmp_path):
