@@ -7,10 +7,11 @@ import json
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # noqa: TID253
 
 from ladder.config import SplitConfig
 from ladder.data.dataset import Dataset, Splits
+from ladder.data.text_sources import count_empty
 from ladder.errors import DataError
 
 
@@ -122,8 +123,6 @@ def describe_data(splits: Splits, source: str) -> dict[str, Any]:
 
 def _features(ds: Dataset, parts: list[Dataset]) -> dict[str, Any]:
     if ds.kind == "text":  # texts: the column, empty ones (in all splits), lengths (training)
-        from ladder.data.text_sources import count_empty
-
         words = [len(str(t).split()) for t in ds.X]
         return {
             "text_column": ds.text_column,

@@ -28,9 +28,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
-from torch.nn import functional as F
+import torch  # noqa: TID253
+from torch import nn  # noqa: TID253
+from torch.nn import functional as F  # noqa: TID253
 
 from ladder.config import TrainConfig
 from ladder.console import say
