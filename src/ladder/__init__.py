@@ -3,6 +3,7 @@ pretrained Transformers, to an honest comparison and a deployable artifact."""
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -36,7 +37,5 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     """Import public names on first use, so `import ladder` stays light."""
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'ladder' has no attribute {name!r}")

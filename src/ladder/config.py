@@ -21,6 +21,7 @@ from pydantic import (
 
 from ladder.errors import ConfigError
 from ladder.overrides import apply_overrides, did_you_mean, parse_overrides
+from ladder.registry import MODEL_TYPES, get_spec
 from ladder.run_folder import name_problem
 
 
@@ -426,7 +427,6 @@ def validate_config(
 
 def _check_compress(config: Config, problems: list[str]) -> None:
     """The models a compress: entry names exist; a distill student is a valid neural entry."""
-    from ladder.registry import get_spec
 
     names = [e.get("name") for e in config.models if isinstance(e, dict)]
     for i, method in enumerate(config.compress):
@@ -473,7 +473,6 @@ def _validate_model_entry(
     (as a `text:` mapping). A type with `train_defaults` (pretrained models) replaces the
     top-level values of those keys with its own unless the entry sets them.
     """
-    from ladder.registry import MODEL_TYPES, get_spec
 
     where = where or f"models[{index}]"
     if not isinstance(entry, dict):

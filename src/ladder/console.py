@@ -14,6 +14,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 QUIET, NORMAL, VERBOSE = 0, 1, 2
 _ENV = "LADDER_VERBOSITY"  # carries the level to worker processes (torchrun)
 _level: int | None = None  # None: not set in this process
@@ -57,8 +59,6 @@ def detail(message: str) -> None:
 
 def progress_console() -> Any:
     """A rich Console on stderr for progress bars (call only when `interactive()`)."""
-    from rich.console import Console
-
     return Console(stderr=True)
 
 

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def atomic_write(path: str | Path, write_fn: Callable[[Path], None]) -> Path:
     """Write `path` atomically: `write_fn(tmp_path)` writes a temporary file that then replaces it.
@@ -59,8 +61,6 @@ def sha256_file(path: str | Path) -> str:
 def save_tensors(tensors: dict[str, Any], path: str | Path, metadata: dict | None = None) -> Path:
     """Save torch tensors (or numpy arrays) as safetensors at `path`, with the umask's mode
     (safetensors itself writes 0600)."""
-    import numpy as np
-
     if any(isinstance(value, np.ndarray) for value in tensors.values()):
         from safetensors.numpy import save_file
     else:

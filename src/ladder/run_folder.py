@@ -16,6 +16,11 @@ from pathlib import Path
 
 from ladder.errors import LadderError
 
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows)
+    fcntl = None
+
 LOCK_FILE = ".lock"
 _WAIT_POLL_SECONDS = 0.5
 
@@ -56,9 +61,7 @@ def model_dir(run_dir: Path, name: str) -> Path:
 def locked(run_dir: Path, wait: bool = False) -> Iterator[None]:
     """Hold the run folder's advisory lock (for run, train and compress). Another holder is an
     error naming it, or with `wait`, is waited for. The lock goes with the process."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no advisory locks; run unlocked
+    if fcntl is None:  # not POSIX: no advisory locks; run unlocked
         yield
         return
     run_dir = Path(run_dir)

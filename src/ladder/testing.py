@@ -13,9 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # noqa: TID253
 
 from ladder.config import validate_config
+from ladder.export.artifact import load
+from ladder.registry import get_spec
+from ladder.runner.ladder import train_model
+from ladder.runner.score import evaluate_artifact
 
 LABELS = ("ant", "bee", "cat")
 
@@ -74,10 +78,6 @@ def check_model(model_type: str, workdir: str | Path, **params: Any) -> dict[str
 
     Raises AssertionError naming the first check that fails.
     """
-    from ladder.export.artifact import load
-    from ladder.registry import get_spec
-    from ladder.runner.ladder import train_model
-    from ladder.runner.score import evaluate_artifact
 
     workdir = Path(workdir)
     inputs = get_spec(model_type).inputs
@@ -133,7 +133,6 @@ def check_model(model_type: str, workdir: str | Path, **params: Any) -> dict[str
 
 
 def _classical(model_type: str) -> bool:
-    from ladder.registry import get_spec
 
     return get_spec(model_type).family == "classical"
 

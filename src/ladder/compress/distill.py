@@ -27,12 +27,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch.nn import functional as F
+import torch  # noqa: TID253
+from torch.nn import functional as F  # noqa: TID253
 
+from ladder.compress.teacher_embeddings import (
+    embedding_initializer,
+    on_teacher_tokens,
+    teacher_token_vectors,
+)
 from ladder.compress.variant import CompressContext, Variant
 from ladder.config import DistillConfig, ModelEntry
+from ladder.data import class_weights, fingerprint
 from ladder.errors import LadderError
+from ladder.export.artifact import load, read_manifest
+from ladder.io import atomic_write, save_tensors
+from ladder.registry import get_spec
+from ladder.runner.rung import train_entry
 
 CACHE_DIR = Path("distill_cache")
 CACHE_FILE = CACHE_DIR / "train_logits.safetensors"  # the teacher's logits of the training rows
@@ -48,9 +58,6 @@ MAX_NGRAM = 5
 def distill(method: DistillConfig, context: CompressContext) -> Variant:
     """Train the student of `method` on its teacher's cached logits and the labels; its
     artifact is written to the run folder as `<teacher>→<student>`."""
-    from ladder.data import class_weights
-    from ladder.registry import get_spec
-    from ladder.runner.rung import train_entry
 
     entry = context.config.student(method)
     if get_spec(entry.type).family != "neural":
@@ -88,11 +95,6 @@ def _on_teacher_embeddings(
 ) -> tuple[ModelEntry, Any]:
     """The student on the teacher's tokenizer, and the hook that initialises its embeddings
     from the teacher's token vectors."""
-    from ladder.compress.teacher_embeddings import (
-        embedding_initializer,
-        on_teacher_tokens,
-        teacher_token_vectors,
-    )
 
     if context.data.splits.train.kind != "text":
         raise LadderError(
@@ -260,7 +262,6 @@ def teacher_logits(
     """The teacher's logits (log-probabilities, float32 (n_rows, n_classes)) of the raw
     training rows, or of other raw `rows` (augmented texts) cached under `name`; from the
     teacher's cache when neither the teacher nor the rows changed."""
-    from ladder.export.artifact import load, read_manifest
 
     artifact = context.artifact(teacher)
     if not (artifact / "manifest.json").is_file():
@@ -292,7 +293,6 @@ def teacher_logits(
 def _training_key(context: CompressContext) -> dict[str, str]:
     """What the training rows' logits depend on besides the teacher: those rows, in order
     (the fingerprint is order-free, the label sequence is not)."""
-    from ladder.data import fingerprint
 
     train = context.data.splits.train
     labels = np.ascontiguousarray(train.y, dtype=np.int64)
@@ -327,7 +327,6 @@ def read_cached_logits(path: Path, key: dict[str, str]) -> np.ndarray | None:
 
 def write_cached_logits(path: Path, logits: np.ndarray, key: dict[str, str]) -> None:
     """Save `logits` (safetensors, `key` as its metadata) atomically at `path`."""
-    from ladder.io import atomic_write, save_tensors
 
     atomic_write(path, lambda tmp: save_tensors({"logits": logits}, tmp, metadata=key))
 

@@ -34,13 +34,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
-from torch import nn
+import torch  # noqa: TID253
+from torch import nn  # noqa: TID253
 
 from ladder.compress.shrink import WEIGHTED, hidden_widths, layer_chain, shrink
 from ladder.compress.variant import CompressContext, Variant
 from ladder.config import PruneConfig, TrainConfig
+from ladder.data import augment_batch, class_weights, preprocessor_from_json
 from ladder.errors import LadderError
+from ladder.evaluate import classification_metrics, validation_metrics
+from ladder.evaluate.compare import count_params
+from ladder.export.artifact import manifest_body, neural_module, read_manifest, write_artifact
+from ladder.export.onnx import ONNX_MODEL, export_model
+from ladder.registry import get_spec
+from ladder.runner.fit import FittedNeural
+from ladder.runner.rung import resolve_device
+from ladder.train import Trainer
+from ladder.train.batching import TokenBatching
 
 STRUCTURED_TYPES = ("mlp", "cnn")
 CHECK_ROWS = 256  # held-back rows the ONNX export is verified on
@@ -50,7 +60,6 @@ FINETUNE_LR_FACTOR = 1.0  # the default fine-tuning lr: the model's lr times thi
 def prune(method: PruneConfig, context: CompressContext, model: str) -> Variant:
     """The pruned, fine-tuned variant of `model` that `method` asks for, written into the run
     folder; LadderError for classical models and (structured) unsupported model types."""
-    from ladder.export.artifact import read_manifest
 
     manifest = read_manifest(context.artifact(model))
     model_type = manifest["model_type"]
@@ -83,7 +92,6 @@ def prune(method: PruneConfig, context: CompressContext, model: str) -> Variant:
         **details,
     }
     _write_variant(context, name, original, trainer, config, compression)
-    from ladder.evaluate.compare import count_params
 
     return Variant(
         name,
@@ -124,8 +132,6 @@ class _Original:
 
 def _load_original(context: CompressContext, model: str, manifest: dict[str, Any]) -> _Original:
     """The neural artifact of `model` (its verified `manifest`) and the run's features."""
-    from ladder.data import preprocessor_from_json
-    from ladder.export.artifact import neural_module
 
     artifact = context.artifact(model)
     preprocess = json.loads((artifact / "preprocess.json").read_text(encoding="utf-8"))
@@ -194,10 +200,6 @@ class _FineTuner:
         cls, method: PruneConfig, context: CompressContext, model: str, original: _Original
     ) -> _FineTuner:
         """The fine-tuner of `model`: its training config, the run's data, balance, seed."""
-        from ladder.data import augment_batch, class_weights
-        from ladder.evaluate import validation_metrics
-        from ladder.runner.rung import resolve_device
-        from ladder.train.batching import TokenBatching
 
         config, entry = context.config, context.entries[model]
         splits, n_classes = context.data.splits, len(original.manifest["labels"])
@@ -229,7 +231,6 @@ class _FineTuner:
 
     def trainer(self, module: nn.Module) -> Any:
         """A Trainer of `module` with the fine-tuning config (it predicts, too)."""
-        from ladder.train import Trainer
 
         return Trainer(module, self.config, **self.kwargs)
 
@@ -355,7 +356,6 @@ def _prune_unstructured(
 def _prune_structured(
     method: PruneConfig, original: _Original, tune: _FineTuner
 ) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
-    from ladder.registry import get_spec
 
     manifest = original.manifest
     model_type = manifest["model_type"]
@@ -389,10 +389,6 @@ def _write_variant(
 ) -> Path:
     """The variant's artifact: weights (and model.onnx when it exports), the original's
     preprocessing, the manifest with the new config, headline test metrics and compression."""
-    from ladder.evaluate import classification_metrics
-    from ladder.export.artifact import manifest_body, write_artifact
-    from ladder.export.onnx import ONNX_MODEL, export_model
-    from ladder.runner.fit import FittedNeural
 
     manifest, module = original.manifest, trainer.module
     prob = trainer.predict_proba(original.x_test)

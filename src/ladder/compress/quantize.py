@@ -36,11 +36,13 @@ from ladder.export.artifact import (
     INT8_WEIGHTS,
     NEURAL_WEIGHTS,
     manifest_body,
+    neural_module,
     read_manifest,
     write_artifact,
 )
 from ladder.export.int8 import dynamic_int8, int8_state
 from ladder.export.onnx import INPUT, ONNX_MODEL
+from ladder.io import save_tensors
 
 # ops of a dynamically quantized graph: their presence shows that something was quantized
 _INTEGER_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeLSTM"}
@@ -234,8 +236,6 @@ def _write_variant(
 def quantize_torch_artifact(source: Path, target: Path, name: str) -> dict[str, Any]:
     """Write the torch dynamic int8 variant of the artifact `source` to `target` (atomically);
     returns the manifest's "compression" entry. LadderError when there is nothing to quantize."""
-    from ladder.export.artifact import neural_module
-    from ladder.io import save_tensors
 
     manifest = read_manifest(source)
     if manifest["family"] != "neural":

@@ -14,11 +14,21 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
+from ladder.compress.distill import distill
+from ladder.compress.prune import prune
+from ladder.compress.quantize import quantize
 from ladder.compress.variant import CompressContext, Variant
 from ladder.config import DistillConfig, PruneConfig, QuantizeConfig, load_run_config
 from ladder.console import RungProgress
-from ladder.errors import ConfigError, LadderError, TrainingInterrupted
+from ladder.errors import ConfigError, LadderError, TrainingInterrupted, first_line
+from ladder.export.artifact import load
 from ladder.io import atomic_write_text
+from ladder.registry import get_spec
+from ladder.run_folder import locked
+from ladder.runner.cache import cached_status
+from ladder.runner.prepare import prepare
+from ladder.runner.ranking import rank_run
+from ladder.runner.rung import evaluate_predictions
 
 Show = Callable[[str], None]
 
@@ -29,8 +39,6 @@ def compress_run(
     """Make, evaluate and rank every variant the run's `compress:` section asks for; returns
     a `ladder.runner.ranking.RunResult` whose leaderboard holds originals and variants. The run
     folder is locked meanwhile (`wait`: for another process that holds it)."""
-    from ladder.run_folder import locked
-    from ladder.runner.prepare import prepare
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir, overrides)
@@ -43,8 +51,6 @@ def compress_run(
 
 def _compress_locked(config: Any, run_dir: Path, data: Any) -> Any:
     """The body of `compress_run`, with the run folder locked."""
-    from ladder.runner.cache import cached_status
-    from ladder.runner.ranking import rank_run
 
     saved = json.loads((run_dir / "data.json").read_text()).get("sha256")
     if saved != data.info["sha256"]:
@@ -105,8 +111,6 @@ def apply_compress(
         except TrainingInterrupted:
             raise  # SIGTERM or Ctrl-C while fine-tuning: stop the whole command
         except Exception as exc:
-            from ladder.errors import first_line
-
             (context.model_dir(name) / "metrics.json").unlink(missing_ok=True)
             status[name] = f"failed: {first_line(exc)}"
             if show is not None:
@@ -133,22 +137,15 @@ def _originals(context: CompressContext) -> list[str]:
 
 def _make(method: Any, context: CompressContext, model: str | None) -> Variant:
     if isinstance(method, QuantizeConfig):
-        from ladder.compress.quantize import quantize
-
         return quantize(method, context, model)
     if isinstance(method, PruneConfig):
-        from ladder.compress.prune import prune
-
         return prune(method, context, model)
-    from ladder.compress.distill import distill
 
     return distill(method, context)
 
 
 def _evaluate(context: CompressContext, variant: Variant, stamp: dict[str, Any]) -> None:
     """The variant's test metrics, plots and predictions, with its delta vs the original."""
-    from ladder.export.artifact import load
-    from ladder.runner.rung import evaluate_predictions
 
     data, model_dir = context.data, context.model_dir(variant.name)
     model = load(context.artifact(variant.name))
@@ -178,7 +175,6 @@ def _made_by(context: CompressContext, name: str, stamp: dict[str, Any]) -> bool
 
 
 def _is_neural(model_type: str) -> bool:
-    from ladder.registry import get_spec
 
     return get_spec(model_type).family == "neural"
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch import nn
+import torch  # noqa: TID253
+from torch import nn  # noqa: TID253
+
+from ladder.models.cnn import LENET_WIDTHS
+from ladder.registry import get_spec
 
 WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -49,7 +52,6 @@ def _widths_key(config: Any) -> str:
 
 def hidden_widths(config: Any) -> list[int]:
     """The hidden layer widths an mlp or cnn config describes."""
-    from ladder.models.cnn import LENET_WIDTHS
 
     widths = getattr(config, _widths_key(config))
     return list(LENET_WIDTHS if widths is None else widths)  # None: lenet5's own
@@ -95,7 +97,6 @@ def shrink(
 ) -> tuple[nn.Module, Any]:
     """A model of `model_type` rebuilt with hidden layer `widths`, each keeping the units of
     `module` with the largest L1 norms; returns it (eval mode) and its config."""
-    from ladder.registry import get_spec
 
     hidden = layer_chain(module)[:-1]
     kept = [largest_l1_units(h.weighted.weight, w) for h, w in zip(hidden, widths, strict=True)]

@@ -16,11 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
+import torch  # noqa: TID253
+from torch import nn  # noqa: TID253
 
 from ladder.config import ModelEntry
 from ladder.errors import LadderError
+from ladder.export.artifact import neural_module, read_manifest
 from ladder.models.sequence import EMBEDDING_INIT, PAD_ID
 
 TOKENS_PER_BATCH = 1024  # single-token texts passed through the teacher at once
@@ -45,8 +46,6 @@ def teacher_token_vectors(artifact: Path) -> np.ndarray:
     """(vocab_size, hidden) float32: the teacher's mean last hidden state for each token of
     its vocabulary, passed on its own between the tokenizer's special tokens."""
     from tokenizers import Tokenizer
-
-    from ladder.export.artifact import neural_module, read_manifest
 
     manifest = read_manifest(artifact)
     module = neural_module(artifact / manifest["model_file"], manifest).eval()

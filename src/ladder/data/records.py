@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # noqa: TID253
 
 from ladder.data.images import decode_image, list_images, pixels_to_unit, resize_images, to_channels
 from ladder.data.tables import file_where, read_table, table_format
+from ladder.data.text import as_texts
 from ladder.data.values import Where, data_row
 from ladder.errors import DataError
 
@@ -151,8 +152,6 @@ def _from_array(X: np.ndarray, channels: int, height: int, width: int) -> np.nda
 
 
 def _read_texts(inp: Any, spec: dict[str, Any]) -> tuple[np.ndarray, list[str] | None]:
-    from ladder.data.text import as_texts
-
     column = spec.get("column") or "text"
     if isinstance(inp, np.ndarray | pd.Series):  # as_texts rejects a 2-D array
         return as_texts(inp), None
@@ -187,8 +186,6 @@ def _is_scalar(value: Any) -> bool:
 
 def _looks_like_file(text: str) -> bool:
     """A string that names an existing path or a text/table file (else it is a text)."""
-    from ladder.data.tables import table_format
-
     if "\n" in text or len(text) > 4096:
         return False
     path = Path(text)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # noqa: TID253
 
 from ladder.config import DataConfig
 from ladder.data.dataset import Dataset

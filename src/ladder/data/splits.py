@@ -8,10 +8,11 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # noqa: TID253
 
 from ladder.config import SplitConfig
 from ladder.data.dataset import Dataset, Splits
+from ladder.data.text_sources import count_empty
 from ladder.errors import DataError
 
 
@@ -141,8 +142,6 @@ def _summary(y: np.ndarray) -> dict[str, float]:
 
 def _features(ds: Dataset, parts: list[Dataset]) -> dict[str, Any]:
     if ds.kind == "text":  # texts: the column, empty ones (in all splits), lengths (training)
-        from ladder.data.text_sources import count_empty
-
         words = [len(str(t).split()) for t in ds.X]
         return {
             "text_column": ds.text_column,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import pandas as pd
+import pandas as pd  # noqa: TID253
 
 from ladder.data.values import Where
 from ladder.errors import DataError, first_line

@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # noqa: TID253
 
 from ladder.config import DataConfig
 from ladder.data.dataset import Dataset
+from ladder.data.images import IMAGE_SUFFIXES
 from ladder.data.target import encode_any_target
 from ladder.data.text import as_texts
 from ladder.errors import DataError, first_line
+from ladder.hub import ensure_hub_reachable, hf_offline
 
 DEFAULT_COLUMN = "text"
 
@@ -58,7 +60,6 @@ def text_from_frame(
 
 def is_text_folder(root: Path) -> bool:
     """True when some class subfolder of `root` holds .txt files and none holds images."""
-    from ladder.data.images import IMAGE_SUFFIXES
 
     folders = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
     files = [f for d in folders for f in d.iterdir() if f.is_file()]
@@ -112,7 +113,6 @@ def load_text_files(root: Path, cfg: DataConfig) -> Dataset:
 def load_hf(spec: str, cfg: DataConfig) -> Dataset:
     """`hf:NAME[@SPLIT]`: a Hugging Face dataset (hub name or local folder), split `train` by
     default, through the `datasets` library; its ClassLabel names become the labels."""
-    from ladder.hub import ensure_hub_reachable, hf_offline
 
     name, _, split = spec.partition("@")
     split = split or "train"
@@ -150,8 +150,6 @@ def _offline_now(datasets: Any) -> Iterator[None]:
     """Offline for the duration when HF_HUB_OFFLINE is set now: `datasets` and huggingface_hub
     read it once, at import, and would otherwise retry the hub for half a minute."""
     import huggingface_hub.constants as hub_constants
-
-    from ladder.hub import hf_offline
 
     if not hf_offline():
         yield

@@ -12,7 +12,7 @@ import difflib
 from collections.abc import Callable
 
 import numpy as np
-from sklearn import metrics as skm
+from sklearn import metrics as skm  # noqa: TID253
 
 from ladder.errors import LadderError
 

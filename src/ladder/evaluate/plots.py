@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.text import Annotation
-from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
-from matplotlib.transforms import Bbox
+from matplotlib.axes import Axes  # noqa: TID253
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: TID253
+from matplotlib.figure import Figure  # noqa: TID253
+from matplotlib.lines import Line2D  # noqa: TID253
+from matplotlib.text import Annotation  # noqa: TID253
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter  # noqa: TID253
+from matplotlib.transforms import Bbox  # noqa: TID253
 
 from ladder.io import atomic_write
 

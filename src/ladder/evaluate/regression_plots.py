@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure  # noqa: TID253
 
 from ladder.evaluate.plots import _finish, _save
 from ladder.evaluate.regression import _columns, regression_metrics

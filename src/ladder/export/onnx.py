@@ -37,6 +37,8 @@ from ladder.export.tfidf_runtime import (
     TfidfRuntime,
     padded_batches,
 )
+from ladder.models import tfidf
+from ladder.models.tfidf import TYPES as TFIDF_TYPES
 
 ONNX_MODEL = "model.onnx"
 OPSET = 17
@@ -125,8 +127,6 @@ def export_tfidf(pipeline: Any, model_type: str) -> bytes:
     metadata under `tfidf_runtime.METADATA_KEY`."""
     import onnx
     from onnx import helper
-
-    from ladder.models import tfidf
 
     if not tfidf.is_pipeline(pipeline, model_type):
         raise ExportError(f"{model_type}: not a pipeline built by ladder; it predicts with sklearn")
@@ -446,7 +446,6 @@ def export_model(
     Returns (the graph, or None when the model cannot be exported; the manifest's "onnx"
     entry: opset, max_abs_diff and rows checked, or the reason it was not exported).
     """
-    from ladder.models.tfidf import TYPES as TFIDF_TYPES
 
     if task != "classification":
         return None, {"exported": False, "reason": f"no ONNX export of {task} models yet"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
+import pandas as pd  # noqa: TID253
 
 from ladder.export.artifact import LoadedModel
 

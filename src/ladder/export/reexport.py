@@ -10,8 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from ladder.export.artifact import manifest_body, read_manifest, write_artifact
+from ladder.data import preprocessor_from_json
+from ladder.export.artifact import manifest_body, neural_module, read_manifest, write_artifact
 from ladder.export.onnx import ONNX_MODEL, ExportError, export_model
+from ladder.models.classical import load_estimator
+from ladder.models.tfidf import sample_texts
 
 N_ROWS = 64
 
@@ -35,8 +38,6 @@ def synthetic_features(manifest: dict[str, Any], n: int = N_ROWS, seed: int = 0)
 def export_artifact(directory: str | Path) -> dict[str, Any]:
     """Write (or rewrite) the artifact's model.onnx and the manifest's "onnx" entry; returns
     that entry. ExportError (a one-line user error) when the model cannot be exported."""
-    from ladder.data import preprocessor_from_json
-
     directory = Path(directory)
     manifest = read_manifest(directory)
     family, model_type = manifest["family"], manifest["model_type"]
@@ -72,19 +73,13 @@ def _native(directory: Path, manifest: dict[str, Any]) -> tuple[Any, Any, np.nda
     features = synthetic_features(manifest)
     path = directory / manifest["model_file"]
     if manifest["family"] == "classical":
-        from ladder.models.classical import load_estimator
-
         estimator = load_estimator(path, manifest["model_type"])
         if manifest["input"]["kind"] == "text":  # TF-IDF: texts of its own vocabulary
-            from ladder.models.tfidf import sample_texts
-
             texts = sample_texts(estimator, N_ROWS)
             return estimator, lambda _: estimator.predict_proba(texts), texts
         flat = features.reshape(len(features), -1)
         return estimator, lambda _: estimator.predict_proba(flat), flat
     import torch
-
-    from ladder.export.artifact import neural_module
 
     module = neural_module(path, manifest)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any, Literal
 
-import torch
+import torch  # noqa: TID253
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -31,7 +31,7 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
-from torch import nn
+from torch import nn  # noqa: TID253
 
 from ladder.errors import LadderError
 from ladder.models.spec import ModelSpec

@@ -20,15 +20,19 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils import check_random_state
-from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: TID253
+from sklearn.utils import check_random_state  # noqa: TID253
+from sklearn.utils.class_weight import compute_class_weight  # noqa: TID253
+from sklearn.utils.multiclass import check_classification_targets  # noqa: TID253
+from sklearn.utils.validation import check_is_fitted, validate_data  # noqa: TID253
 
 from ladder.config import TrainConfig, format_validation_error
+from ladder.data.images import resize_images
 from ladder.errors import LadderError, TrainingInterrupted
+from ladder.evaluate import METRICS, validation_metrics
+from ladder.models.classical import ESTIMATORS
 from ladder.registry import MODEL_TYPES, ModelSpec
+from ladder.train import ProgressBar, Trainer
 
 # Arguments of the signature: settings of the estimator itself, not of the model or the loop.
 ESTIMATOR_PARAMS = (
@@ -121,8 +125,6 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         """Train a new module on X (n_samples, n_features) or images (n, C, H, W) and labels y."""
         import torch
 
-        from ladder.train import ProgressBar, Trainer
-
         spec = _neural_spec(self.model)
         model_cfg, train_cfg = self._configs(spec)
         device = self._resolve_device()
@@ -169,7 +171,6 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (n_samples, n_classes), columns in the order of `classes_`."""
-        from ladder.train import Trainer
 
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float32, allow_nd=True, reset=False)
@@ -350,8 +351,6 @@ def _neural_spec(model: Any) -> ModelSpec:
         raise ValueError(f"unknown model type {model!r}{hint} (neural types: {neural})")
     spec = MODEL_TYPES[model]
     if spec.family != "neural":
-        from ladder.models.classical import ESTIMATORS
-
         module, cls = ESTIMATORS.get(model, ("sklearn", model))
         raise ValueError(
             f"model={model!r} is a classical model; NeuralClassifier takes a neural type "
@@ -386,7 +385,6 @@ def _resized(X: np.ndarray, model_cfg: BaseModel) -> np.ndarray:
     size = getattr(model_cfg, "image_size", None)
     if X.ndim != 4 or size is None or X.shape[2:] == (size, size):
         return X
-    from ladder.data.images import resize_images
 
     return resize_images(X, size, size)
 
@@ -409,7 +407,6 @@ def _split(
 
 def _val_metrics(train_cfg: TrainConfig) -> Any:
     """Validation metrics: accuracy, and the metric early stopping monitors if it is one."""
-    from ladder.evaluate import METRICS, validation_metrics
 
     stopping = train_cfg.early_stopping
     monitored = stopping.monitor.removeprefix("val_") if stopping is not None else ""

@@ -10,9 +10,9 @@ import math
 from itertools import pairwise
 from typing import Literal
 
-import torch
+import torch  # noqa: TID253
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
-from torch import nn
+from torch import nn  # noqa: TID253
 
 from ladder.models.spec import ModelSpec
 

@@ -16,11 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
+import torch  # noqa: TID253
 from pydantic import BaseModel, ConfigDict, Field
-from torch import nn
+from torch import nn  # noqa: TID253
 
 from ladder.errors import ArtifactError, ConfigError, LadderError
+from ladder.hub import resolve_pretrained
 from ladder.models.sequence import masked_mean, padding_mask, text_shape
 from ladder.models.spec import ModelSpec
 
@@ -198,7 +199,6 @@ def build_pretrained(
 
     `input_shape` is (max_length, vocab_size) of the tokenizer the text was encoded with.
     """
-    from ladder.hub import resolve_pretrained
 
     max_length, vocab_size = text_shape(input_shape, "pretrained")
     folder = resolve_pretrained(config.path)

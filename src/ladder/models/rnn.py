@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
+import torch  # noqa: TID253
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
-from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch import nn  # noqa: TID253
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: TID253
 
 from ladder.models.sequence import (
     PAD_ID,

@@ -6,7 +6,7 @@ one real token (the tokenizers start each text with [CLS]).
 
 from __future__ import annotations
 
-import torch
+import torch  # noqa: TID253
 
 from ladder.errors import LadderError
 

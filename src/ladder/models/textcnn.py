@@ -8,10 +8,10 @@ filter still work) and the logits do not depend on how much padding a batch carr
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+import torch  # noqa: TID253
+import torch.nn.functional as F  # noqa: TID253
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
-from torch import nn
+from torch import nn  # noqa: TID253
 
 from ladder.models.sequence import PAD_ID, init_embedding, masked_max, padding_mask, text_shape
 from ladder.models.spec import ModelSpec

@@ -15,10 +15,10 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import torch
-import torch.nn.functional as F
+import torch  # noqa: TID253
+import torch.nn.functional as F  # noqa: TID253
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator
-from torch import nn
+from torch import nn  # noqa: TID253
 
 from ladder.models.sequence import PAD_ID, masked_mean, padding_mask, text_shape
 from ladder.models.spec import ModelSpec

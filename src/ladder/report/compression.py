@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-import pandas as pd
+import pandas as pd  # noqa: TID253
 
 from ladder.evaluate.plots import plot_tradeoff
 from ladder.report.parts import drawn_png, fmt_bytes, fmt_int, is_finished, is_missing, note

@@ -24,9 +24,9 @@ from string import Template
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # noqa: TID253
 import yaml
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure  # noqa: TID253
 
 from ladder import __version__
 from ladder.errors import LadderError

@@ -3,9 +3,13 @@ a run folder holds the results of one dataset and split only."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
+
+import yaml
+from pydantic import ValidationError
 
 from ladder.config import Config, DataConfig, ModelEntry
 from ladder.errors import LadderError
@@ -13,7 +17,6 @@ from ladder.errors import LadderError
 
 def config_hash(config: Config, entry: ModelEntry) -> str:
     """A hash of everything that decides a model's result: its entry, training, data, seed."""
-    import hashlib
 
     key = {
         "model": entry.describe(),
@@ -39,7 +42,6 @@ def cached_status(run_dir: Path, config: Config, entry: ModelEntry) -> str:
 
 def refuse_other_data(run_dir: Path, config: Config, data: Any, force: bool) -> None:
     """A run folder holds one dataset and split; another config's results are not mixed in."""
-    import yaml
 
     old_file = run_dir / "config.yaml"
     if force or not old_file.exists():
@@ -60,7 +62,6 @@ def refuse_other_data(run_dir: Path, config: Config, data: Any, force: bool) -> 
 
 def _with_defaults(data: Any) -> Any:
     """A saved data section completed with today's defaults (as saved, when it is not valid)."""
-    from pydantic import ValidationError
 
     try:
         return DataConfig.model_validate(data).model_dump(mode="json")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # noqa: TID253
 
 from ladder.config import Config
 from ladder.data import describe_data, load_dataset, split_dataset

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # noqa: TID253
 
 from ladder.evaluate.compare import build_leaderboard, pareto_front, time_predictions
 from ladder.export.artifact import load

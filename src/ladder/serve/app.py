@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.exceptions import HTTPException
+from fastapi import FastAPI, Request  # noqa: TID253
+from fastapi.exceptions import RequestValidationError  # noqa: TID253
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response  # noqa: TID253
+from starlette.exceptions import HTTPException  # noqa: TID253
 
 from ladder.serve.access import AccessLog
 from ladder.serve.fastpath import (

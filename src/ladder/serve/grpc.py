@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-import grpc
+import grpc  # noqa: TID253
 import numpy as np
 
 from ladder.serve import tensors

@@ -23,9 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from ladder.data.images import resize_images, to_channels
 from ladder.errors import DataError
+from ladder.export.artifact import load
 from ladder.serve.limits import element_bytes, image_pixel_limit
-from ladder.serve.tensors import NUMERIC
+from ladder.serve.tensors import NUMERIC, datatype_of
 
 IMAGE_INPUT = "image"
 PROBABILITIES, LABEL = "probabilities", "label"
@@ -54,8 +56,6 @@ class ServedModel:
 
     def __init__(self, name: str, artifact: str | Path, threads: int | None = 1) -> None:
         """Load `artifact` as model `name`; `threads`: ONNX Runtime threads per batch."""
-        from ladder.export.artifact import load
-
         started = time.perf_counter()
         self.name, self.version = name, VERSION
         self.loaded = load(artifact, threads=threads, arena=False)  # memory goes back
@@ -293,8 +293,6 @@ class ServedModel:
     def _decode_image(i: int, text: str, channels: int, height: int, width: int) -> np.ndarray:
         from PIL import Image, UnidentifiedImageError
 
-        from ladder.data.images import resize_images, to_channels
-
         if text.startswith("data:") and "," in text:
             text = text.split(",", 1)[1]  # a data: URL from a browser
         limit = image_pixel_limit(height, width)
@@ -379,8 +377,6 @@ class ServedModel:
 
 
 def _datatype(array: np.ndarray) -> str:
-    from ladder.serve.tensors import datatype_of
-
     return datatype_of(array)
 
 

@@ -16,8 +16,11 @@ from typing import Any
 
 from ladder.errors import LadderError
 from ladder.serve.access import configure_logging
+from ladder.serve.app import create_app
 from ladder.serve.batcher import BatchSettings
+from ladder.serve.grpc import grpc_server as make_grpc
 from ladder.serve.limits import default_max_body
+from ladder.serve.page import try_page
 from ladder.serve.service import InferenceService, load_models
 
 
@@ -105,9 +108,6 @@ async def _serve(
 ) -> None:
     import uvicorn
 
-    from ladder.serve.app import create_app
-    from ladder.serve.page import try_page
-
     body_limit = max_body(settings, service)
     app = create_app(service, body_limit, key, try_page())
     config = uvicorn.Config(
@@ -124,8 +124,6 @@ async def _serve(
     sock = _bind(settings.host, settings.port)  # before anything starts: a taken port is exit 2
     grpc_server = None
     if settings.grpc_port is not None:
-        from ladder.serve.grpc import grpc_server as make_grpc
-
         try:
             grpc_server = make_grpc(service, settings.host, settings.grpc_port, body_limit, key)
         except RuntimeError as exc:

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ladder import __version__
+from ladder.export.artifact import read_manifest
 from ladder.serve.batcher import Batcher, BatchSettings, BatchStats, Closed, Expired, QueueFull
 from ladder.serve.limits import LimitError, check_rows
 from ladder.serve.metrics import ServeMetrics
@@ -144,8 +146,6 @@ class InferenceService:
 
     def server_metadata(self) -> dict[str, Any]:
         """The protocol's server metadata."""
-        from ladder import __version__
-
         return {"name": "ladder", "version": __version__, "extensions": ["binary_tensor_data"]}
 
     # ------------------------------------------------------------------ models
@@ -266,8 +266,6 @@ def load_models(artifacts: list[str | Path], threads: int | None = 1) -> list[Se
     models: list[ServedModel] = []
     taken: set[str] = set()
     for path in artifacts:
-        from ladder.export.artifact import read_manifest
-
         base = str(read_manifest(path).get("name") or Path(path).parent.name)
         name, k = base, 2
         while name in taken:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # noqa: TID253
 
 from ladder.config import TrainConfig
 from ladder.train.objective import Objective

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # noqa: TID253
 
 from ladder.config import METRIC_NAMES, TrainConfig
 from ladder.evaluate.compare import LEADERBOARD_COLUMNS, bootstrap_ci, mcnemar_p

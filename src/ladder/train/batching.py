@@ -4,7 +4,7 @@ length bucketing (texts of similar length batched together, so little of a batch
 
 from __future__ import annotations
 
-import torch
+import torch  # noqa: TID253
 
 BUCKET_POOL = 50  # batches per pool sorted by length: mixes lengths across pools, not within
 

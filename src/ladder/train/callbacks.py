@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
+import torch  # noqa: TID253
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from ladder import console
 from ladder.config import EarlyStoppingConfig
@@ -187,8 +188,6 @@ class ProgressBar(Callback):
         self._lines = console.verbosity() > console.QUIET and not console.interactive()
         if not console.interactive():
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
         self._progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"),
             BarColumn(),

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from safetensors.torch import load_file
+import torch  # noqa: TID253
+from safetensors.torch import load_file  # noqa: TID253
 
 from ladder.errors import LadderError
 from ladder.io import save_tensors, sha256_file

@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-import torch
-import torch.distributed as dist
-from torch import nn
+import torch  # noqa: TID253
+import torch.distributed as dist  # noqa: TID253
+from torch import nn  # noqa: TID253
 
 from ladder.config import TrainConfig
 from ladder.errors import LadderError

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+import torch  # noqa: TID253
+import torch.nn.functional as F  # noqa: TID253
 
 RegressionLoss = Literal["mse", "mae", "huber"]
 

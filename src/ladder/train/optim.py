@@ -13,8 +13,8 @@ import math
 import warnings
 from collections.abc import Iterable
 
-import torch
-from torch import nn
+import torch  # noqa: TID253
+from torch import nn  # noqa: TID253
 
 from ladder.config import OptimizerConfig, SchedulerConfig
 
