@@ -86,6 +86,24 @@ def test_a_failing_model_is_reported_and_the_others_run(tmp_path, table_csv, cap
     assert "conv failed" in capsys.readouterr().err
 
 
+def test_a_failed_model_keeps_its_traceback_and_debug_prints_it(tmp_path, table_csv, capsys):
+    models = [*MODELS[:1], {"name": "conv", "type": "cnn"}]
+    config = write_config(tmp_path, str(table_csv), models)
+    assert main(["run", str(config), "--out", str(tmp_path / "run")]) == 1
+    error = tmp_path / "run/models/conv/error.txt"
+    text = error.read_text()
+    assert text.startswith("Traceback (most recent call last):") and "needs image data" in text
+    err = capsys.readouterr().err
+    assert "traceback: models/conv/error.txt" in err and "Traceback" not in err
+
+    assert main(["--debug", "run", str(config), "--out", str(tmp_path / "run")]) == 1
+    assert "Traceback (most recent call last):" in capsys.readouterr().err
+
+    fixed = write_config(tmp_path, str(table_csv), [*MODELS[:1], {"name": "conv", "type": "mlp"}])
+    assert main(["run", str(fixed), "--out", str(tmp_path / "run")]) == 0
+    assert not error.exists()  # trained this time: the old traceback is gone
+
+
 def test_a_model_trained_by_ladder_train_is_a_finished_rung(tmp_path, table_csv, capsys):
     quantize = [{"method": "quantize", "models": ["net"]}]
     config = write_config(tmp_path, str(table_csv), MODELS, compress=quantize)

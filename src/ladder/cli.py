@@ -57,6 +57,7 @@ def _options(
         raise typer.BadParameter("--quiet and --verbose exclude each other")
     level = console.QUIET if quiet else console.VERBOSE if verbose else console.verbosity()
     console.set_verbosity(level)
+    console.set_debug(debug)
 
 
 @app.command()

@@ -40,6 +40,20 @@ def verbosity() -> int:
     return int(inherited) if inherited in ("0", "1", "2") else NORMAL
 
 
+_debug = False
+
+
+def set_debug(on: bool) -> None:
+    """`--debug`: print the tracebacks of failures that ladder otherwise reports in one line."""
+    global _debug
+    _debug = on
+
+
+def debugging() -> bool:
+    """Whether `--debug` was given."""
+    return _debug
+
+
 def interactive() -> bool:
     """Whether progress bars may be drawn: stderr is a terminal and ladder is not quiet."""
     return verbosity() > QUIET and sys.stderr.isatty()

@@ -10,11 +10,14 @@ import shlex
 import socket
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ladder.console import debugging
 from ladder.errors import LadderError
+from ladder.io import atomic_write_text
 
 try:
     import fcntl
@@ -22,6 +25,7 @@ except ImportError:  # not POSIX (Windows)
     fcntl = None
 
 LOCK_FILE = ".lock"
+ERROR_FILE = "error.txt"  # the traceback of a model that failed
 _WAIT_POLL_SECONDS = 0.5
 
 
@@ -107,3 +111,20 @@ def _holder(path: Path) -> str:
         return f"process {who['pid']} on {who['host']} since {who['since']} ({who['command']})"
     except (OSError, ValueError, KeyError, TypeError):
         return "another process"
+
+
+def record_failure(folder: Path, exc: BaseException) -> Path:
+    """Keep the traceback of `exc` in `folder/error.txt` (printed with `--debug`); returns the
+    file. A model that trains again removes it (`clear_failure`)."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ERROR_FILE
+    atomic_write_text(path, text)
+    if debugging():
+        print(text, file=sys.stderr, end="")
+    return path
+
+
+def clear_failure(folder: Path) -> None:
+    """Remove the traceback a failed attempt left in `folder`."""
+    (folder / ERROR_FILE).unlink(missing_ok=True)

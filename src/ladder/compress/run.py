@@ -24,7 +24,7 @@ from ladder.errors import ConfigError, LadderError, TrainingInterrupted, first_l
 from ladder.export.artifact import load
 from ladder.io import atomic_write_text
 from ladder.registry import get_spec
-from ladder.run_folder import locked
+from ladder.run_folder import locked, record_failure
 from ladder.runner.cache import cached_status
 from ladder.runner.prepare import prepare
 from ladder.runner.ranking import rank_run
@@ -112,6 +112,7 @@ def apply_compress(
             raise  # SIGTERM or Ctrl-C while fine-tuning: stop the whole command
         except Exception as exc:
             (context.model_dir(name) / "metrics.json").unlink(missing_ok=True)
+            record_failure(context.model_dir(name), exc)
             status[name] = f"failed: {first_line(exc)}"
             if show is not None:
                 show(f"{name}: {status[name]}")

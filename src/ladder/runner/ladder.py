@@ -14,7 +14,7 @@ from ladder.config import Config, ModelEntry, load_config
 from ladder.console import RungProgress
 from ladder.errors import ConfigError, TrainingInterrupted
 from ladder.registry import get_spec
-from ladder.run_folder import locked
+from ladder.run_folder import clear_failure, locked, model_dir, record_failure
 from ladder.runner.cache import cached_status, refuse_other_data
 from ladder.runner.crossval import folds, summarize
 from ladder.runner.prepare import PreparedData, prepare, write_run_files
@@ -167,13 +167,15 @@ def _train_rungs(
         started = time.perf_counter()
         try:
             train_entry(config, entries[name], data, run_dir)
+            clear_failure(model_dir(run_dir, name))
             status[name] = "ok"
             show.line(i, name, f"done in {time.perf_counter() - started:.1f}s")
         except TrainingInterrupted:
             raise  # the whole run stops (SIGTERM, Ctrl-C); its checkpoint is saved
         except Exception as exc:
             status[name] = f"failed: {type(exc).__name__}: {exc}".splitlines()[0]
-            show.line(i, name, status[name])
+            record_failure(model_dir(run_dir, name), exc)
+            show.line(i, name, f"{status[name]} (traceback: models/{name}/error.txt)")
     return status
 
 
