@@ -42,7 +42,8 @@ from ladder.errors import LadderError
 from ladder.export.artifact import load, read_manifest
 from ladder.io import atomic_write, save_tensors
 from ladder.registry import get_spec
-from ladder.runner.rung import train_entry
+from ladder.runner.rung import task_scaling, train_entry
+from ladder.tasks import get_task
 
 CACHE_DIR = Path("distill_cache")
 CACHE_FILE = CACHE_DIR / "train_logits.safetensors"  # the teacher's logits of the training rows
@@ -67,10 +68,17 @@ def distill(method: DistillConfig, context: CompressContext) -> Variant:
     copies = method.augment
     data, logits = transfer_set(context, method.teacher, copies)
     y = context.data.splits.train.y
-    weights = None
-    if context.config.data.balance == "class_weight":
-        weights = class_weights(y, len(context.data.labels))
-    loss = DistillationLoss(logits, method.alpha, method.temperature, weights, labelled=len(y))
+    task = get_task(context.data.task)
+    if task.name == "regression":  # the student regresses on the teacher's predictions too
+        scaling = task_scaling(task, context.config, "neural", data.splits.train.y)
+        assert scaling is not None
+        teacher = scaling.forward(logits[:, 0])
+        loss: Any = RegressionDistillationLoss(teacher, method.alpha, task.objective(entry.train))
+    else:
+        weights = None
+        if context.config.data.balance == "class_weight":
+            weights = class_weights(y, len(context.data.labels))
+        loss = DistillationLoss(logits, method.alpha, method.temperature, weights, labelled=len(y))
     info = _compression(method, copies)
     init = None
     if method.embeddings_from_teacher:
@@ -207,6 +215,23 @@ class DistillationLoss:
         )
 
 
+class RegressionDistillationLoss:
+    """The trainer's loss hook for a regression student: alpha x its loss against the targets
+    plus (1 - alpha) x the same loss against the teacher's predictions of the batch's rows
+    (both in the student's standardised target space)."""
+
+    def __init__(self, teacher: np.ndarray, alpha: float, objective: Any) -> None:
+        self.teacher = torch.as_tensor(np.asarray(teacher, dtype=np.float32))
+        self.alpha, self.objective = alpha, objective
+
+    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor) -> Any:
+        """The batch's distillation loss."""
+        if self.teacher.device != outputs.device:
+            self.teacher = self.teacher.to(outputs.device)
+        soft = self.objective.loss(outputs, self.teacher[rows.to(outputs.device)], None)
+        return self.alpha * self.objective.loss(outputs, targets, None) + (1 - self.alpha) * soft
+
+
 # ----------------------------------------------------------------------------- the transfer set
 
 
@@ -228,9 +253,9 @@ def transfer_set(context: CompressContext, teacher: str, copies: int = 0) -> tup
         texts.append(augment_texts(train.X, context.config.seed, copy))
         logits.append(teacher_logits(context, teacher, texts[-1], f"augmented{copy}"))
     extra = np.concatenate(logits[1:])
-    augmented = replace(
-        train, X=np.concatenate(texts), y=np.concatenate([train.y, extra.argmax(axis=1)])
-    )
+    # the teacher's answer: its most probable class, or (regression) its predicted value
+    answers = extra[:, 0] if context.data.task == "regression" else extra.argmax(axis=1)
+    augmented = replace(train, X=np.concatenate(texts), y=np.concatenate([train.y, answers]))
     data = replace(context.data, splits=replace(context.data.splits, train=augmented))
     return data, np.concatenate(logits)
 
@@ -284,8 +309,12 @@ def teacher_logits(
     cached = read_cached_logits(path, key)
     if cached is not None:
         return cached
-    prob = load(artifact).predict_proba_raw(rows)
-    logits = np.log(np.maximum(prob, PROBABILITY_FLOOR)).astype(np.float32)
+    model = load(artifact)
+    if model.task == "regression":  # the teacher's predicted values, one column
+        logits = model.predict_outputs_raw(rows).astype(np.float32).reshape(-1, 1)
+    else:
+        prob = model.predict_proba_raw(rows)
+        logits = np.log(np.maximum(prob, PROBABILITY_FLOOR)).astype(np.float32)
     write_cached_logits(path, logits, key)
     return logits
 
@@ -295,7 +324,9 @@ def _training_key(context: CompressContext) -> dict[str, str]:
     (the fingerprint is order-free, the label sequence is not)."""
 
     train = context.data.splits.train
-    labels = np.ascontiguousarray(train.y, dtype=np.int64)
+    labels = np.ascontiguousarray(
+        train.y, dtype=np.float64 if train.task == "regression" else np.int64
+    )
     return {
         "data_sha256": str(context.data.info["sha256"]),
         "train_sha256": fingerprint([train]),

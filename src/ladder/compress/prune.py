@@ -40,17 +40,16 @@ from torch import nn  # noqa: TID253
 from ladder.compress.shrink import WEIGHTED, hidden_widths, layer_chain, shrink
 from ladder.compress.variant import CompressContext, Variant
 from ladder.config import PruneConfig, TrainConfig
-from ladder.data import augment_batch, class_weights, preprocessor_from_json
+from ladder.data import preprocessor_from_json
 from ladder.errors import LadderError
-from ladder.evaluate import classification_metrics, validation_metrics
 from ladder.evaluate.compare import count_params
 from ladder.export.artifact import manifest_body, neural_module, read_manifest, write_artifact
 from ladder.export.onnx import ONNX_MODEL, export_model
 from ladder.registry import get_spec
-from ladder.runner.fit import FittedNeural
+from ladder.runner.fit import FittedNeural, TrainerSetup
 from ladder.runner.rung import resolve_device
-from ladder.train import Trainer
-from ladder.train.batching import TokenBatching
+from ladder.tasks import get_task
+from ladder.tasks.regression import TargetScaling
 
 STRUCTURED_TYPES = ("mlp", "cnn")
 CHECK_ROWS = 256  # held-back rows the ONNX export is verified on
@@ -187,11 +186,11 @@ class _FineTuner:
 
     config: TrainConfig
     epochs: int
-    kwargs: dict[str, Any]  # the Trainer's other arguments
+    setup: TrainerSetup  # the Trainer's set-up, as the model was trained
+    device: str
     x_train: np.ndarray
     y_train: np.ndarray
     val: tuple[np.ndarray | None, np.ndarray | None]
-    sample_weights: np.ndarray | None
     seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -200,39 +199,28 @@ class _FineTuner:
         cls, method: PruneConfig, context: CompressContext, model: str, original: _Original
     ) -> _FineTuner:
         """The fine-tuner of `model`: its training config, the run's data, balance, seed."""
-
         config, entry = context.config, context.entries[model]
-        splits, n_classes = context.data.splits, len(original.manifest["labels"])
-        weights = class_weights(splits.train.y, n_classes)
-        augment = config.data.augment
-        pad_id = original.pad_id
-        kwargs = {
-            "device": resolve_device(config.device),
-            "class_weights": weights if config.data.balance == "class_weight" else None,
-            "val_metrics": validation_metrics(
-                [m for m in config.evaluate.metrics if m != "log_loss"]
-            ),
-            "train_transform": (lambda x, g: augment_batch(x, augment, g))
-            if augment.enabled
-            else None,
-            "seed": config.seed,
-            "batching": TokenBatching(pad_id, entry.text.bucketing) if pad_id is not None else None,
-        }
-        oversample = config.data.balance == "oversample"
+        splits, task = context.data.splits, get_task(context.data.task)
+        y_train, y_val = splits.train.y, splits.val.y if splits.val is not None else None
+        if task.name == "regression":  # targets as the model learned them
+            scaling = TargetScaling.from_json(original.manifest.get("target_scaling"))
+            y_train = scaling.forward(y_train)
+            y_val = scaling.forward(y_val) if y_val is not None else None
+        n_outputs = task.n_outputs(original.manifest["labels"])
+        setup = TrainerSetup.of(config, entry, task, y_train, n_outputs, original.pad_id)
         return cls(
             finetune_config(entry.train, method),
             method.finetune_epochs,
-            kwargs,
+            setup,
+            resolve_device(config.device),
             original.x_train,
-            splits.train.y,
-            (original.x_val, splits.val.y if splits.val is not None else None),
-            weights[splits.train.y] if oversample else None,
+            y_train,
+            (original.x_val, y_val),
         )
 
     def trainer(self, module: nn.Module) -> Any:
         """A Trainer of `module` with the fine-tuning config (it predicts, too)."""
-
-        return Trainer(module, self.config, **self.kwargs)
+        return self.setup.trainer(module, self.config, self.device)
 
     def __call__(self, module: nn.Module, step: int) -> None:
         """Fine-tune `module` in place (nothing when `finetune_epochs` is 0)."""
@@ -240,7 +228,7 @@ class _FineTuner:
             return
         started = time.perf_counter()
         rows = self.trainer(module).fit(
-            self.x_train, self.y_train, *self.val, sample_weights=self.sample_weights
+            self.x_train, self.y_train, *self.val, sample_weights=self.setup.sample_weights
         )
         self.seconds += time.perf_counter() - started
         done = len(self.history)  # epochs numbered on across steps
@@ -367,7 +355,7 @@ def _prune_structured(
     if measured != before:  # the chain walk must see the config's layers, in order
         raise LadderError(f"prune: {manifest['name']}: layer widths {measured} != {before}")
     module, shape = original.module, tuple(manifest["feature_shape"])
-    n_classes = len(manifest["labels"])
+    n_classes = get_task(manifest.get("task", "classification")).n_outputs(manifest["labels"])
     for step, fraction in enumerate(step_fractions(method.amount, method.steps), start=1):
         widths = [max(1, n - round(fraction * n)) for n in before]
         module, config = shrink(module, model_type, config, shape, n_classes, widths)
@@ -391,12 +379,20 @@ def _write_variant(
     preprocessing, the manifest with the new config, headline test metrics and compression."""
 
     manifest, module = original.manifest, trainer.module
-    prob = trainer.predict_proba(original.x_test)
+    task = get_task(manifest.get("task", "classification"))
+    fitted = FittedNeural(trainer, TargetScaling.from_json(manifest.get("target_scaling")))
     checked = original.x_test[:CHECK_ROWS]
     graph, onnx_info = export_model(
-        module, "neural", manifest["model_type"], checked, prob[:CHECK_ROWS], original.pad_id
+        module,
+        "neural",
+        manifest["model_type"],
+        checked,
+        fitted.model_outputs(checked),
+        original.pad_id,
+        task=task.name,
     )
-    metrics = classification_metrics(context.data.splits.test.y, prob, manifest["labels"])
+    outputs = task.predict(fitted, original.x_test)
+    metrics = task.metrics(context.data.splits.test.y, outputs, manifest["labels"])
     body = manifest_body(manifest)
     body.update(
         name=name,

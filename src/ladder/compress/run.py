@@ -28,7 +28,7 @@ from ladder.run_folder import locked, record_failure
 from ladder.runner.cache import cached_status
 from ladder.runner.prepare import prepare
 from ladder.runner.ranking import rank_run
-from ladder.runner.rung import evaluate_predictions
+from ladder.tasks import get_task
 
 Show = Callable[[str], None]
 
@@ -151,9 +151,12 @@ def _evaluate(context: CompressContext, variant: Variant, stamp: dict[str, Any])
     data, model_dir = context.data, context.model_dir(variant.name)
     model = load(context.artifact(variant.name))
     test = data.splits.test
-    y_prob = model.predict_proba_raw(test.X)
-    metrics = evaluate_predictions(test.y, y_prob, data.labels, model_dir, variant.history)
+    task = get_task(data.task)
+    outputs = model.predict_outputs_raw(test.X)
+    radius = (model.manifest.get("interval") or {}).get("radius")
+    metrics = task.evaluate(test.y, outputs, data.labels, model_dir, variant.history, radius)
     original = json.loads((context.model_dir(variant.original) / "metrics.json").read_text())
+    headline = task.delta_metric
     metrics.update(
         train_seconds=variant.train_seconds
         if variant.train_seconds is not None
@@ -161,7 +164,7 @@ def _evaluate(context: CompressContext, variant: Variant, stamp: dict[str, Any])
         params=variant.params if variant.params is not None else original.get("params"),
         model_type=variant.model_type,
         variant_of=variant.original,
-        accuracy_delta=metrics["accuracy"] - original["accuracy"],
+        **{task.delta_column: metrics[headline] - original[headline]},
         compress=stamp,
         **variant.details,
     )

@@ -180,23 +180,9 @@ def fit_neural(
     ]
 
     y_train = train[1]
-    balance = config.data.balance if task.name == "classification" else "none"
-    weights = class_weights(y_train, n_classes) if balance != "none" else None
-    classes = task.name == "classification"
-    trainer = Trainer(
-        module,
-        cfg,
-        device=device,
-        callbacks=callbacks,
-        class_weights=weights if balance == "class_weight" else None,
-        val_metrics=validation_metrics(_monitored_metrics(config, cfg)) if classes else None,
-        train_transform=(lambda x, g: augment_batch(x, augment, g)) if augment.enabled else None,
-        seed=config.seed,
-        batching=TokenBatching(pad_id, entry.text.bucketing) if pad_id is not None else None,
-        loss=loss,
-        objective=task.objective(cfg),
-    )
-    sample_weights = weights[y_train] if balance == "oversample" else None
+    setup = TrainerSetup.of(config, entry, task, y_train, n_classes, pad_id)
+    trainer = setup.trainer(module, cfg, device, callbacks, loss)
+    sample_weights = setup.sample_weights
     history = trainer.fit(
         train[0],
         y_train,
@@ -206,6 +192,59 @@ def fit_neural(
         resume_from=checkpoints if resume else None,
     )
     return FittedNeural(trainer), history
+
+
+@dataclass
+class TrainerSetup:
+    """How ladder sets up a Trainer for a model of the run, shared by training a rung and
+    fine-tuning a pruned one: the task's objective, class weights or oversampling
+    (`data.balance`), validation metrics, image augmentation, seed and token batching."""
+
+    kwargs: dict[str, Any]
+    sample_weights: np.ndarray | None
+
+    @classmethod
+    def of(
+        cls,
+        config: Config,
+        entry: ModelEntry,
+        task: Task,
+        y_train: np.ndarray,
+        n_classes: int,
+        pad_id: int | None,
+    ) -> TrainerSetup:
+        """The set-up of `entry` learning `task` on training targets `y_train`."""
+        classes = task.name == "classification"
+        balance = config.data.balance if classes else "none"
+        weights = class_weights(y_train, n_classes) if balance != "none" else None
+        augment = config.data.augment
+        kwargs = {
+            "class_weights": weights if balance == "class_weight" else None,
+            "val_metrics": (
+                validation_metrics(_monitored_metrics(config, entry.train)) if classes else None
+            ),
+            "train_transform": (
+                (lambda x, g: augment_batch(x, augment, g)) if augment.enabled else None
+            ),
+            "seed": config.seed,
+            "batching": TokenBatching(pad_id, entry.text.bucketing) if pad_id is not None else None,
+            "objective": task.objective(entry.train),
+        }
+        oversample = weights[y_train] if balance == "oversample" and weights is not None else None
+        return cls(kwargs, oversample)
+
+    def trainer(
+        self,
+        module: Any,
+        train: Any,
+        device: str,
+        callbacks: list[Any] | None = None,
+        loss: Any = None,
+    ) -> Trainer:
+        """A Trainer of `module` with training config `train` (it predicts, too)."""
+        return Trainer(
+            module, train, device=device, callbacks=callbacks or [], loss=loss, **self.kwargs
+        )
 
 
 def _monitored_metrics(config: Config, cfg: Any) -> list[str]:

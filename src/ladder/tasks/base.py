@@ -42,6 +42,10 @@ class Task(Protocol):
         """The outputs of a fitted model (`ladder.runner.fit`) for preprocessed features."""
         ...
 
+    def metrics(self, y_true: np.ndarray, outputs: np.ndarray, labels: list[Any]) -> dict[str, Any]:
+        """The task's test metrics of `outputs` (no files written)."""
+        ...
+
     def evaluate(
         self,
         y_true: np.ndarray,

@@ -44,6 +44,10 @@ class ClassificationTask:
         """Class probabilities (n, n_classes)."""
         return fitted.predict_proba(features)
 
+    def metrics(self, y_true: np.ndarray, outputs: np.ndarray, labels: list[Any]) -> dict[str, Any]:
+        """Accuracy, F1, ROC AUC, log loss, the confusion matrix, ... of class probabilities."""
+        return classification_metrics(y_true, outputs, labels)
+
     def evaluate(
         self,
         y_true: np.ndarray,

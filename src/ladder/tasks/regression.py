@@ -121,6 +121,10 @@ class RegressionTask:
         """Predicted values (n,), in the target's units."""
         return fitted.predict_values(features)
 
+    def metrics(self, y_true: np.ndarray, outputs: np.ndarray, labels: list[Any]) -> dict[str, Any]:
+        """RMSE, MAE, R² and MAPE of predicted values."""
+        return regression_metrics(y_true, outputs)
+
     def evaluate(
         self,
         y_true: np.ndarray,
