@@ -223,3 +223,17 @@ def test_ladder_predict_writes_prediction_lower_upper(tmp_path):
     assert (frame["lower"] < frame["prediction"]).all() and (
         frame["prediction"] < frame["upper"]
     ).all()
+
+
+def test_ladder_evaluate_scores_a_regression_artifact_on_new_data(tmp_path, capsys):
+    from ladder.cli import main
+
+    source = _diabetes(tmp_path)
+    run(_config(tmp_path, source, [MLP]), out=tmp_path / "run")
+    artifact = tmp_path / "run" / "models" / "mlp" / "artifact"
+    fresh = tmp_path / "fresh.csv"
+    pd.read_csv(source).iloc[:60].to_csv(fresh, index=False)
+    capsys.readouterr()
+    assert main(["evaluate", str(artifact), str(fresh)]) == 0
+    out = capsys.readouterr().out
+    assert "rmse" in out and "r2" in out and "accuracy" not in out
