@@ -63,6 +63,9 @@ class DataConfig(Section):
     source: str
     target: str = "label"
     text: str | None = Field(None, description="the text column of a table (text data)")
+    image: str | None = Field(
+        None, description="the column of a table holding image file paths (image data)"
+    )
     text_files: dict[str, str] | None = Field(
         None, description="label -> file of one text per line, in the source folder"
     )

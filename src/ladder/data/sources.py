@@ -129,6 +129,8 @@ def _load_table(path: Path, cfg: DataConfig) -> Dataset:
         raise DataError(f"{path}: no rows (the file has only a header)")
     if cfg.text is not None:
         return text_from_frame(df, cfg, str(path))
+    if cfg.image is not None:
+        return _images_from_table(df, path, cfg)
     if cfg.target not in df.columns:
         hint = difflib.get_close_matches(cfg.target, [str(c) for c in df.columns], n=1)
         did_you_mean = f"; did you mean '{hint[0]}'?" if hint else ""
@@ -235,6 +237,42 @@ def _load_image_folder(root: Path, cfg: DataConfig) -> Dataset:
     X = _stack_channels(images, channels)
     labels = [d.name for d in classes]
     return Dataset("image", X, np.asarray(y, dtype=np.int64), labels)
+
+
+def _images_from_table(df: pd.DataFrame, path: Path, cfg: DataConfig) -> Dataset:
+    """A table whose `data.image` column holds image file paths (relative to the table's
+    folder) and whose target is a class or a number, as image data."""
+    assert cfg.image is not None
+    for name, key in ((cfg.image, "data.image"), (cfg.target, "data.target")):
+        if name not in df.columns:
+            raise DataError(
+                f"{path}: no column '{name}' (columns: {', '.join(map(str, df.columns))}); "
+                f"set {key}"
+            )
+    keep, y, labels, task, why = encode_any_target(
+        df[cfg.target], str(path), cfg.target, cfg.task, cfg.drop_missing_target
+    )
+    images, files = [], []
+    for row, value in zip(np.flatnonzero(keep), df[cfg.image].to_numpy()[keep], strict=True):
+        file = path.parent / str(value)
+        if pd.isna(value) or not file.is_file():
+            raise DataError(
+                f"{path}: data row {row + 1}, column '{cfg.image}': no image file {value!r} "
+                f"(paths are relative to {path.parent})"
+            )
+        images.append(decode_image(file))
+        files.append(file)
+    if cfg.image_size is not None:
+        images = [resize_images(img[None], cfg.image_size, cfg.image_size)[0] for img in images]
+    sizes = {img.shape[1:] for img in images}
+    if len(sizes) > 1:
+        raise DataError(
+            f"{path}: images have different sizes ({len(sizes)} of them); set data.image_size "
+            "to resize them all"
+        )
+    channels = cfg.channels or (1 if all(img.shape[0] == 1 for img in images) else 3)
+    X = _stack_channels(images, channels)
+    return Dataset("image", X, y, labels, target=cfg.target, task=task, task_reason=why)
 
 
 def _stack_channels(images: list[np.ndarray], channels: int) -> np.ndarray:

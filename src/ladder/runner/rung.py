@@ -286,6 +286,7 @@ def _manifest(
             "image_size": config.data.image_size,
             "channels": config.data.channels,
             "text": config.data.text,
+            "image": config.data.image,
             "text_files": config.data.text_files,
             "format": config.data.format,
         },
