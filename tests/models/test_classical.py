@@ -23,6 +23,7 @@ from ladder.models.classical import (
 )
 
 TYPES = ["logistic_regression", "decision_tree", "random_forest", "svm", "gradient_boosting", "knn"]
+REGRESSION_ONLY = ["mean", "linear_regression", "ridge", "lasso", "elastic_net"]
 CONFIGS = {spec.type: spec.config_cls for spec in SPECS}
 FAST = {"gradient_boosting": {"max_iter": 20}, "random_forest": {"n_estimators": 20}}
 
@@ -56,8 +57,8 @@ def messages(exc: pytest.ExceptionInfo[ValidationError]) -> dict[str, str]:
 # ----------------------------------------------------------------------------- registry and fit
 
 
-def test_specs_register_the_six_types_as_classical():
-    assert [s.type for s in SPECS] == TYPES
+def test_specs_register_the_six_classifier_types_then_the_regression_only_ones():
+    assert [s.type for s in SPECS] == TYPES + REGRESSION_ONLY
     assert {s.family for s in SPECS} == {"classical"}
     assert all(s.summary and "tabular" in s.inputs for s in SPECS)
 

@@ -225,9 +225,9 @@ def load(
 
 
 def _classical_predictor(path: Path, model_type: str) -> Callable[[np.ndarray], np.ndarray]:
-    from ladder.models.classical import load_estimator
+    from ladder.models.classical import load_classical
 
-    estimator = load_estimator(path, model_type)
+    estimator = load_classical(path.parent, path.name, model_type)
     return lambda x: estimator.predict_proba(x if x.ndim == 1 else x.reshape(len(x), -1))
 
 
