@@ -35,6 +35,7 @@ MODELS = [
     {"name": "logreg", "type": "logistic_regression"},
     {"name": "net", "type": "mlp", "hidden": [8]},
     {"name": "boost", "type": "gradient_boosting", "max_iter": 5},
+    {"name": "far", "type": "knn", "metric": "chebyshev"},  # skl2onnx lacks this metric
 ]
 
 
@@ -55,7 +56,7 @@ def artifact(run_dir: Path, name: str) -> Path:
     return run_dir / "models" / name / "artifact"
 
 
-@pytest.mark.parametrize("name", ["logreg", "net"])
+@pytest.mark.parametrize("name", ["logreg", "net", "boost"])
 def test_the_artifact_holds_a_verified_onnx_model(run_dir, name):
     manifest = json.loads((artifact(run_dir, name) / "manifest.json").read_text())
     assert "model.onnx" in manifest["files"]
@@ -64,7 +65,9 @@ def test_the_artifact_holds_a_verified_onnx_model(run_dir, name):
     assert 0 <= onnx["max_abs_diff"] <= 1e-4
 
 
-@pytest.mark.parametrize(("name", "native"), [("logreg", "sklearn"), ("net", "torch")])
+@pytest.mark.parametrize(
+    ("name", "native"), [("logreg", "sklearn"), ("net", "torch"), ("boost", "sklearn")]
+)
 def test_both_backends_predict_the_same(run_dir, name, native, table_csv):
     default = ladder.load(artifact(run_dir, name))
     original = ladder.load(artifact(run_dir, name), backend=native)
@@ -76,16 +79,16 @@ def test_both_backends_predict_the_same(run_dir, name, native, table_csv):
 
 
 def test_a_model_that_cannot_be_exported_keeps_its_reason(run_dir, capsys):
-    folder = artifact(run_dir, "boost")
+    folder = artifact(run_dir, "far")
     manifest = json.loads((folder / "manifest.json").read_text())
     assert "model.onnx" not in manifest["files"] and not manifest["onnx"]["exported"]
-    assert "skl2onnx cannot convert HistGradientBoostingClassifier" in manifest["onnx"]["reason"]
+    assert "skl2onnx cannot convert KNeighborsClassifier" in manifest["onnx"]["reason"]
     assert ladder.load(folder).backend == "sklearn"  # the default falls back to the original
     with pytest.raises(ArtifactError, match=r"no model\.onnx .*use --backend sklearn"):
         ladder.load(folder, backend="onnxruntime")
     assert main(["export", str(folder)]) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "HistGradientBoostingClassifier" in err
+    assert len(err.strip().splitlines()) == 1 and "KNeighborsClassifier" in err
 
 
 def test_a_backend_the_model_does_not_have_is_refused(run_dir):

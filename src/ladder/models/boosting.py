@@ -123,6 +123,18 @@ def save(estimator: Any, folder: Path, model_type: str) -> str:
 
 
 @dataclass
+class ModelFile:
+    """A saved LightGBM/XGBoost model, parsed in Python but not yet given to its library: its
+    trees are checked first (`trees`), as the libraries trust their files' indices."""
+
+    model_type: str
+    text: str
+    model: dict[str, Any]  # LightGBM: {"header": {...}, "trees": [{...}]}; XGBoost: its JSON
+    n_classes: int  # 0: a regressor
+    n_features: int
+
+
+@dataclass
 class BoostedModel:
     """A LightGBM or XGBoost model read from its file; predicts as the estimator it was saved
     from did: `predict` (values, or class indices) and `predict_proba` (classes 0..k-1)."""
@@ -131,7 +143,6 @@ class BoostedModel:
     booster: Any
     n_classes: int  # 0: a regressor
     n_features_in_: int
-    model: dict[str, Any]  # the parsed file: LightGBM's header and trees, XGBoost's JSON
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         if self.n_classes == 0:
@@ -153,43 +164,49 @@ class BoostedModel:
         return self.booster.inplace_predict(x)
 
 
-def load(path: Path, model_type: str) -> BoostedModel:
-    """Read a model written by `save`; ArtifactError for a file that is not one."""
-    reader = _read_lightgbm if model_type == "lightgbm" else _read_xgboost
+def read(path: Path, model_type: str) -> ModelFile:
+    """Parse a file written by `save` (without the library); ArtifactError if it is not one."""
     try:
-        data = Path(path).read_bytes()
-        return reader(data)
-    except ArtifactError:
-        raise
-    except Exception as exc:  # the parsers raise many types for a damaged file
-        raise ArtifactError(f"{path}: not a readable {model_type} model file ({exc})") from exc
+        text = Path(path).read_text(encoding="utf-8")
+        if model_type == "lightgbm":
+            return _read_lightgbm(text)
+        return _read_xgboost(text)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise ArtifactError(f"{path}: not a readable {model_type} model file ({exc!r})") from exc
 
 
-def _read_lightgbm(data: bytes) -> BoostedModel:
-    text = data.decode("utf-8")
-    header, trees = _lightgbm_sections(text)
-    objective = header["objective"].split()[0]
-    classes = int(header["num_class"]) if objective.startswith("multiclass") else 2
-    booster = library("lightgbm").Booster(model_str=text)
-    n_classes = classes if objective in ("binary", "multiclass", "multiclassova") else 0
-    model = {"header": header, "trees": trees}
-    return BoostedModel("lightgbm", booster, n_classes, int(header["max_feature_idx"]) + 1, model)
+def open_model(found: ModelFile) -> BoostedModel:
+    """The library's model of a checked `ModelFile`."""
+    if found.model_type == "lightgbm":
+        # without tree_sizes LightGBM parses the trees one after the other and raises on a
+        # bad one; with them it parses in parallel threads, where an error aborts the process
+        lines = found.text.splitlines(keepends=True)
+        text = "".join(line for line in lines if not line.startswith("tree_sizes="))
+        booster = library("lightgbm").Booster(model_str=text)
+    else:
+        booster = library("xgboost").Booster()
+        booster.load_model(bytearray(found.text.encode("utf-8")))
+    return BoostedModel(found.model_type, booster, found.n_classes, found.n_features)
 
 
-def _lightgbm_sections(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
-    """LightGBM's text model as (header keys, one dict of keys per tree)."""
-    body = text.split("end of trees", 1)[0]
+def _read_lightgbm(text: str) -> ModelFile:
+    body = text.split("\nend of trees", 1)[0]
     blocks = body.split("\nTree=")
     header = dict(line.split("=", 1) for line in blocks[0].splitlines() if "=" in line)
     trees = [
         dict(line.split("=", 1) for line in block.splitlines()[1:] if "=" in line)
         for block in blocks[1:]
     ]
-    return header, trees
+    objective = header["objective"].split()[0]
+    n_classes = 0
+    if objective in ("binary", "multiclass", "multiclassova"):
+        n_classes = 2 if objective == "binary" else int(header["num_class"])
+    model = {"header": header, "trees": trees}
+    return ModelFile("lightgbm", text, model, n_classes, int(header["max_feature_idx"]) + 1)
 
 
-def _read_xgboost(data: bytes) -> BoostedModel:
-    model = json.loads(data)
+def _read_xgboost(text: str) -> ModelFile:
+    model = json.loads(text)
     learner = model["learner"]
     objective = learner["objective"]["name"]
     n_classes = 0
@@ -197,49 +214,55 @@ def _read_xgboost(data: bytes) -> BoostedModel:
         n_classes = 2
     elif objective.startswith("multi:"):
         n_classes = int(learner["learner_model_param"]["num_class"])
-    booster = library("xgboost").Booster()
-    booster.load_model(bytearray(data))
     n_features = int(learner["learner_model_param"]["num_feature"])
-    return BoostedModel("xgboost", booster, n_classes, n_features, model)
+    return ModelFile("xgboost", text, model, n_classes, n_features)
 
 
-def trees(model: BoostedModel) -> Iterator[tuple[np.ndarray, ...]]:
-    """Every tree of a loaded model as (left, right, feature, is_leaf) over one node array, for
-    the bounds checks of `ladder.models.classical` (the libraries follow child indices without
-    them); ArtifactError for categorical splits, which ladder's numeric features never need."""
-    if model.model_type == "lightgbm":
-        for tree in model.model["trees"]:
+def trees(found: ModelFile) -> Iterator[tuple[np.ndarray, ...]]:
+    """Every tree of a parsed model as (left, right, feature, is_leaf) over one node array, for
+    the bounds checks of `ladder.models.classical`; ArtifactError for node arrays of the wrong
+    length and for categorical or linear trees, which ladder's numeric features never need."""
+    if found.model_type == "lightgbm":
+        for tree in found.model["trees"]:
             yield _lightgbm_nodes(tree)
         return
-    for tree in model.model["learner"]["gradient_booster"]["model"]["trees"]:
+    for tree in found.model["learner"]["gradient_booster"]["model"]["trees"]:
         if any(tree["split_type"]) or tree["categories"]:
             raise ArtifactError("categorical splits are not supported")
-        left = np.asarray(tree["left_children"], dtype=np.int64)
-        right = np.asarray(tree["right_children"], dtype=np.int64)
-        feature = np.asarray(tree["split_indices"], dtype=np.int64)
-        if not len(left) == len(right) == len(feature) == int(tree["tree_param"]["num_nodes"]):
+        n_nodes = int(tree["tree_param"]["num_nodes"])
+        arrays = ("left_children", "right_children", "split_indices", "split_conditions")
+        if any(len(tree[key]) != n_nodes for key in (*arrays, "default_left", "base_weights")):
             raise ArtifactError("a tree's node arrays differ in length")
+        left, right, feature = (np.asarray(tree[key], dtype=np.int64) for key in arrays[:3])
         yield left, right, feature, left == -1
 
 
 def _lightgbm_nodes(tree: dict[str, str]) -> tuple[np.ndarray, ...]:
     """A LightGBM tree (internal nodes 0..n-2; a negative child c is leaf ~c) as one array:
     internal nodes first, then leaf j at n-1+j."""
-    if int(tree.get("num_cat", "0")) != 0:
-        raise ArtifactError("categorical splits are not supported")
+    if int(tree.get("num_cat", "0")) != 0 or int(tree.get("is_linear", "0")) != 0:
+        raise ArtifactError("categorical or linear trees are not supported")
     n_leaves = int(tree["num_leaves"])
     n_inner = n_leaves - 1
 
-    def ints(key: str) -> np.ndarray:
-        return np.array(tree[key].split(), dtype=np.int64) if n_inner else np.zeros(0, np.int64)
+    def numbers(key: str, count: int, dtype: type) -> np.ndarray:
+        values = np.array(tree[key].split() if count else [], dtype=dtype)
+        if len(values) != count:
+            raise ArtifactError(f"a tree's {key} has {len(values)} values, not {count}")
+        return values
+
+    numbers("leaf_value", n_leaves, np.float64)
+    numbers("threshold", n_inner, np.float64)
+    if np.any(numbers("decision_type", n_inner, np.int64) & 1):  # bit 0: a categorical split
+        raise ArtifactError("categorical splits are not supported")
+    left, right, feature = (
+        numbers(key, n_inner, np.int64) for key in ("left_child", "right_child", "split_feature")
+    )
 
     def node_index(children: np.ndarray) -> np.ndarray:
         inner = np.where(children < n_inner, children, -1)  # an index past the inner nodes
         return np.where(children >= 0, inner, n_inner + ~children)
 
-    left, right, feature = ints("left_child"), ints("right_child"), ints("split_feature")
-    if not len(left) == len(right) == len(feature) == n_inner:
-        raise ArtifactError("a tree's node arrays differ in length")
     leaf = np.arange(n_inner + n_leaves) >= n_inner
     pad = np.zeros(n_leaves, dtype=np.int64)
     return (

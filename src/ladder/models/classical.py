@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from ladder.errors import ArtifactError, LadderError
+from ladder.errors import ArtifactError, LadderError, first_line
 from ladder.io import atomic_write_bytes
 from ladder.models import boosting, tfidf
 from ladder.models.spec import ModelSpec
@@ -379,14 +379,20 @@ def load_classical(folder: Path, file_name: str, model_type: str) -> Any:
         return load_estimator(path, model_type)
     if not path.is_file():
         raise ArtifactError(f"{path}: model file not found")
-    model = boosting.load(path, model_type)
-    try:
-        valid = all(_valid_nodes(*tree, model.n_features_in_) for tree in boosting.trees(model))
+    found = boosting.read(path, model_type)
+    try:  # before the library sees the file: it follows the trees' indices unchecked
+        valid = all(_valid_nodes(*tree, found.n_features) for tree in boosting.trees(found))
     except ArtifactError as exc:
         raise ArtifactError(f"{path}: {exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{path}: not a readable {model_type} model file ({exc!r})") from exc
     if not valid:
         raise ArtifactError(f"{path}: inconsistent boosted tree (damaged or tampered file)")
-    return model
+    try:
+        return boosting.open_model(found)
+    except Exception as exc:  # LightGBMError, XGBoostError
+        first = first_line(exc)[:200]
+        raise ArtifactError(f"{path}: not a readable {model_type} model file ({first})") from exc
 
 
 def save_estimator(estimator: Any, path: str | Path) -> None:
