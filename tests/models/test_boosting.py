@@ -120,7 +120,7 @@ def test_fitting_prints_nothing(capfd):
 def test_builds_are_quiet_seeded_and_use_this_machines_cores():
     lgbm = make("lightgbm", "classification")
     assert lgbm.get_params()["verbose"] == -1 and lgbm.random_state == 0
-    assert lgbm.n_jobs == boosting._cores() >= 1
+    assert lgbm.n_jobs == boosting.default_jobs() >= 1
     xgbm = make("xgboost", "regression", n_jobs=1, random_state=4)
     assert (xgbm.verbosity, xgbm.n_jobs, xgbm.random_state) == (0, 1, 4)
     assert CONFIGS["lightgbm"]().model_dump() == {"verbose": -1}  # no machine-specific value
