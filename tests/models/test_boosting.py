@@ -95,6 +95,7 @@ def test_save_load_round_trip_gives_identical_predictions(model_type, task, tmp_
     if task == "classification":
         np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
     else:
+        assert not hasattr(loaded, "predict_proba")  # as scikit-learn's regressors
         with pytest.raises(AttributeError, match="regressor has no predict_proba"):
             loaded.predict_proba(x)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,9 +154,15 @@ class BoostedModel:
             return self._values(x)
         return self.predict_proba(x).argmax(axis=1)
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+    @property
+    def predict_proba(self) -> Callable[[np.ndarray], np.ndarray]:
+        """Class probabilities (N, n_classes); a regressor has none (`hasattr` says so, as
+        for scikit-learn's regressors)."""
         if self.n_classes == 0:
             raise AttributeError(f"a {self.model_type} regressor has no predict_proba")
+        return self._probabilities
+
+    def _probabilities(self, x: np.ndarray) -> np.ndarray:
         values = self._values(x)
         return np.column_stack([1.0 - values, values]) if values.ndim == 1 else values
 
