@@ -27,7 +27,25 @@ def test_every_registered_model_conforms(model_type, tmp_path, request):
     if model_type == "pretrained":
         params["path"] = str(request.getfixturevalue("minilm_path"))
     metrics = check_model(model_type, tmp_path, **params)
-    assert 0.0 <= metrics["accuracy"] <= 1.0
+    if "classification" in MODEL_TYPES[model_type].tasks:
+        assert 0.0 <= metrics["accuracy"] <= 1.0
+    else:  # a regression-only type (linear_regression, ridge, mean, ...)
+        assert metrics["rmse"] >= 0
+
+
+REGRESSION = [t for t in MODEL_TYPES if "regression" in MODEL_TYPES[t].tasks and t != "cnn"]
+
+
+@pytest.mark.parametrize(
+    "model_type",
+    [pytest.param(t, marks=pytest.mark.slow) if t in SLOW else t for t in REGRESSION],
+)
+def test_every_regression_type_conforms(model_type, tmp_path, request):
+    params = dict(SMALL.get(model_type, {}))
+    if model_type == "pretrained":
+        params["path"] = str(request.getfixturevalue("minilm_path"))
+    metrics = check_model(model_type, tmp_path, task="regression", **params)
+    assert metrics["rmse"] >= 0 and "accuracy" not in metrics
 
 
 def test_lenet5_conforms(tmp_path):

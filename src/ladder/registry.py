@@ -16,7 +16,7 @@ __all__ = ["MODEL_TYPES", "DataKind", "Family", "ModelSpec", "describe_models", 
 def _classical_specs() -> list[ModelSpec]:
     from ladder.models import classical, tfidf
 
-    return [*classical.SPECS, *tfidf.SPECS]
+    return [*classical.SPECS, *classical.BOOSTING_SPECS, *tfidf.SPECS]
 
 
 def _neural_specs() -> list[ModelSpec]:

@@ -73,11 +73,18 @@ def _write_texts(path: Path, n: int, seed: int) -> Path:
     return path
 
 
-def check_model(model_type: str, workdir: str | Path, **params: Any) -> dict[str, Any]:
+def check_model(
+    model_type: str, workdir: str | Path, task: str | None = None, **params: Any
+) -> dict[str, Any]:
     """Train `model_type` on tiny data in `workdir` and check its artifact; returns the metrics.
 
+    `task`: classification or regression (default: classification when the type learns it).
     Raises AssertionError naming the first check that fails.
     """
+    spec = get_spec(model_type)
+    task = task or ("classification" if "classification" in spec.tasks else "regression")
+    if task == "regression":
+        return _check_regression(model_type, Path(workdir), params)
 
     workdir = Path(workdir)
     inputs = get_spec(model_type).inputs
@@ -127,6 +134,68 @@ def check_model(model_type: str, workdir: str | Path, **params: Any) -> dict[str
 
     reloaded = evaluate_artifact(result.artifact, str(test_src))
     for key in ("accuracy", "log_loss"):
+        same = math.isclose(reloaded[key], result.metrics[key], rel_tol=1e-5, abs_tol=1e-6)
+        _check(same, f"loaded artifact {key} {reloaded[key]} == trained {result.metrics[key]}")
+    return result.metrics
+
+
+def _write_scores(path: Path, n: int, seed: int, text: bool) -> Path:
+    """A table with a numeric target `label`: two numeric features and a colour, or texts
+    whose words add to the score."""
+    rng = np.random.default_rng(seed)
+    colour = rng.choice(["red", "green", "blue"], size=n)
+    a, b = rng.normal(size=n), rng.normal(size=n)
+    score = 3 * a - b + (colour == "red") * 2 + rng.normal(0, 0.1, n)
+    frame = pd.DataFrame({"a": a, "b": b, "colour": colour, "label": score})
+    if text:
+        words = {"red": "honey", "green": "leaf", "blue": "wave"}
+        frame = pd.DataFrame(
+            {"text": [f"{words[c]} the a" for c in colour], "label": (colour == "red") * 2.0}
+        )
+        frame["label"] += rng.normal(0, 0.1, n)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _check_regression(model_type: str, workdir: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """check_model for regression: values in the target's units, ONNX Runtime agreeing with
+    the native model, and the loaded artifact scoring as training did."""
+    spec = get_spec(model_type)
+    text = spec.inputs == ("text",)
+    _check(spec.inputs != ("image",), "regression conformance data is tabular or text")
+    train_src = _write_scores(workdir / "train.csv", 80, 0, text)
+    test_src = _write_scores(workdir / "test.csv", 20, 1, text)
+    raw = {
+        "name": "conformance",
+        "data": {
+            "source": str(train_src),
+            "test_source": str(test_src),
+            "task": "regression",
+            "split": {"val": 0.2},
+            **({"text": "text"} if text else {}),
+        },
+        "evaluate": {"intervals": 0.9},
+        "models": [{"name": "m", "type": model_type, **params}],
+        "train": {"epochs": 2, "batch_size": 16},
+    }
+    result = train_model(validate_config(raw), "m", workdir / "run")
+    model = load(result.artifact)
+    values = model.predict(test_src)
+    _check(values.shape == (20,), "one value per row")
+    _check(bool(np.all(np.isfinite(values))), "predictions are finite")
+    _check(model.labels == [] and model.task == "regression", "a regression artifact")
+    value, lower, upper = model.predict_interval(test_src)
+    _check(bool(np.all(lower <= value) and np.all(value <= upper)), "intervals hold the value")
+    onnx = model.manifest["onnx"]
+    _check(bool(onnx["exported"] or onnx["reason"]), "ONNX export is done or explained")
+    if onnx["exported"]:
+        native = load(result.artifact, backend="sklearn" if _classical(model_type) else "torch")
+        _check(model.backend == "onnxruntime", "the ONNX Runtime backend is the default")
+        scale = max(1.0, float(np.max(np.abs(values))))
+        same = np.allclose(native.predict(test_src), values, atol=1e-4 * scale, rtol=0)
+        _check(same, "ONNX Runtime and the original model give the same values")
+    reloaded = evaluate_artifact(result.artifact, str(test_src))
+    for key in ("rmse", "mae"):
         same = math.isclose(reloaded[key], result.metrics[key], rel_tol=1e-5, abs_tol=1e-6)
         _check(same, f"loaded artifact {key} {reloaded[key]} == trained {result.metrics[key]}")
     return result.metrics

@@ -35,6 +35,7 @@ MODELS = [
     {"name": "logreg", "type": "logistic_regression"},
     {"name": "net", "type": "mlp", "hidden": [8]},
     {"name": "boost", "type": "gradient_boosting", "max_iter": 5},
+    {"name": "far", "type": "knn", "metric": "chebyshev"},  # skl2onnx lacks this metric
 ]
 
 
@@ -55,7 +56,7 @@ def artifact(run_dir: Path, name: str) -> Path:
     return run_dir / "models" / name / "artifact"
 
 
-@pytest.mark.parametrize("name", ["logreg", "net"])
+@pytest.mark.parametrize("name", ["logreg", "net", "boost"])
 def test_the_artifact_holds_a_verified_onnx_model(run_dir, name):
     manifest = json.loads((artifact(run_dir, name) / "manifest.json").read_text())
     assert "model.onnx" in manifest["files"]
@@ -64,7 +65,9 @@ def test_the_artifact_holds_a_verified_onnx_model(run_dir, name):
     assert 0 <= onnx["max_abs_diff"] <= 1e-4
 
 
-@pytest.mark.parametrize(("name", "native"), [("logreg", "sklearn"), ("net", "torch")])
+@pytest.mark.parametrize(
+    ("name", "native"), [("logreg", "sklearn"), ("net", "torch"), ("boost", "sklearn")]
+)
 def test_both_backends_predict_the_same(run_dir, name, native, table_csv):
     default = ladder.load(artifact(run_dir, name))
     original = ladder.load(artifact(run_dir, name), backend=native)
@@ -76,16 +79,16 @@ def test_both_backends_predict_the_same(run_dir, name, native, table_csv):
 
 
 def test_a_model_that_cannot_be_exported_keeps_its_reason(run_dir, capsys):
-    folder = artifact(run_dir, "boost")
+    folder = artifact(run_dir, "far")
     manifest = json.loads((folder / "manifest.json").read_text())
     assert "model.onnx" not in manifest["files"] and not manifest["onnx"]["exported"]
-    assert "skl2onnx cannot convert HistGradientBoostingClassifier" in manifest["onnx"]["reason"]
+    assert "skl2onnx cannot convert KNeighborsClassifier" in manifest["onnx"]["reason"]
     assert ladder.load(folder).backend == "sklearn"  # the default falls back to the original
     with pytest.raises(ArtifactError, match=r"no model\.onnx .*use --backend sklearn"):
         ladder.load(folder, backend="onnxruntime")
     assert main(["export", str(folder)]) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "HistGradientBoostingClassifier" in err
+    assert len(err.strip().splitlines()) == 1 and "KNeighborsClassifier" in err
 
 
 def test_a_backend_the_model_does_not_have_is_refused(run_dir):
@@ -328,3 +331,143 @@ def test_ladder_export_re_exports_a_tfidf_model(text_run, tmp_path):
     got = ladder.load(copy)
     assert got.backend == "onnxruntime"
     np.testing.assert_allclose(got.predict_proba(UNICODE_TEXTS), want, rtol=0, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------- regressors, boosting
+
+REGRESSORS = [
+    "decision_tree",
+    "random_forest",
+    "svm",
+    "gradient_boosting",
+    "knn",
+    "mean",
+    "linear_regression",
+    "ridge",
+    "lasso",
+    "elastic_net",
+    "lightgbm",
+    "xgboost",
+]
+FEW_TREES = {
+    "random_forest": {"n_estimators": 10},
+    "gradient_boosting": {"max_iter": 20},
+    "lightgbm": {"n_estimators": 20},
+    "xgboost": {"n_estimators": 20},
+}
+
+
+def fitted(model_type: str, task: str, x: np.ndarray, y: np.ndarray, **params):
+    """A seeded estimator of `model_type` for `task`, built through its config and fitted."""
+    from ladder.models.classical import with_seed
+    from ladder.registry import get_spec
+
+    spec = get_spec(model_type)
+    config = spec.config_cls.model_validate({**FEW_TREES.get(model_type, {}), **params})
+    return with_seed(spec.builder(task)(config, x.shape[1:], 3), 0).fit(x, y)
+
+
+@pytest.fixture(scope="module")
+def friedman() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import make_friedman1
+
+    x, y = make_friedman1(n_samples=200, random_state=0)
+    return x.astype(np.float32), 100 * y  # targets up to ~2800: the tolerance is relative
+
+
+@pytest.mark.parametrize("model_type", REGRESSORS)
+def test_every_classical_regressor_exports_and_onnx_runtime_matches(model_type, friedman):
+    x, y = friedman
+    model = fitted(model_type, "regression", x, y)
+    expected = model.predict(x)
+    graph, info = export_model(model, "classical", model_type, x, expected, None, "regression")
+    assert graph is not None, info["reason"]
+    tolerance = 1e-4 * max(1.0, np.abs(expected).max())
+    assert info["exported"] and info["rows_checked"] == 200
+    assert 0 <= info["max_abs_diff"] <= tolerance
+    got = OnnxPredictor(graph, "classical", task="regression")(x)
+    assert got.shape == (200,) and got.dtype == np.float64
+    np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance)
+
+
+@pytest.mark.parametrize("model_type", ["gradient_boosting", "lightgbm", "xgboost"])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_boosted_classifiers_export_their_probabilities(model_type, n_classes):
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=150, n_features=5, n_informative=3, n_redundant=0, n_classes=n_classes
+    )
+    x = x.astype(np.float32)
+    model = fitted(model_type, "classification", x, y)
+    expected = model.predict_proba(x)
+    graph, info = export_model(model, "classical", model_type, x, expected, None)
+    assert graph is not None, info["reason"]
+    assert info["max_abs_diff"] <= 1e-4
+    assert info["opset"] == (17 if model_type == "gradient_boosting" else 15)
+    got = OnnxPredictor(graph, "classical")(x)
+    assert got.shape == (150, n_classes)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("model_type", ["gradient_boosting", "lightgbm", "xgboost"])
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_boosted_graphs_route_missing_values_as_the_model_does(model_type, task, friedman):
+    x, y = friedman
+    x = x.copy()
+    x[::3, 0] = np.nan
+    x[::4, 5] = np.nan
+    y = (y > np.median(y)).astype(int) if task == "classification" else y
+    model = fitted(model_type, task, x, y)
+    expected = model.predict(x) if task == "regression" else model.predict_proba(x)
+    graph, info = export_model(model, "classical", model_type, x, expected, None, task)
+    assert graph is not None, info["reason"]
+
+
+@pytest.mark.parametrize("model_type", ["gradient_boosting", "mean", "lightgbm", "xgboost"])
+def test_export_is_deterministic(model_type, friedman):
+    from ladder.export.onnx import export_classical
+
+    model = fitted(model_type, "regression", *friedman)
+    first = export_classical(model, 10, model_type, "regression")
+    assert export_classical(model, 10, model_type, "regression") == first
+
+
+def test_hist_gradient_boosting_thresholds_split_float32_features_exactly():
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    # adjacent float32 values: the float64 midpoint between them rounds up to the upper one
+    low = np.float32(0.1)
+    high = np.nextafter(low, np.float32(1))
+    x = np.repeat(np.array([[low], [high]], dtype=np.float32), 20, axis=0)
+    y = np.repeat([0.0, 10.0], 20)
+    model = HistGradientBoostingRegressor(max_iter=3, min_samples_leaf=5).fit(x, y)
+    expected = model.predict(x)
+    assert expected[0] < expected[-1]  # the split separates the two values
+    graph, info = export_model(
+        model, "classical", "gradient_boosting", x, expected, None, "regression"
+    )
+    assert graph is not None and info["max_abs_diff"] < 1e-5
+
+
+def test_a_large_target_is_checked_relative_to_its_size():
+    from sklearn.dummy import DummyRegressor
+
+    x = np.zeros((4, 2), dtype=np.float32)
+    model = DummyRegressor().fit(x, [1e6 + 0.3] * 4)  # float32 keeps 1e6 to within 0.06
+    expected = model.predict(x)
+    graph, info = export_model(model, "classical", "mean", x, expected, None, "regression")
+    assert graph is not None and 1e-4 < info["max_abs_diff"] <= 1e-4 * 1e6
+    graph, info = export_model(model, "classical", "mean", x, expected + 500, None, "regression")
+    assert graph is None and "ONNX Runtime's predictions differ" in info["reason"]
+
+
+def test_without_onnxmltools_a_boosted_model_keeps_a_reason(friedman, monkeypatch):
+    model = fitted("lightgbm", "regression", *friedman)
+    monkeypatch.setitem(sys.modules, "onnxmltools", None)  # import onnxmltools fails
+    graph, info = export_model(
+        model, "classical", "lightgbm", friedman[0], model.predict(friedman[0]), None, "regression"
+    )
+    assert graph is None
+    assert info["reason"].startswith("lightgbm: onnxmltools is not installed")
+    assert "pip install 'ladder-ml[boost]'" in info["reason"]

@@ -27,7 +27,7 @@ from ladder.export.architecture import neural_architecture
 from ladder.export.int8 import load_int8_module
 from ladder.export.onnx import ONNX_MODEL, OnnxPredictor
 from ladder.io import make_temp_dir, sha256_file
-from ladder.models.classical import load_estimator
+from ladder.models.classical import load_classical
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -176,10 +176,9 @@ class LoadedModel:
     def predict_outputs_raw(self, raw: Any) -> np.ndarray:
         """What the task predicts for inputs already read: class probabilities (n, n_classes),
         or values (n,) in the target's units (regression)."""
-        features = self.preprocessor.transform(raw)
-        outputs = self.predict_features(features)
         if self.task != "regression":
-            return outputs
+            return self.predict_proba_raw(raw)
+        outputs = self.predict_features(self.preprocessor.transform(raw))
         return _target_inverse(self.manifest.get("target_scaling"), outputs)
 
     def predict(self, records: Any) -> np.ndarray:
@@ -251,7 +250,12 @@ def load(
             why = (manifest.get("onnx") or {}).get("reason", "it was not exported")
             raise ArtifactError(f"{directory}: no {ONNX_MODEL} ({why}); use --backend {native}")
         predict: Callable[[np.ndarray], np.ndarray] = OnnxPredictor(
-            directory / ONNX_MODEL, family, manifest.get("pad_id"), threads, arena
+            directory / ONNX_MODEL,
+            family,
+            manifest.get("pad_id"),
+            threads,
+            arena,
+            task=manifest.get("task", "classification"),
         )
     elif family == "classical":
         predict = _classical_predictor(directory / manifest["model_file"], manifest["model_type"])
@@ -261,7 +265,7 @@ def load(
 
 
 def _classical_predictor(path: Path, model_type: str) -> Callable[[np.ndarray], np.ndarray]:
-    estimator = load_estimator(path, model_type)
+    estimator = load_classical(path.parent, path.name, model_type)
     if not hasattr(estimator, "predict_proba"):  # a regressor
         return lambda x: estimator.predict(x if x.ndim == 1 else x.reshape(len(x), -1))
     return lambda x: estimator.predict_proba(x if x.ndim == 1 else x.reshape(len(x), -1))

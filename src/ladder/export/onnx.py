@@ -3,7 +3,13 @@ hand-built graph for the TF-IDF text models), verified against the original, and
 predictor that needs neither torch nor scikit-learn.
 
 Neural graphs map model input (a dynamic batch axis, and a dynamic sequence axis for token
-ids) to logits; classical graphs map float features to class probabilities.
+ids) to logits; classical graphs map float features to (labels, class probabilities), or to
+the predictions (batch, 1) of a regressor.
+
+Boosted trees: LightGBM and XGBoost convert with onnxmltools. scikit-learn's
+HistGradientBoosting* and the `mean` baseline (DummyRegressor) are built here (skl2onnx 1.20's
+converter for the former fails under protobuf 5+, see `_hist_gradient_boosting_graph`; it has
+none for the latter).
 
 TF-IDF text models (`tfidf_logreg`, `tfidf_svm`): skl2onnx cannot reproduce scikit-learn's
 tokenizer or its `char_wb` n-grams, so the graph holds the rest of the pipeline in float64 (the
@@ -42,7 +48,12 @@ from ladder.models.tfidf import TYPES as TFIDF_TYPES
 
 ONNX_MODEL = "model.onnx"
 OPSET = 17
-TOLERANCE = 1e-4  # max abs difference of probabilities, ONNX Runtime vs the original model
+ML_OPSET = 3  # ai.onnx.ml: TreeEnsembleClassifier/Regressor with float attributes
+BOOSTING_OPSET = 15  # the highest opset onnxmltools 1.16's XGBoost converter targets
+# Max abs difference, ONNX Runtime vs the original model: of probabilities, and of predictions
+# relative to the largest original prediction (at least 1): a float32 graph carries about 7
+# significant digits, so targets in the thousands cannot match to 1e-4 absolutely.
+TOLERANCE = 1e-4
 INPUT, OUTPUT = "input", "output"
 
 
@@ -97,17 +108,35 @@ def _quiet_c_stderr() -> Iterator[None]:
             os.close(saved)
 
 
-def export_classical(estimator: Any, n_features: int, model_type: str) -> bytes:
-    """The ONNX bytes of a fitted scikit-learn classifier over `n_features` float features."""
+def export_classical(
+    estimator: Any, n_features: int, model_type: str, task: str = "classification"
+) -> bytes:
+    """The ONNX bytes of a fitted classical model over `n_features` float features: a
+    classifier's (labels, probabilities), a regressor's predictions (batch, 1)."""
+    from sklearn.dummy import DummyRegressor
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    library = type(estimator).__module__.split(".")[0]
+    if library in ("lightgbm", "xgboost"):
+        return _export_boosting(estimator, n_features, model_type, library)
+    if isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
+        return _hist_gradient_boosting_graph(estimator, n_features, model_type, task)
+    if type(estimator) is DummyRegressor:
+        return _constant_graph(np.asarray(estimator.constant_, dtype=np.float32), n_features)
+    return _export_sklearn(estimator, n_features, model_type, task)
+
+
+def _export_sklearn(estimator: Any, n_features: int, model_type: str, task: str) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
+    options = {id(estimator): {"zipmap": False}} if task == "classification" else None
     try:
         graph = convert_sklearn(
             estimator,
             initial_types=[(INPUT, FloatTensorType([None, n_features]))],
-            options={id(estimator): {"zipmap": False}},
-            target_opset={"": OPSET, "ai.onnx.ml": 3},
+            options=options,
+            target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET},
         )
     except Exception as exc:  # skl2onnx raises many types for unsupported models
         first = first_line(exc)
@@ -115,7 +144,204 @@ def export_classical(estimator: Any, n_features: int, model_type: str) -> bytes:
             f"{model_type}: skl2onnx cannot convert {type(estimator).__name__} ({first[:200]}); "
             "the artifact predicts with scikit-learn"
         ) from exc
+    return _named(graph, estimator)
+
+
+def _export_boosting(estimator: Any, n_features: int, model_type: str, library: str) -> bytes:
+    """LightGBM and XGBoost models through onnxmltools (the `boost` extra)."""
+    try:
+        import onnxmltools
+        from onnxmltools.convert.common.data_types import FloatTensorType
+    except ImportError as exc:
+        raise ExportError(
+            f"{model_type}: onnxmltools is not installed (pip install 'ladder-ml[boost]'); "
+            f"the artifact predicts with {library}"
+        ) from exc
+    initial_types = [(INPUT, FloatTensorType([None, n_features]))]
+    try:
+        if library == "lightgbm":
+            graph = onnxmltools.convert_lightgbm(
+                estimator, initial_types=initial_types, target_opset=BOOSTING_OPSET, zipmap=False
+            )
+        else:
+            graph = onnxmltools.convert_xgboost(
+                estimator, initial_types=initial_types, target_opset=BOOSTING_OPSET
+            )
+    except Exception as exc:  # the converters raise many types for unsupported models
+        first = first_line(exc)
+        raise ExportError(
+            f"{model_type}: onnxmltools cannot convert {type(estimator).__name__} "
+            f"({first[:200]}); the artifact predicts with {library}"
+        ) from exc
+    for output in graph.graph.output:  # LightGBM's labels are declared (1,): any batch fits
+        dims = output.type.tensor_type.shape.dim
+        if dims:
+            dims[0].Clear()
+            dims[0].dim_param = "batch"
+    return _named(graph, estimator)
+
+
+def _named(graph: Any, estimator: Any) -> bytes:
+    """The bytes of a converter's graph, named after the estimator instead of a random uuid
+    (the same model then exports to the same bytes)."""
+    graph.graph.name = f"ladder_{type(estimator).__name__}"
     return graph.SerializeToString()
+
+
+# TreeEnsembleRegressor's attributes, one list entry per node or per leaf
+_TREE_ATTRIBUTES = (
+    "nodes_treeids",
+    "nodes_nodeids",
+    "nodes_featureids",
+    "nodes_modes",
+    "nodes_values",
+    "nodes_truenodeids",
+    "nodes_falsenodeids",
+    "nodes_missing_value_tracks_true",
+    "target_treeids",
+    "target_nodeids",
+    "target_ids",
+    "target_weights",
+)
+
+
+def _hist_gradient_boosting_graph(
+    estimator: Any, n_features: int, model_type: str, task: str
+) -> bytes:
+    """A fitted HistGradientBoosting{Classifier,Regressor} as one TreeEnsembleRegressor summing
+    every tree's raw score per output, then the loss's link (sigmoid, softmax, exp or none).
+
+    skl2onnx 1.20 has a converter for these models, but it gives each leaf's missing-value flag
+    as a Python bool (and inner nodes' as numpy uint8); protobuf 5+ refuses a bool in the
+    attribute's int list ("Expected an int, got a boolean"), whatever the options. Built here
+    instead, with float32 thresholds rounded down, so that a float32 feature x goes left
+    exactly when scikit-learn's float64 comparison x <= threshold does.
+    """
+    from onnx import TensorProto, helper
+
+    if getattr(estimator, "_preprocessor", None) is not None:
+        raise ExportError(f"{model_type}: categorical features are not exported")
+    link = type(estimator._loss.link).__name__
+    if link not in ("IdentityLink", "LogLink", "LogitLink", "MultinomialLogit"):
+        raise ExportError(f"{model_type}: the {link} of its loss is not exported")
+    n_outputs = estimator.n_trees_per_iteration_
+    attrs: dict[str, list[Any]] = {key: [] for key in _TREE_ATTRIBUTES}
+    trees = [(k, p) for iteration in estimator._predictors for k, p in enumerate(iteration)]
+    for tree, (output, predictor) in enumerate(trees):
+        _add_tree(attrs, predictor.nodes, tree, output, model_type)
+    node = helper.make_node
+    nodes = [
+        node(
+            "TreeEnsembleRegressor",
+            [INPUT],
+            ["raw"],  # (batch, n_outputs): the raw scores, before the link
+            domain="ai.onnx.ml",
+            n_targets=n_outputs,
+            aggregate_function="SUM",
+            base_values=np.ravel(estimator._baseline_prediction).astype(np.float32).tolist(),
+            **attrs,
+        )
+    ]
+    constants: dict[str, np.ndarray] = {}
+    if task == "regression":
+        nodes.append(node("Exp" if link == "LogLink" else "Identity", ["raw"], [OUTPUT]))
+        outputs = [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", 1])]
+    else:
+        constants["one"] = np.array(1.0, dtype=np.float32)
+        if n_outputs == 1:  # binary: the positive class's logit
+            nodes += [node("Sigmoid", ["raw"], ["positive"]), *_binary_pair("positive")]
+        else:
+            nodes.append(node("Softmax", ["raw"], [OUTPUT], axis=1))
+        classes = np.asarray(estimator.classes_)
+        labels = classes if np.issubdtype(classes.dtype, np.integer) else np.arange(len(classes))
+        constants["classes"] = labels.astype(np.int64)
+        nodes += [
+            node("ArgMax", [OUTPUT], ["index"], axis=1, keepdims=0),
+            node("Gather", ["classes", "index"], ["label"]),
+        ]
+        outputs = [  # as skl2onnx's classifiers: (labels, probabilities)
+            helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"]),
+            helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", len(classes)]),
+        ]
+    return _float_graph(nodes, constants, n_features, outputs, "ladder_hist_gradient_boosting")
+
+
+def _add_tree(
+    attrs: dict[str, list[Any]], nodes: np.ndarray, tree: int, output: int, model_type: str
+) -> None:
+    """Append one HistGradientBoosting TreePredictor's nodes (a structured array) to `attrs`."""
+    leaf = nodes["is_leaf"].astype(bool)
+    inner = ~leaf
+    if np.any(nodes["is_categorical"][inner]):
+        raise ExportError(f"{model_type}: categorical splits are not exported")
+
+    def on_inner(values: np.ndarray) -> list[int]:
+        return np.where(inner, values, 0).astype(np.int64).tolist()  # python ints for protobuf
+
+    threshold = nodes["num_threshold"].astype(np.float64)
+    rounded = threshold.astype(np.float32)
+    too_high = rounded > threshold  # round down: x <= t32 exactly when x <= t, for float32 x
+    rounded[too_high] = np.nextafter(rounded[too_high], np.float32(-np.inf))
+    n = len(nodes)
+    attrs["nodes_treeids"] += [tree] * n
+    attrs["nodes_nodeids"] += list(range(n))
+    attrs["nodes_featureids"] += on_inner(nodes["feature_idx"])
+    attrs["nodes_modes"] += ["LEAF" if is_leaf else "BRANCH_LEQ" for is_leaf in leaf]
+    attrs["nodes_values"] += np.where(inner, rounded, 0).astype(np.float32).tolist()
+    attrs["nodes_truenodeids"] += on_inner(nodes["left"])
+    attrs["nodes_falsenodeids"] += on_inner(nodes["right"])
+    attrs["nodes_missing_value_tracks_true"] += on_inner(nodes["missing_go_to_left"])
+    leaves = np.flatnonzero(leaf)
+    attrs["target_treeids"] += [tree] * len(leaves)
+    attrs["target_nodeids"] += leaves.tolist()
+    attrs["target_ids"] += [output] * len(leaves)
+    attrs["target_weights"] += nodes["value"][leaves].astype(np.float32).tolist()
+
+
+def _constant_graph(constant: np.ndarray, n_features: int) -> bytes:
+    """A graph predicting `constant` (1, n_outputs) for every row: the DummyRegressor."""
+    from onnx import TensorProto, helper
+
+    node = helper.make_node
+    nodes = [  # the batch size from the input's shape, never its values (a NaN stays harmless)
+        node("Shape", [INPUT], ["batch"], start=0, end=1),
+        node("Concat", ["batch", "width"], ["shape"], axis=0),
+        node("Expand", ["constant", "shape"], [OUTPUT]),
+    ]
+    constants = {
+        "constant": constant.reshape(1, -1),
+        "width": np.array([constant.size], dtype=np.int64),
+    }
+    outputs = [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", constant.size])]
+    return _float_graph(nodes, constants, n_features, outputs, "ladder_constant")
+
+
+def _float_graph(
+    nodes: list[Any],
+    constants: dict[str, np.ndarray],
+    n_features: int,
+    outputs: list[Any],
+    name: str,
+) -> bytes:
+    """The checked ONNX bytes of a graph over the float INPUT (batch, n_features)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", n_features])],
+        outputs,
+        [numpy_helper.from_array(value, key) for key, value in constants.items()],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)],
+        producer_name="ladder",
+        ir_version=8,  # opset 17's IR version: readable by older ONNX Runtimes too
+    )
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
 
 
 # ----------------------------------------------------------------------------- TF-IDF text models
@@ -301,7 +527,9 @@ def _binary_pair(positive: str) -> list[Any]:
 
 
 class OnnxPredictor:
-    """Class probabilities from a model.onnx with ONNX Runtime (no torch, no scikit-learn).
+    """Class probabilities from a model.onnx with ONNX Runtime (no torch, no scikit-learn), or
+    for `task="regression"` the predictions, a 1-D float64 array (the graph's (batch, 1) or
+    (batch,) output).
 
     `threads`: ONNX Runtime's intra-op threads, not spinning while idle (a server sets it, so
     that idle workers do not burn the cores its HTTP handling needs); None: its defaults.
@@ -319,6 +547,7 @@ class OnnxPredictor:
         pad_id: int | None = None,
         threads: int | None = None,
         arena: bool = True,
+        task: str = "classification",
     ) -> None:
         import onnxruntime as ort
 
@@ -331,20 +560,25 @@ class OnnxPredictor:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         source = str(model) if isinstance(model, Path) else model
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-        self.family, self.pad_id = family, pad_id
+        self.family, self.pad_id, self.task = family, pad_id, task
         self.tfidf = _tfidf_runtime(self.session)
-        # skl2onnx classifiers output (labels, probabilities); the others probabilities or logits
-        self.output = 1 if family == "classical" and self.tfidf is None else 0
+        # classical classifiers output (labels, probabilities); the others probabilities,
+        # logits or predictions
+        classifier = family == "classical" and self.tfidf is None and task == "classification"
+        self.output = 1 if classifier else 0
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
-        """Probabilities (N, n_classes) of preprocessed features (raw texts for TF-IDF)."""
+        """Probabilities (N, n_classes) of preprocessed features (raw texts for TF-IDF), or
+        the predictions (N,) of a regression model."""
         if self.tfidf is not None:
             return self._tfidf_probabilities(self.tfidf, features)
+        link = _predictions if self.task == "regression" else _softmax
         if self.family == "classical":
             x = np.ascontiguousarray(features.reshape(len(features), -1), dtype=np.float32)
-            return self._run(x).astype(np.float64)
+            out = self._run(x)
+            return _predictions(out) if self.task == "regression" else out.astype(np.float64)
         if self.pad_id is None:
-            return _softmax(self._run(np.ascontiguousarray(features, dtype=np.float32)))
+            return link(self._run(np.ascontiguousarray(features, dtype=np.float32)))
         ids = np.asarray(features, dtype=np.int64)
         order = np.argsort((ids != self.pad_id).sum(axis=1), kind="stable")
         prob = None
@@ -352,11 +586,11 @@ class OnnxPredictor:
             rows = order[start : start + 256]
             chunk = ids[rows]
             longest = int((chunk != self.pad_id).sum(axis=1).max(initial=1))
-            part = _softmax(self._run(np.ascontiguousarray(chunk[:, :longest])))
+            part = link(self._run(np.ascontiguousarray(chunk[:, :longest])))
             if prob is None:
-                prob = np.empty((len(ids), part.shape[1]))
+                prob = np.empty((len(ids), *part.shape[1:]))
             prob[rows] = part
-        return prob if prob is not None else np.empty((0, 0))
+        return prob if prob is not None else np.empty((0,) if link is _predictions else (0, 0))
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {INPUT: x})[self.output]
@@ -404,24 +638,50 @@ def _tfidf_runtime(session: Any) -> TfidfRuntime | None:
 
 
 def verify(
-    graph: bytes, family: str, pad_id: int | None, features: np.ndarray, expected: np.ndarray
+    graph: bytes,
+    family: str,
+    pad_id: int | None,
+    features: np.ndarray,
+    expected: np.ndarray,
+    task: str = "classification",
 ) -> float:
-    """Check the graph (onnx.checker) and its probabilities on `features` against `expected`
-    (the original model's); returns the max abs difference, ExportError above TOLERANCE."""
+    """Check the graph (onnx.checker) and its output on `features` against `expected` (the
+    original model's probabilities, or for regression its predictions); returns the max abs
+    difference. ExportError above TOLERANCE, for regression above TOLERANCE * max(1, max
+    |expected|): float32 graphs keep about 7 significant digits, not 4 decimals of a large
+    target."""
     import onnx
 
     try:
         onnx.checker.check_model(onnx.load_from_string(graph))
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"the exported ONNX graph is invalid ({exc})") from exc
-    got = OnnxPredictor(graph, family, pad_id)(features)
+    got = OnnxPredictor(graph, family, pad_id, task=task)(features)
+    expected = np.asarray(expected, dtype=np.float64)
+    if task == "regression":
+        expected = expected.reshape(len(expected))
     diff = float(np.abs(got - expected).max()) if len(expected) else 0.0
-    if not diff <= TOLERANCE:
+    tolerance = TOLERANCE
+    if task == "regression" and len(expected):
+        tolerance *= max(1.0, float(np.abs(expected).max()))
+    if not diff <= tolerance:  # NaN fails too
+        what = "predictions" if task == "regression" else "probabilities"
         raise ExportError(
-            f"ONNX Runtime's probabilities differ from the original model's by {diff:.2e} "
-            f"(tolerance {TOLERANCE:g}); the artifact keeps predicting with the original"
+            f"ONNX Runtime's {what} differ from the original model's by {diff:.2e} "
+            f"(tolerance {tolerance:.2g}); the artifact keeps predicting with the original"
         )
     return diff
+
+
+def _predictions(output: np.ndarray) -> np.ndarray:
+    """A regression graph's (batch, 1) or (batch,) output as float64 (batch,)."""
+    return np.asarray(output, dtype=np.float64).reshape(len(output))
+
+
+def _target_opset(model: Any) -> int:
+    """The opset a model's graph was exported for (converters may import lower ones)."""
+    library = type(model).__module__.split(".")[0]
+    return BOOSTING_OPSET if library in ("lightgbm", "xgboost") else OPSET
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -439,34 +699,34 @@ def export_model(
     pad_id: int | None,
     task: str = "classification",
 ) -> tuple[bytes | None, dict[str, Any]]:
-    """Export a fitted model (a scikit-learn estimator or a torch module) and verify it on up to
-    256 rows of preprocessed `features` (raw texts for TF-IDF models) whose original
-    probabilities are `expected`.
+    """Export a fitted model (a scikit-learn-API estimator or a torch module) and verify it on
+    up to 256 rows of preprocessed `features` (raw texts for TF-IDF models) whose original
+    probabilities are `expected` (for `task="regression"`: its `predict` output, checked to
+    TOLERANCE relative to the largest |prediction| when above 1, as float32 graphs allow).
 
     Returns (the graph, or None when the model cannot be exported; the manifest's "onnx"
     entry: opset, max_abs_diff and rows checked, or the reason it was not exported).
     """
 
-    if task != "classification":
-        return None, {"exported": False, "reason": f"no ONNX export of {task} models yet"}
     rows, want = features[:256], expected[:256]
     try:
         if model_type in TFIDF_TYPES:
             graph = export_tfidf(model, model_type)
         elif family == "classical":
-            graph = export_classical(model, int(np.prod(features.shape[1:])), model_type)
+            n_features = int(np.prod(features.shape[1:]))
+            graph = export_classical(model, n_features, model_type, task)
         else:
             sample = rows[:2]
             if pad_id is not None:  # two real rows, trimmed like a batch
                 longest = int((sample != pad_id).sum(axis=1).max(initial=1))
                 sample = sample[:, :longest]
             graph = export_neural(model.to("cpu"), sample)
-        diff = verify(graph, family, pad_id, rows, want)
+        diff = verify(graph, family, pad_id, rows, want, task)
     except ExportError as exc:
         return None, {"exported": False, "reason": str(exc)}
     return graph, {
         "exported": True,
-        "opset": OPSET,
+        "opset": _target_opset(model),
         "max_abs_diff": diff,
         "rows_checked": len(rows),
     }

@@ -13,7 +13,7 @@ import numpy as np
 from ladder.data import preprocessor_from_json
 from ladder.export.artifact import manifest_body, neural_module, read_manifest, write_artifact
 from ladder.export.onnx import ONNX_MODEL, ExportError, export_model
-from ladder.models.classical import load_estimator
+from ladder.models.classical import load_classical
 from ladder.models.tfidf import sample_texts
 
 N_ROWS = 64
@@ -43,7 +43,13 @@ def export_artifact(directory: str | Path) -> dict[str, Any]:
     family, model_type = manifest["family"], manifest["model_type"]
     model, expected, features = _native(directory, manifest)
     graph, info = export_model(
-        model, family, model_type, features, expected(features), manifest.get("pad_id")
+        model,
+        family,
+        model_type,
+        features,
+        expected(features),
+        manifest.get("pad_id"),
+        task=manifest.get("task", "classification"),
     )
     if graph is None:
         raise ExportError(info["reason"])
@@ -69,22 +75,26 @@ def export_artifact(directory: str | Path) -> dict[str, Any]:
 
 
 def _native(directory: Path, manifest: dict[str, Any]) -> tuple[Any, Any, np.ndarray]:
-    """(the model object, its probability function, synthetic features) from the artifact."""
+    """(the model object, its output function (probabilities, or regression values in the
+    model's target space), synthetic features) from the artifact."""
     features = synthetic_features(manifest)
     path = directory / manifest["model_file"]
+    regression = manifest.get("task") == "regression"
     if manifest["family"] == "classical":
-        estimator = load_estimator(path, manifest["model_type"])
+        estimator = load_classical(directory, manifest["model_file"], manifest["model_type"])
+        outputs = estimator.predict if regression else estimator.predict_proba
         if manifest["input"]["kind"] == "text":  # TF-IDF: texts of its own vocabulary
             texts = sample_texts(estimator, N_ROWS)
-            return estimator, lambda _: estimator.predict_proba(texts), texts
+            return estimator, lambda _: outputs(texts), texts
         flat = features.reshape(len(features), -1)
-        return estimator, lambda _: estimator.predict_proba(flat), flat
+        return estimator, lambda _: outputs(flat), flat
     import torch
 
     module = neural_module(path, manifest)
 
     def probabilities(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return torch.softmax(module(torch.from_numpy(x)).float(), dim=1).numpy()
+            out = module(torch.from_numpy(x)).float()
+            return (out[:, 0] if regression else torch.softmax(out, dim=1)).numpy()
 
     return module, probabilities, features

@@ -1,9 +1,12 @@
-"""Classical scikit-learn models: configs checked by scikit-learn's own rules, builders, and
-safe persistence with skops (an allowlist of types, never pickle).
+"""Classical models (scikit-learn, and LightGBM/XGBoost through their scikit-learn APIs):
+configs checked by the estimators' own rules, builders for each task, and safe persistence:
+skops with an allowlist of types for scikit-learn, each boosting library's own format
+(`ladder.models.boosting`), never pickle.
 
-Each registered type passes its hyperparameters straight to one estimator, so any parameter the
-estimator accepts is accepted here, and a wrong one is reported at config time with
-scikit-learn's own message.
+Each registered type passes its hyperparameters straight to one estimator per task (the
+classifier or the regressor of the same name), so any parameter either accepts is accepted at
+config time, when the task may not be known yet, and a wrong one is reported with the library's
+own message; `task_param_problems` then names those the chosen task's estimator lacks.
 """
 
 from __future__ import annotations
@@ -17,14 +20,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from ladder.errors import ArtifactError, LadderError
+from ladder.errors import ArtifactError, LadderError, first_line
 from ladder.io import atomic_write_bytes
-from ladder.models import tfidf
+from ladder.models import boosting, tfidf
 from ladder.models.spec import ModelSpec
 
-# type -> (module, class) of the estimator that receives the hyperparameters. sklearn is
-# imported on first use so that reading a config stays fast.
-ESTIMATORS: dict[str, tuple[str, str]] = {
+# type -> (module, class) of the estimator that receives the hyperparameters, per task.
+# scikit-learn is imported on first use so that reading a config stays fast.
+CLASSIFIERS: dict[str, tuple[str, str]] = {
     "logistic_regression": ("sklearn.linear_model", "LogisticRegression"),
     "decision_tree": ("sklearn.tree", "DecisionTreeClassifier"),
     "random_forest": ("sklearn.ensemble", "RandomForestClassifier"),
@@ -32,6 +35,22 @@ ESTIMATORS: dict[str, tuple[str, str]] = {
     "gradient_boosting": ("sklearn.ensemble", "HistGradientBoostingClassifier"),
     "knn": ("sklearn.neighbors", "KNeighborsClassifier"),
 }
+REGRESSORS: dict[str, tuple[str, str]] = {
+    "decision_tree": ("sklearn.tree", "DecisionTreeRegressor"),
+    "random_forest": ("sklearn.ensemble", "RandomForestRegressor"),
+    "svm": ("sklearn.svm", "SVR"),
+    "gradient_boosting": ("sklearn.ensemble", "HistGradientBoostingRegressor"),
+    "knn": ("sklearn.neighbors", "KNeighborsRegressor"),
+    "mean": ("sklearn.dummy", "DummyRegressor"),
+    "linear_regression": ("sklearn.linear_model", "LinearRegression"),
+    "ridge": ("sklearn.linear_model", "Ridge"),
+    "lasso": ("sklearn.linear_model", "Lasso"),
+    "elastic_net": ("sklearn.linear_model", "ElasticNet"),
+}
+_BY_TASK = {"classification": CLASSIFIERS, "regression": REGRESSORS}
+
+# The scikit-learn estimator each type is known by (its classifier where it has one).
+ESTIMATORS: dict[str, tuple[str, str]] = {**REGRESSORS, **CLASSIFIERS}
 
 # Parameters that exist on the estimator but that ladder does not accept, with the reason.
 REJECTED: dict[str, dict[str, str]] = {
@@ -43,6 +62,12 @@ REJECTED: dict[str, dict[str, str]] = {
         "categorical_features": "gradient_boosting receives ladder's preprocessed numeric "
         "features, so 'categorical_features' cannot be used; remove it",
     },
+    "mean": {
+        key: "mean always predicts the training targets' mean: it takes no parameters; "
+        f"remove '{key}'"
+        for key in ("strategy", "constant", "quantile")
+    },
+    **boosting.REJECTED,
 }
 
 # knn metrics whose fitted neighbour index loads with the allowlist below.
@@ -59,9 +84,11 @@ KNN_METRICS = (
 )
 
 # The scikit-learn internals (beyond the estimators skops trusts by default) that fitted models
-# of the six types contain. Checked with every type, binary and multiclass, float32/float64 data,
-# and each knn algorithm x metric above; anything else in a file is refused. The tfidf_* pipelines
-# (binary and multiclass, with and without char n-grams and class weights) need nothing more.
+# of the scikit-learn types contain. Checked with every type and task, binary and multiclass,
+# float32/float64 data, every HistGradientBoostingRegressor loss, and each knn algorithm x
+# metric above (uniform and distance weights); anything else in a file is refused. The
+# regressors need nothing the classifiers do not. The tfidf_* pipelines (binary and
+# multiclass, with and without char n-grams and class weights) need nothing more.
 TRUSTED_TYPES = (
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
@@ -75,10 +102,21 @@ TRUSTED_TYPES = (
     "sklearn.tree._tree.Tree",
 )
 
+SKOPS_FILE = "model.skops"
 
-def estimator_class(model_type: str) -> type:
-    """The scikit-learn class that receives the hyperparameters of `model_type`."""
-    module, name = ESTIMATORS[model_type]
+
+def tasks_of(model_type: str) -> tuple[str, ...]:
+    """The tasks a classical type learns: those it has an estimator for."""
+    if model_type in boosting.TYPES:
+        return tuple(boosting.ESTIMATORS[model_type])
+    return tuple(task for task, table in _BY_TASK.items() if model_type in table)
+
+
+def estimator_class(model_type: str, task: str = "classification") -> type:
+    """The class that receives the hyperparameters of `model_type` for `task`."""
+    if model_type in boosting.TYPES:
+        return boosting.estimator_class(model_type, task)
+    module, name = _BY_TASK[task][model_type]
     return getattr(importlib.import_module(module), name)
 
 
@@ -86,7 +124,7 @@ def estimator_class(model_type: str) -> type:
 
 
 class ClassicalConfig(BaseModel):
-    """Hyperparameters of a classical model: any parameter of its scikit-learn estimator."""
+    """Hyperparameters of a classical model: any parameter of its estimators."""
 
     model_config = ConfigDict(extra="allow")
     type_name: ClassVar[str]
@@ -132,21 +170,62 @@ class KNNConfig(ClassicalConfig):
     type_name: ClassVar[str] = "knn"
 
 
+class LightGBMConfig(ClassicalConfig):
+    type_name: ClassVar[str] = "lightgbm"
+    verbose: Any = -1  # LightGBM otherwise logs every fit's warnings to stdout
+
+
+class XGBoostConfig(ClassicalConfig):
+    type_name: ClassVar[str] = "xgboost"
+    verbosity: Any = 0
+
+
+class MeanConfig(ClassicalConfig):
+    type_name: ClassVar[str] = "mean"
+
+
+class LinearRegressionConfig(ClassicalConfig):
+    type_name: ClassVar[str] = "linear_regression"
+
+
+class RidgeConfig(ClassicalConfig):
+    type_name: ClassVar[str] = "ridge"
+
+
+class LassoConfig(ClassicalConfig):
+    type_name: ClassVar[str] = "lasso"
+
+
+class ElasticNetConfig(ClassicalConfig):
+    type_name: ClassVar[str] = "elastic_net"
+
+
 def default_params(model_type: str) -> dict[str, Any]:
-    """The hyperparameters of `model_type` with their defaults (ladder's where it sets one)."""
+    """The hyperparameters of `model_type` with their defaults (ladder's where it sets one):
+    the classifier's, then those only the regressor has. A boosting type whose library is not
+    installed shows ladder's defaults only."""
     if model_type in tfidf.TYPES:  # explicit fields, not an estimator's parameters
         return tfidf.default_params(model_type)
-    config_cls = next(spec.config_cls for spec in SPECS if spec.type == model_type)
-    params = estimator_class(model_type)().get_params(deep=False)
+    specs = [*SPECS, *BOOSTING_SPECS]
+    config_cls = next(spec.config_cls for spec in specs if spec.type == model_type)
+    params: dict[str, Any] = {}
+    try:
+        for task in tasks_of(model_type):
+            own = estimator_class(model_type, task)().get_params(deep=False)
+            params.update({k: v for k, v in own.items() if k not in params})
+    except LadderError:  # an optional library that is missing
+        params = {}
     params.update(config_cls().model_dump())
     return {k: v for k, v in params.items() if k not in REJECTED.get(model_type, {})}
 
 
 def param_problems(model_type: str, params: dict[str, Any]) -> list[tuple[str, Any, str]]:
-    """Every invalid hyperparameter of `model_type` as (key, value, message)."""
-    cls = estimator_class(model_type)
+    """Every invalid hyperparameter of `model_type` as (key, value, message), checked against
+    the union of its estimators' parameters (a value passes if one estimator that has the key
+    accepts it): the task may be known only once the data is read."""
     rejected = REJECTED.get(model_type, {})
-    valid = sorted(set(cls().get_params(deep=False)) - set(rejected))
+    names = {task: _param_names(model_type, task) for task in tasks_of(model_type)}
+    valid = sorted(set().union(*names.values()) - set(rejected))
     problems = []
     for key, value in params.items():
         if key in rejected:
@@ -156,17 +235,69 @@ def param_problems(model_type: str, params: dict[str, Any]) -> list[tuple[str, A
         elif model_type == "knn" and key == "metric" and value not in KNN_METRICS:
             problems.append((key, value, f"knn metric must be one of {', '.join(KNN_METRICS)}"))
         else:
-            try:
-                cls(**{key: value})._validate_params()
-            except (ValueError, TypeError) as exc:  # InvalidParameterError is both
-                problems.append((key, value, str(exc)))
+            found = [
+                _value_problem(estimator_class(model_type, task), key, value)
+                for task in names
+                if key in names[task]
+            ]
+            if all(found):
+                problems.append((key, value, str(found[0])))
     return problems
+
+
+def task_param_problems(model_type: str, params: dict[str, Any], task: str) -> list[str]:
+    """One line per hyperparameter that `model_type`'s estimator for `task` does not take
+    (or takes with other values), or why the type cannot learn `task` at all; for the run
+    layer once the task is known. Config validation has checked the rest."""
+    tasks = tasks_of(model_type)
+    if task not in tasks:
+        return [f"{model_type} cannot learn {task} (it learns {', '.join(tasks)})"]
+    cls = estimator_class(model_type, task)
+    names = _param_names(model_type, task)
+    rejected = REJECTED.get(model_type, {})
+    problems = []
+    for key, value in params.items():
+        if key in rejected:
+            continue  # reported at config time
+        if key not in names:
+            other = next((t for t in tasks if key in _param_names(model_type, t)), None)
+            why = f" (it is a {other} option)" if other else ""
+            problems.append(f"{key}: {cls.__name__} takes no {key}{why}; remove it")
+        else:
+            message = _value_problem(cls, key, value)
+            if message:
+                problems.append(f"{key}: {message}")
+    return problems
+
+
+def _param_names(model_type: str, task: str) -> set[str]:
+    """The hyperparameters `model_type`'s estimator for `task` takes."""
+    names = set(estimator_class(model_type, task)().get_params(deep=False))
+    if model_type in boosting.TYPES:
+        names |= set(boosting.EXTRA_PARAMS[model_type])
+        if task != "classification":
+            names -= set(boosting.CLASSIFICATION_ONLY[model_type])
+    return names
+
+
+def _value_problem(cls: type, key: str, value: Any) -> str | None:
+    """scikit-learn's message when `cls` refuses `value` for `key`; None when it accepts it
+    or has no validation of its own (the boosting libraries check values when fitting)."""
+    if not hasattr(cls, "_parameter_constraints"):
+        return None
+    try:
+        cls(**{key: value})._validate_params()
+    except (ValueError, TypeError) as exc:  # InvalidParameterError is both
+        return str(exc)
+    return None
 
 
 def _unknown_message(key: str, model_type: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
     if close:
         return f"unknown parameter '{key}' for {model_type}; did you mean '{close[0]}'?"
+    if not valid:
+        return f"unknown parameter '{key}' for {model_type} (it takes no parameters)"
     return f"unknown parameter '{key}' for {model_type} (parameters: {', '.join(valid)})"
 
 
@@ -174,7 +305,7 @@ def _unknown_message(key: str, model_type: str, valid: list[str]) -> str:
 
 
 def build(config: ClassicalConfig, input_shape: tuple[int, ...], n_classes: int) -> Any:
-    """An unfitted estimator with the config's hyperparameters (shape and classes are unused)."""
+    """An unfitted classifier with the config's hyperparameters (shape and classes unused)."""
     estimator = estimator_class(config.type_name)(**config.model_dump())
     if config.type_name == "svm":
         from sklearn.calibration import CalibratedClassifierCV
@@ -182,6 +313,11 @@ def build(config: ClassicalConfig, input_shape: tuple[int, ...], n_classes: int)
         # scikit-learn 1.9's replacement for the deprecated SVC(probability=True)
         return CalibratedClassifierCV(estimator, ensemble=False)
     return estimator
+
+
+def build_regressor(config: ClassicalConfig, input_shape: tuple[int, ...], n_outputs: int) -> Any:
+    """An unfitted regressor with the config's hyperparameters (shape and outputs unused)."""
+    return estimator_class(config.type_name, "regression")(**config.model_dump())
 
 
 def with_seed(estimator: Any, seed: int) -> Any:
@@ -193,7 +329,14 @@ def with_seed(estimator: Any, seed: int) -> Any:
 
 
 def with_class_weight(estimator: Any, model_type: str) -> Any:
-    """Set `class_weight="balanced"` where the user left it unset; LadderError if unsupported."""
+    """Set `class_weight="balanced"` where the user left it unset; LadderError if unsupported
+    (a regressor, or a classifier without class weights)."""
+    from sklearn.base import is_regressor
+
+    if is_regressor(estimator):
+        raise LadderError(
+            f"{model_type}: balance: class_weight is for classification; remove it for regression"
+        )
     keys = _param_keys(estimator, "class_weight")
     if not keys:
         raise LadderError(
@@ -211,6 +354,45 @@ def _param_keys(estimator: Any, name: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- persistence
+
+
+def save_classical(estimator: Any, folder: Path, model_type: str) -> str:
+    """Write a fitted classical model into `folder`, atomically, and return its file name:
+    scikit-learn models as skops (`model.skops`), LightGBM and XGBoost in their own formats."""
+    if model_type in boosting.TYPES:
+        return boosting.save(estimator, folder, model_type)
+    save_estimator(estimator, Path(folder) / SKOPS_FILE)
+    return SKOPS_FILE
+
+
+def load_classical(folder: Path, file_name: str, model_type: str) -> Any:
+    """Load the model `save_classical` wrote as `file_name` in `folder`; ArtifactError for a
+    missing, unexpected, untrusted or inconsistent file.
+
+    LightGBM and XGBoost load as a `boosting.BoostedModel` (`predict`, `predict_proba`).
+    """
+    path = Path(folder) / file_name
+    expected = boosting.FILES.get(model_type, SKOPS_FILE)
+    if file_name != expected:
+        raise ArtifactError(f"{path}: a {model_type} model is saved as {expected}")
+    if model_type not in boosting.TYPES:
+        return load_estimator(path, model_type)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: model file not found")
+    found = boosting.read(path, model_type)
+    try:  # before the library sees the file: it follows the trees' indices unchecked
+        valid = all(_valid_nodes(*tree, found.n_features) for tree in boosting.trees(found))
+    except ArtifactError as exc:
+        raise ArtifactError(f"{path}: {exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{path}: not a readable {model_type} model file ({exc!r})") from exc
+    if not valid:
+        raise ArtifactError(f"{path}: inconsistent boosted tree (damaged or tampered file)")
+    try:
+        return boosting.open_model(found)
+    except Exception as exc:  # LightGBMError, XGBoostError
+        first = first_line(exc)[:200]
+        raise ArtifactError(f"{path}: not a readable {model_type} model file ({first})") from exc
 
 
 def save_estimator(estimator: Any, path: str | Path) -> None:
@@ -270,8 +452,9 @@ def _is_type(estimator: Any, model_type: str) -> bool:
         return tfidf.is_pipeline(estimator, model_type)
     if model_type not in ESTIMATORS:
         return False
-    if model_type != "svm":
-        return type(estimator) is estimator_class(model_type)
+    classes = [estimator_class(model_type, task) for task in tasks_of(model_type)]
+    if model_type != "svm" or type(estimator) in classes[1:]:  # the SVR is not calibrated
+        return type(estimator) in classes
     from sklearn.calibration import CalibratedClassifierCV
 
     fitted = [c.estimator for c in getattr(estimator, "calibrated_classifiers_", [])]
@@ -369,16 +552,39 @@ def _rebuild_neighbor_index(estimator: Any) -> None:
 # ----------------------------------------------------------------------------- registry
 
 _SUMMARIES = {
-    "logistic_regression": "logistic regression (scikit-learn LogisticRegression)",
-    "decision_tree": "decision tree (scikit-learn DecisionTreeClassifier)",
-    "random_forest": "random forest (scikit-learn RandomForestClassifier)",
-    "svm": "support vector machine with calibrated probabilities (SVC)",
-    "gradient_boosting": "histogram gradient boosting (HistGradientBoostingClassifier)",
-    "knn": "k nearest neighbours (scikit-learn KNeighborsClassifier)",
+    "logistic_regression": "logistic regression (scikit-learn LogisticRegression); "
+    "classification only",
+    "decision_tree": "decision tree (DecisionTreeClassifier / DecisionTreeRegressor)",
+    "random_forest": "random forest (RandomForestClassifier / RandomForestRegressor)",
+    "svm": "support vector machine: SVC with calibrated probabilities / SVR",
+    "gradient_boosting": "histogram gradient boosting "
+    "(HistGradientBoostingClassifier / HistGradientBoostingRegressor)",
+    "knn": "k nearest neighbours (KNeighborsClassifier / KNeighborsRegressor)",
+    "mean": "the training targets' mean (DummyRegressor), the floor every regression "
+    "leaderboard shows; regression only",
+    "linear_regression": "ordinary least squares (LinearRegression); regression only",
+    "ridge": "least squares with an L2 penalty (Ridge); regression only",
+    "lasso": "least squares with an L1 penalty (Lasso); regression only",
+    "elastic_net": "least squares with L1 and L2 penalties (ElasticNet); regression only",
 }
 
+
+def _spec(cls: type[ClassicalConfig]) -> ModelSpec:
+    tasks = tasks_of(cls.type_name)
+    return ModelSpec(
+        cls.type_name,
+        "classical",
+        cls,
+        build if "classification" in tasks else None,
+        _SUMMARIES[cls.type_name],
+        tasks=tasks,  # type: ignore[arg-type]
+        build_regressor=build_regressor if "regression" in tasks else None,
+    )
+
+
+# The scikit-learn types: the classification ladder's six, then the regression-only ones.
 SPECS: list[ModelSpec] = [
-    ModelSpec(cls.type_name, "classical", cls, build, _SUMMARIES[cls.type_name])
+    _spec(cls)
     for cls in (
         LogisticRegressionConfig,
         DecisionTreeConfig,
@@ -386,5 +592,23 @@ SPECS: list[ModelSpec] = [
         SVMConfig,
         GradientBoostingConfig,
         KNNConfig,
+        MeanConfig,
+        LinearRegressionConfig,
+        RidgeConfig,
+        LassoConfig,
+        ElasticNetConfig,
     )
+]
+
+BOOSTING_SPECS: list[ModelSpec] = [
+    ModelSpec(
+        cls.type_name,
+        "classical",
+        cls,
+        boosting.build,
+        boosting.SUMMARIES[cls.type_name],
+        tasks=("classification", "regression"),
+        build_regressor=boosting.build_regressor,
+    )
+    for cls in (LightGBMConfig, XGBoostConfig)
 ]

@@ -17,9 +17,9 @@ from ladder.data import augment_batch, class_weights, oversample_indices
 from ladder.errors import ConfigError
 from ladder.evaluate import validation_metrics
 from ladder.evaluate.compare import count_params
-from ladder.export.artifact import CLASSICAL_MODEL, NEURAL_WEIGHTS
+from ladder.export.artifact import NEURAL_WEIGHTS
 from ladder.io import save_tensors
-from ladder.models.classical import save_estimator, with_class_weight, with_seed
+from ladder.models.classical import save_classical, with_class_weight, with_seed
 from ladder.registry import get_spec
 from ladder.tasks import Task
 from ladder.tasks.classification import CLASSIFICATION
@@ -32,6 +32,7 @@ class FittedClassical:
     """A fitted scikit-learn estimator taking flattened features."""
 
     estimator: Any
+    model_type: str = ""
     scaling: Any = None  # a regression target's TargetScaling
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
@@ -55,10 +56,9 @@ class FittedClassical:
         return count_params(self.estimator)
 
     def save(self, folder: Path) -> str:
-        """Save the estimator (skops, trusted types only) into `folder`; returns its file name."""
-
-        save_estimator(self.estimator, folder / CLASSICAL_MODEL)
-        return CLASSICAL_MODEL
+        """Save the estimator into `folder` (skops with trusted types only, or a boosting
+        library's own text/JSON model format); returns its file name."""
+        return save_classical(self.estimator, folder, self.model_type)
 
 
 @dataclass
@@ -123,7 +123,7 @@ def fit_classical(
         rows = oversample_indices(y, config.seed)
         flat, y = flat[rows], y[rows]
     estimator.fit(flat, y)
-    return FittedClassical(estimator)
+    return FittedClassical(estimator, entry.type)
 
 
 def fit_neural(

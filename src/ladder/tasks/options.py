@@ -7,6 +7,7 @@ import difflib
 
 from ladder.config import Config
 from ladder.errors import ConfigError
+from ladder.models.classical import task_param_problems, tasks_of
 from ladder.registry import MODEL_TYPES
 from ladder.tasks.base import Task
 
@@ -73,6 +74,12 @@ def task_problems(config: Config, task: Task) -> list[str]:
                 f"models.{entry.name}.type: {entry.type} learns {' or '.join(spec.tasks)}, and "
                 f"{where}; {_models_for(task)}"
             )
+        if task.name in spec.tasks and tasks_of(entry.type):  # the scikit-learn-style types
+            params = entry.params.model_dump()
+            problems += [
+                f"models.{entry.name}.{line}"
+                for line in task_param_problems(entry.type, params, task.name)
+            ]
         loss = entry.train.loss
         if spec.family == "neural" and loss != "auto" and loss not in _LOSSES[task.name]:
             problems.append(
