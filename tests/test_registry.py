@@ -22,6 +22,7 @@ def test_registry_holds_the_classical_and_neural_ladder():
         "xgboost",
         "tfidf_logreg",
         "tfidf_svm",
+        "tfidf_ridge",
         "mlp",
         "cnn",
         "textcnn",

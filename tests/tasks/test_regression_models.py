@@ -92,6 +92,7 @@ def _texts(tmp_path: Path, n: int = 160) -> Path:
 @pytest.mark.parametrize(
     "entry",
     [
+        {"name": "tfidf", "type": "tfidf_ridge"},
         {"name": "textcnn", "type": "textcnn", "optimizer": {"lr": 0.01}},
         {"name": "rnn", "type": "rnn", "optimizer": {"lr": 0.01}},
         {"name": "transformer", "type": "transformer", "optimizer": {"lr": 0.003}},
@@ -103,7 +104,7 @@ def test_neural_text_models_regress_on_a_score(tmp_path, entry):
     result = run(config, tmp_path / "run")
     row = result.leaderboard.iloc[0]
     assert row["status"] == "ok" and row["r2"] > 0.3, row
-    model = ladder.load(tmp_path / "run/models" / entry["name"] / "artifact", backend="torch")
+    model = ladder.load(tmp_path / "run/models" / entry["name"] / "artifact")
     values = model.predict(pd.DataFrame({"text": ["great superb lovely film", "awful dull poor"]}))
     assert values[0] > values[1]
 

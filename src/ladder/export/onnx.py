@@ -402,7 +402,8 @@ def _tfidf_part(vectorizer: Any, model_type: str) -> TfidfPart:
 class _LinearHead:
     """Scores = x @ weights + bias over k models side by side, then a link to probabilities.
 
-    link: "logistic" (binary logistic regression: one score), "softmax" (multinomial), or
+    link: "identity" (regression: the one score), "logistic" (binary logistic regression: one
+    score), "softmax" (multinomial), or
     "platt" (k calibrated LinearSVCs: per score sigmoid(-(a * score + b)), normalised per
     model, averaged over models).
     """
@@ -416,7 +417,11 @@ class _LinearHead:
 
 
 def _linear_head(clf: Any, model_type: str) -> _LinearHead:
-    """The classifier of a `tfidf_*` pipeline as a `_LinearHead`."""
+    """The classifier (or regressor) of a `tfidf_*` pipeline as a `_LinearHead`."""
+    if model_type == "tfidf_ridge":  # one score, no link
+        weights = np.asarray(clf.coef_, dtype=np.float64).reshape(-1, 1)
+        bias = np.atleast_1d(np.asarray(clf.intercept_, dtype=np.float64))
+        return _LinearHead(weights, bias, "identity", 1)
     n_classes = len(clf.classes_)
     if model_type == "tfidf_logreg":
         link = "logistic" if n_classes == 2 else "softmax"
@@ -482,6 +487,8 @@ def _link(head: _LinearHead) -> tuple[list[Any], dict[str, np.ndarray]]:
     from onnx import helper
 
     node = helper.make_node
+    if head.link == "identity":  # regression: the score is the prediction
+        return [node("Identity", ["scores"], [OUTPUT])], {}
     if head.link == "softmax":
         return [node("Softmax", ["scores"], [OUTPUT], axis=1)], {}
     if head.link == "logistic":
@@ -571,7 +578,8 @@ class OnnxPredictor:
         """Probabilities (N, n_classes) of preprocessed features (raw texts for TF-IDF), or
         the predictions (N,) of a regression model."""
         if self.tfidf is not None:
-            return self._tfidf_probabilities(self.tfidf, features)
+            out = self._tfidf_probabilities(self.tfidf, features)
+            return out[:, 0] if self.task == "regression" else out
         link = _predictions if self.task == "regression" else _softmax
         if self.family == "classical":
             x = np.ascontiguousarray(features.reshape(len(features), -1), dtype=np.float32)

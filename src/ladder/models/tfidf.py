@@ -1,8 +1,9 @@
-"""TF-IDF text baselines: word and character n-grams into a linear classifier.
+"""TF-IDF text baselines: word and character n-grams into a linear model.
 
 The strong classical rung for text: a scikit-learn `Pipeline` of TF-IDF features (word n-grams,
 plus `char_wb` n-grams unless switched off) and logistic regression (`tfidf_logreg`) or a linear
-SVM with calibrated probabilities (`tfidf_svm`). The models take a 1-D array (or list) of raw
+SVM with calibrated probabilities (`tfidf_svm`), or for a numeric score ridge regression
+(`tfidf_ridge`). The models take a 1-D array (or list) of raw
 strings; an empty string is a valid input (it has no features, so the intercept decides).
 
 Defaults were chosen by 5-fold cross-validation on the training part of rt-polarity:
@@ -71,7 +72,14 @@ class TfidfSVMConfig(TfidfConfig):
     C: float = Field(0.3, gt=0)  # inverse regularisation strength
 
 
-TYPES = ("tfidf_logreg", "tfidf_svm")
+class TfidfRidgeConfig(TfidfConfig):
+    """TF-IDF features into ridge regression (a text with a numeric score)."""
+
+    type_name: ClassVar[str] = "tfidf_ridge"
+    alpha: float = Field(1.0, gt=0)  # L2 regularisation strength
+
+
+TYPES = ("tfidf_logreg", "tfidf_svm", "tfidf_ridge")
 _NAMES = ("word", "char")  # FeatureUnion part names: ngrams of words, of characters
 
 
@@ -106,10 +114,14 @@ def build(config: TfidfConfig, input_shape: tuple[int, ...], n_classes: int) -> 
     """An unfitted Pipeline([features, clf]) (shape and classes are unused)."""
     from sklearn.pipeline import Pipeline
 
-    if isinstance(config, TfidfLogRegConfig):
+    if isinstance(config, TfidfRidgeConfig):
+        from sklearn.linear_model import Ridge
+
+        clf: Any = Ridge(alpha=config.alpha)
+    elif isinstance(config, TfidfLogRegConfig):
         from sklearn.linear_model import LogisticRegression
 
-        clf: Any = LogisticRegression(C=config.C, max_iter=config.max_iter)
+        clf = LogisticRegression(C=config.C, max_iter=config.max_iter)
     else:
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.svm import LinearSVC
@@ -213,9 +225,11 @@ def _vectorizers(features: Any) -> list[Any] | None:
 
 def _is_classifier(clf: Any, model_type: str) -> bool:
     from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.svm import LinearSVC
 
+    if model_type == "tfidf_ridge":
+        return type(clf) is Ridge
     if model_type == "tfidf_logreg":
         return type(clf) is LogisticRegression
     fitted = [c.estimator for c in getattr(clf, "calibrated_classifiers_", [])]
@@ -247,8 +261,8 @@ def check_fitted(estimator: Any, path: Path) -> None:
         if not (
             isinstance(width, int | np.integer)
             and isinstance(coef, np.ndarray)
-            and coef.ndim == 2
-            and width == coef.shape[1] == n_features
+            and coef.ndim in (1, 2)  # ridge on one target: (n_features,)
+            and width == coef.shape[-1] == n_features
         ):
             raise ArtifactError(
                 f"{path}: the classifier expects {width} features but the TF-IDF step gives "
@@ -294,6 +308,7 @@ def sample_texts(estimator: Any, n: int, seed: int = 0) -> np.ndarray:
 _CONFIGS: dict[str, type[TfidfConfig]] = {
     "tfidf_logreg": TfidfLogRegConfig,
     "tfidf_svm": TfidfSVMConfig,
+    "tfidf_ridge": TfidfRidgeConfig,
 }
 
 SPECS: list[ModelSpec] = [
@@ -312,5 +327,15 @@ SPECS: list[ModelSpec] = [
         build,
         "word + char n-gram TF-IDF into a linear SVM with calibrated probabilities",
         inputs=("text",),
+    ),
+    ModelSpec(
+        "tfidf_ridge",
+        "classical",
+        TfidfRidgeConfig,
+        None,
+        "word + char n-gram TF-IDF into ridge regression (texts with a numeric score)",
+        inputs=("text",),
+        tasks=("regression",),
+        build_regressor=build,
     ),
 ]
