@@ -186,7 +186,7 @@ def _launch_workers(
 
     cfg = load_config(config, overrides)
     entry = cfg.model(model)
-    if get_spec(entry.type).family != "neural":
+    if not get_spec(entry.type).trains_with_trainer:
         raise LadderError(
             f"--nproc: {model} is a classical model ({entry.type}); it trains in one process"
         )

@@ -444,7 +444,7 @@ def _check_compress(config: Config, problems: list[str]) -> None:
                 )
         if isinstance(method, DistillConfig):
             entry = _validate_student(method, i, config.train, config.text, problems)
-            if entry is not None and get_spec(entry.type).family != "neural":
+            if entry is not None and not get_spec(entry.type).trains_with_trainer:
                 problems.append(
                     f"{where}.student.type: a student is trained on the teacher's logits, so it "
                     f"must be a neural model, got {entry.type}"
@@ -496,7 +496,7 @@ def _validate_model_entry(
         )
         return None
     spec = get_spec(model_type)
-    neural = spec.family == "neural"  # classical models take no train keys (and may share names)
+    neural = spec.trains_with_trainer  # classical models take no train keys (and may share names)
     train_keys = {k: entry.pop(k) for k in list(entry) if neural and k in TrainConfig.model_fields}
     tokens = neural and "text" in spec.inputs
     text_keys = entry.pop("text", None) if tokens else None

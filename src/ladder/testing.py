@@ -203,7 +203,7 @@ def _check_regression(model_type: str, workdir: Path, params: dict[str, Any]) ->
 
 def _classical(model_type: str) -> bool:
 
-    return get_spec(model_type).family == "classical"
+    return not get_spec(model_type).trains_with_trainer
 
 
 def _check(ok: bool, what: str) -> None:

@@ -61,7 +61,7 @@ def distill(method: DistillConfig, context: CompressContext) -> Variant:
     artifact is written to the run folder as `<teacher>→<student>`."""
 
     entry = context.config.student(method)
-    if get_spec(entry.type).family != "neural":
+    if not get_spec(entry.type).trains_with_trainer:
         raise LadderError(
             f"{entry.name}: a distill student must be a neural model, got {entry.type}"
         )
@@ -70,7 +70,7 @@ def distill(method: DistillConfig, context: CompressContext) -> Variant:
     y = context.data.splits.train.y
     task = get_task(context.data.task)
     if task.name == "regression":  # the student regresses on the teacher's predictions too
-        scaling = task_scaling(task, context.config, "neural", data.splits.train.y)
+        scaling = task_scaling(task, context.config, True, data.splits.train.y)
         assert scaling is not None
         teacher = scaling.forward(logits[:, 0])
         loss: Any = RegressionDistillationLoss(teacher, method.alpha, task.objective(entry.train))

@@ -180,7 +180,7 @@ def _made_by(context: CompressContext, name: str, stamp: dict[str, Any]) -> bool
 
 def _is_neural(model_type: str) -> bool:
 
-    return get_spec(model_type).family == "neural"
+    return get_spec(model_type).trains_with_trainer
 
 
 __all__ = ["apply_compress", "compress_run"]

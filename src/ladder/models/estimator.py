@@ -302,7 +302,7 @@ def neural_types() -> list[str]:
     return [
         name
         for name in MODEL_TYPES
-        if MODEL_TYPES[name].family == "neural" and "text" not in MODEL_TYPES[name].inputs
+        if MODEL_TYPES[name].trains_with_trainer and "text" not in MODEL_TYPES[name].inputs
     ]
 
 
@@ -350,7 +350,7 @@ def _neural_spec(model: Any) -> ModelSpec:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"unknown model type {model!r}{hint} (neural types: {neural})")
     spec = MODEL_TYPES[model]
-    if spec.family != "neural":
+    if not spec.trains_with_trainer:
         module, cls = ESTIMATORS.get(model, ("sklearn", model))
         raise ValueError(
             f"model={model!r} is a classical model; NeuralClassifier takes a neural type "

@@ -55,6 +55,18 @@ class ModelSpec:
     tasks: tuple[TaskName, ...] = ("classification",)
     build_regressor: Callable[[Any, tuple[int, ...], int], Any] | None = None
 
+    @property
+    def trains_with_trainer(self) -> bool:
+        """Whether the type is a network trained by ladder's Trainer (checkpoints, resume,
+        torchrun, devices, compression), rather than a model fitted in one call."""
+        return self.family == "neural"
+
+    @property
+    def native_backend(self) -> str:
+        """The framework that predicts with the type when ONNX Runtime does not: torch for
+        networks, sklearn for classical models (and the boosting libraries' own runtimes)."""
+        return "torch" if self.family == "neural" else "sklearn"
+
     def builder(self, task: str) -> Callable[[Any, tuple[int, ...], int], Any]:
         """The function that builds this type for `task`: (config, input_shape, n_outputs)."""
         if task not in self.tasks:

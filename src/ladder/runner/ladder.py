@@ -57,7 +57,7 @@ def train_model(
     config, data = prepare(config)
     lock = nullcontext() if distributed.launched() else locked(run_dir, wait)
     with lock:
-        if get_spec(entry.type).family == "classical":
+        if not get_spec(entry.type).trains_with_trainer:
             write_run_files(config, run_dir, data)
             return train_entry(config, entry, data, run_dir, resume=resume)
         return _train_neural(config, entry, data, run_dir, resume)

@@ -94,7 +94,7 @@ def train_entry(
     model_dir = model_folder(run_dir, entry.name)
     splits = data.splits
     if resume:
-        _check_resumable(entry, spec.family)
+        _check_resumable(entry, spec.trains_with_trainer)
     if splits.train.kind not in spec.inputs:
         hint = _TEXT_HINT if splits.train.kind == "text" else ""
         raise LadderError(
@@ -102,21 +102,21 @@ def train_entry(
             f"but {data.source} is {splits.train.kind} data{hint}"
         )
 
-    device = "cpu" if spec.family == "classical" else resolve_device(config.device)
+    device = "cpu" if not spec.trains_with_trainer else resolve_device(config.device)
     seed_everything(config.seed)
-    preprocessor = _fit_preprocessor(config, entry, spec.family, splits.train)
+    preprocessor = _fit_preprocessor(config, entry, spec.trains_with_trainer, splits.train)
     x_train = preprocessor.transform(splits.train.X)
     x_test = preprocessor.transform(splits.test.X)
     x_val = preprocessor.transform(splits.val.X) if splits.val is not None else None
     task = get_task(data.task)
-    scaling = task_scaling(task, config, spec.family, splits.train.y)
+    scaling = task_scaling(task, config, spec.trains_with_trainer, splits.train.y)
     y_train = scaling.forward(splits.train.y) if scaling else splits.train.y
     y_val = splits.val.y if splits.val is not None else None
     y_val_fit = scaling.forward(y_val) if scaling and y_val is not None else y_val
     n_classes = task.n_outputs(data.labels)
 
     started = time.perf_counter()
-    if spec.family == "classical":
+    if not spec.trains_with_trainer:
         fitted = fit_classical(entry, x_train, y_train, n_classes, config, task)
         history: list[dict[str, Any]] = []
     else:
@@ -162,7 +162,7 @@ def train_entry(
     artifact = model_dir / "artifact"
 
     pad_id = getattr(preprocessor, "pad_id", None)
-    model = fitted.estimator if spec.family == "classical" else fitted.trainer.module
+    model = fitted.estimator if not spec.trains_with_trainer else fitted.trainer.module
     graph, manifest["onnx"] = export_model(
         model, spec.family, entry.type, x_test, fitted.model_outputs(x_test), pad_id, task=task.name
     )
@@ -206,13 +206,13 @@ def _resolve_model_path(config: Config, entry: ModelEntry) -> ModelEntry:
     return entry.model_copy(update={"params": params, "text": text})
 
 
-def _fit_preprocessor(config: Config, entry: ModelEntry, family: str, train: Any) -> Any:
+def _fit_preprocessor(config: Config, entry: ModelEntry, network: bool, train: Any) -> Any:
     """The entry's preprocessor, fitted on the training split: text models get raw strings
     (classical) or token ids from the entry's tokenizer (neural)."""
 
     if train.kind != "text":
         return fit_preprocessor(train, getattr(entry.params, "image_size", None))
-    if family == "classical":
+    if not network:
         return fit_preprocessor(train)
     folder = None
     if entry.text.tokenizer == "pretrained":
@@ -229,9 +229,9 @@ def _fit_preprocessor(config: Config, entry: ModelEntry, family: str, train: Any
     return fit_preprocessor(train, text=entry.text, pretrained_folder=folder)
 
 
-def _check_resumable(entry: ModelEntry, family: str) -> None:
+def _check_resumable(entry: ModelEntry, network: bool) -> None:
     """Classical models have no checkpoints; the trainer checks a neural model's folder."""
-    if family == "classical":
+    if not network:
         raise LadderError(
             f"--resume: {entry.name} is a classical model ({entry.type}) and has no checkpoints; "
             "train it without --resume"
@@ -251,13 +251,13 @@ def evaluate_predictions(
     return get_task(task).evaluate(y_true, outputs, labels, model_dir, history, radius)
 
 
-def task_scaling(task: Task, config: Config, family: str, y: np.ndarray) -> TargetScaling | None:
+def task_scaling(task: Task, config: Config, network: bool, y: np.ndarray) -> TargetScaling | None:
     """How a regression target is scaled for training (log1p when asked; standardised for
     neural models); None for classification."""
     if task.name != "regression":
         return None
     log1p = config.data.target_transform == "log1p"  # prepare() checked the targets
-    return TargetScaling.fit(y, log1p=log1p, standardise=family == "neural")
+    return TargetScaling.fit(y, log1p=log1p, standardise=network)
 
 
 def _manifest(

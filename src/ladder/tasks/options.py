@@ -81,7 +81,7 @@ def task_problems(config: Config, task: Task) -> list[str]:
                 for line in task_param_problems(entry.type, params, task.name)
             ]
         loss = entry.train.loss
-        if spec.family == "neural" and loss != "auto" and loss not in _LOSSES[task.name]:
+        if spec.trains_with_trainer and loss != "auto" and loss not in _LOSSES[task.name]:
             problems.append(
                 f"models.{entry.name}.train.loss: {loss} does not fit {task.name} ({where}); "
                 f"use {' or '.join(_LOSSES[task.name])}"
