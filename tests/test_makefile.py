@@ -35,5 +35,5 @@ def test_torch_index_takes_the_cpu_build():
     expected = "pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
     assert torch_line(lines).endswith(expected)
     assert lines.index(torch_line(lines)) < next(
-        i for i, line in enumerate(lines) if "install -q -e ." in line
+        i for i, line in enumerate(lines) if "install -q -e " in line
     )  # torch first, so the package never resolves an unpinned torch
