@@ -53,26 +53,26 @@ class Regression:
         self, outputs: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The mean loss of the batch (`weight` is for class weights and is ignored)."""
-        return self._elementwise(outputs, y).mean()
+        return self._reduced(outputs, y, "mean")
 
     def loss_sum(
         self, outputs: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The summed loss and the row count."""
-        return self._elementwise(outputs, y).sum(), y.new_tensor(float(len(y)))
+        return self._reduced(outputs, y, "sum"), y.new_tensor(float(len(y)))
 
     def predictions(self, outputs: torch.Tensor) -> torch.Tensor:
         """One value per row (n,)."""
         return outputs.float().reshape(len(outputs), -1)[:, 0]
 
-    def _elementwise(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _reduced(self, outputs: torch.Tensor, y: torch.Tensor, reduction: str) -> torch.Tensor:
         predicted = self.predictions(outputs)
         target = y.float().reshape(-1)
         if self.kind == "mae":
-            return F.l1_loss(predicted, target, reduction="none")
+            return F.l1_loss(predicted, target, reduction=reduction)
         if self.kind == "huber":
-            return F.huber_loss(predicted, target, reduction="none", delta=self.huber_delta)
-        return F.mse_loss(predicted, target, reduction="none")
+            return F.huber_loss(predicted, target, reduction=reduction, delta=self.huber_delta)
+        return F.mse_loss(predicted, target, reduction=reduction)
 
 
 Objective = Classification | Regression
