@@ -67,6 +67,11 @@ def test_auto_finds_regression_and_the_ladder_ranks_by_rmse(tmp_path, capsys):
         "residuals.png",
         "learning_curve.png",
     }
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert (
+        "<h3>Predicted vs actual</h3><figure><img" in report and "<h3>Target</h3><table>" in report
+    )
+    assert "Confusion matrix" not in report
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["data"]["task"] == "regression"
     assert saved["evaluate"]["primary"] == "rmse"

@@ -94,15 +94,29 @@ def render_report(run_dir: str | Path) -> Path:
 def _dataset_section(data: dict[str, Any]) -> str:
     if not data:
         return '<p class="note">No data.json in the run folder.</p>'
+    regression = data.get("task") == "regression"
     facts = {
         "source": data.get("source", ""),
         "kind": data.get("kind", ""),
-        "classes": len(data.get("labels") or data.get("classes") or []),
+        **({"task": "regression"} if regression else {}),
+        **({} if regression else {"classes": len(data.get("labels") or data.get("classes") or [])}),
         "sha256": data.get("sha256", ""),
     }
     rows = data.get("rows", {})
     splits = [s for s in (*_SPLITS, "total") if s in rows]
     split_table = _table(["split", "rows"], [[s, fmt_int(rows[s])] for s in splits])
+    if regression:
+        target = data.get("target") or {}
+        stats = ["mean", "std", "min", "max"]
+        table = _table(
+            ["split", *stats],
+            [[s, *(f"{target[s][k]:.4g}" for k in stats)] for s in _SPLITS if s in target],
+        )
+        return (
+            f'<div class="grid"><div>{_facts(facts)}<h3>Rows per split</h3>{split_table}'
+            f"<h3>Features</h3>{_features(data.get('features') or {})}</div>"
+            f"<div><h3>Target</h3>{table}</div></div>"
+        )
     classes = data.get("classes") or []
     chart = (
         _figure_img(lambda: _class_balance_figure(classes), "Rows per class and split")
