@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/helpers.py
@@ -21,10 +22,12 @@ WORDS = {
 }
 
 
-def _train(folder: Path, source: Path, models: list[dict], text: bool = False) -> Path:
+def _train(
+    folder: Path, source: Path, models: list[dict], text: bool = False, **extra: dict
+) -> Path:
     from ladder.runner.ladder import train
 
-    config = write_config(folder, str(source), models)
+    config = write_config(folder, str(source), models, **extra)
     if text:
         config.write_text(
             config.read_text().replace("target: label", "target: label\n  text: text")
@@ -68,8 +71,6 @@ def image_artifact(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def text_artifact(tmp_path_factory) -> Path:
     """A tiny TextCNN on two-word positive/negative texts."""
-    import pandas as pd
-
     tmp = tmp_path_factory.mktemp("serve_text")
     rng = np.random.default_rng(0)
     rows = []
@@ -80,6 +81,34 @@ def text_artifact(tmp_path_factory) -> Path:
     pd.DataFrame(rows).to_csv(table, index=False)
     models = [{"name": "words", "type": "textcnn", "embedding_dim": 8, "filters": 4}]
     return _train(tmp, table, models, text=True) / "words" / "artifact"
+
+
+def make_prices(n: int = 80, seed: int = 0) -> pd.DataFrame:
+    """A learnable regression table: two numeric columns, one categorical, and a float target
+    `price` with as many distinct values as rows."""
+    rng = np.random.default_rng(seed)
+    size, weight = rng.uniform(0, 4, n), rng.normal(0, 1, n)
+    colour = rng.choice(["red", "green", "blue"], n)
+    price = 10 + 3 * size - 2 * weight + 1.5 * (colour == "red") + rng.normal(0, 0.2, n)
+    return pd.DataFrame({"size": size, "weight": weight, "colour": colour, "price": price})
+
+
+@pytest.fixture(scope="session")
+def regression_artifact(tmp_path_factory) -> Path:
+    """An mlp regression of `price` with 90 % conformal intervals (it has no model.onnx
+    today, so it predicts with torch)."""
+    tmp = tmp_path_factory.mktemp("serve_regression")
+    table = tmp / "prices.csv"
+    make_prices().to_csv(table, index=False)
+    models = [{"name": "price", "type": "mlp", "hidden": [8], "optimizer": {"lr": 0.01}}]
+    data = {
+        "source": str(table),
+        "target": "price",
+        "task": "regression",
+        "split": {"test": 0.2, "val": 0.2},
+    }
+    extra = {"data": data, "evaluate": {"intervals": 0.9}}
+    return _train(tmp, table, models, **extra) / "price" / "artifact"
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """The "try it" page: self-contained HTML, and in headless Chromium against a real server on
-tiny trained models (tabular, text, image): forms built from each schema, predictions shown,
-server errors shown in the error box, the API key sent as a Bearer token."""
+tiny trained models (tabular, text, image, a regression): forms built from each schema,
+predictions shown (a regression's number and interval), server errors shown in the error box,
+the API key sent as a Bearer token."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 from helpers import make_table, write_config, write_images
 from test_pipeline_text import write_text_config
 
+from ladder import load
 from ladder.runner.ladder import train
 from ladder.serve.app import create_app
 from ladder.serve.batcher import BatchSettings
@@ -75,15 +77,16 @@ def free_port() -> int:
 class Site:
     url: str  # open
     keyed_url: str  # the same service behind API_KEY
+    regression: Path  # the artifact of the regression model "price"
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, regression_artifact: Path) -> Iterator[Site]:
     """Two uvicorn servers (open and keyed) on one service, in a background event loop."""
     import uvicorn
 
     artifacts = train_artifacts(tmp_path_factory.mktemp("page"))
-    models = load_models(list(artifacts.values()))
+    models = load_models([*artifacts.values(), regression_artifact])
     models.append(ServedModel(ODD_NAME, artifacts["lr"]))
     service = InferenceService(models, BatchSettings())
     page = try_page()
@@ -118,7 +121,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         assert time.monotonic() < deadline, "the server did not start within 30 s"
         time.sleep(0.05)
     try:
-        yield Site(*(f"http://127.0.0.1:{p}/" for p in ports))
+        yield Site(*(f"http://127.0.0.1:{p}/" for p in ports), regression_artifact)
     finally:
         for server in servers:
             server.should_exit = True
@@ -199,7 +202,7 @@ def error_text(tab: Tab) -> str:
 def test_the_tabular_form_has_the_fields_and_predicts(tab: Tab) -> None:
     page = tab.page
     options = page.eval_on_selector_all("#model option", "xs => xs.map(x => x.value)")
-    assert sorted(options) == sorted(["lr", "tfidf", "cnn", ODD_NAME])
+    assert sorted(options) == sorted(["lr", "tfidf", "cnn", "price", ODD_NAME])
     choose(tab, "lr")
     inputs = page.eval_on_selector_all("#fields input", "xs => xs.map(x => [x.name, x.type])")
     assert inputs == [["size", "number"], ["weight", "number"], ["colour", "text"]]
@@ -257,6 +260,32 @@ def test_the_image_model_takes_an_upload(tab: Tab, tmp_path: Path) -> None:
     assert instance.startswith("data:image/png;base64,")
     label, names, _ = predicted(tab)
     assert label in ("bright", "dark") and sorted(names) == ["bright", "dark"]
+
+
+@pytest.mark.slow
+def test_a_regression_shows_its_number_and_interval(tab: Tab, site: Site) -> None:
+    page = tab.page
+    choose(tab, "price")
+    assert page.text_content("#info") == ("tabular model (mlp); predicts price with a 90% interval")
+    row = {"size": 2.5, "weight": -0.5, "colour": "red"}
+    for name, value in row.items():
+        page.fill(f"#fields [name={name}]", str(value))
+    page.click("#predict")
+    page.wait_for_selector("#result:not([hidden])")
+    (value,), (lower,), (upper,) = load(site.regression).predict_interval([row])
+    assert float(page.text_content("#label")) == pytest.approx(value, rel=1e-5)  # 6 digits
+    shown = re.fullmatch(r"90% interval: (\S+) to (\S+)", page.text_content("#interval"))
+    assert shown is not None and page.is_visible("#interval")
+    assert [float(v) for v in shown.groups()] == pytest.approx([lower, upper], rel=1e-5)
+    assert page.eval_on_selector_all("#probabilities li", "xs => xs.length") == 0
+    choose(tab, "lr")  # a classifier after it: probabilities again, and no interval
+    page.fill("#fields [name=size]", "4.1")
+    page.fill("#fields [name=weight]", "0.2")
+    page.fill("#fields [name=colour]", "blue")
+    page.click("#predict")
+    label, names, _ = predicted(tab)
+    assert label in TABLE_LABELS and sorted(names) == TABLE_LABELS
+    assert page.is_hidden("#interval")
 
 
 @pytest.mark.slow

@@ -212,13 +212,15 @@ def create_app(
 
     @app.get("/v1/models", tags=["records"])
     def list_models() -> dict[str, Any]:
-        """Every served model's input fields and labels (what the "try it" page builds on)."""
+        """Every served model's input fields, task and labels (what the "try it" page builds
+        on)."""
         return {"models": [m.schema() for m in service.models.values()]}
 
     @app.post("/v1/models/{name}:predict", tags=["records"], openapi_extra=_body(PREDICT_SCHEMA))
     async def predict(request: Request, name: str) -> dict[str, Any]:
         """Predict raw records: `{"instances": [...]}` of column objects (tabular), strings
-        (text) or base64 PNG/JPEG images; answers labels and class probabilities."""
+        (text) or base64 PNG/JPEG images; answers labels and class probabilities, or a
+        regression's values (with their interval)."""
         body = await request.body()
         return await unless_disconnected(request.receive, rest_predict(service, name, body))
 

@@ -62,8 +62,9 @@ async def rest_infer(
 
 
 async def rest_predict(service: InferenceService, name: str, body: bytes) -> dict[str, Any]:
-    """The answer to a /v1 predict body of raw `instances` (labels and probabilities); raises
-    ServeError. Instances are decoded in a worker thread: an image file takes a while."""
+    """The answer to a /v1 predict body of raw `instances` (labels and probabilities, or
+    values); raises ServeError. Instances are decoded in a worker thread: an image file takes
+    a while."""
     with service.track(name):
         model = service.model(name)
         try:
@@ -73,19 +74,8 @@ async def rest_predict(service: InferenceService, name: str, body: bytes) -> dic
             raw, rows = await asyncio.to_thread(model.rows_from_instances, instances)
         except (RequestError, InputError) as exc:
             raise BadRequest(str(exc)) from exc
-        proba = await service.predict(model, raw, rows)
-    labels = model.schema()["labels"]
-    return {
-        "model_name": model.name,
-        "labels": labels,
-        "predictions": [
-            {
-                "label": model.labels[int(p.argmax())],
-                "probabilities": dict(zip(labels, map(float, p), strict=True)),
-            }
-            for p in proba
-        ],
-    }
+        outputs = await service.predict(model, raw, rows)
+    return {"model_name": model.name, **model.answers.answer(outputs)}
 
 
 async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:

@@ -5,8 +5,8 @@ Tensors (Open Inference Protocol):
 - image model: input "image" FP32 [-1, C, H, W] with values in [0, 1] (UINT8 0..255 also);
 - text model: its text column (e.g. "text") BYTES [-1], UTF-8;
 - tabular model: one input per column, FP64 [-1] for numeric columns, BYTES [-1] for others;
-- outputs: "probabilities" FP32 [-1, n_classes] (columns in label order) and "label" [-1]
-  (INT64 when every label is an integer, else BYTES).
+- outputs: those of the model's task (`ladder.serve.outputs`): "probabilities" and "label" of
+  a classifier, "prediction" (and "lower", "upper") of a regression.
 
 Client data is never read as a path: texts, images and records are taken as values only.
 """
@@ -17,7 +17,6 @@ import base64
 import io
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,28 +26,15 @@ from ladder.data.images import resize_images, to_channels
 from ladder.errors import DataError
 from ladder.export.artifact import load
 from ladder.serve.limits import element_bytes, image_pixel_limit
-from ladder.serve.tensors import NUMERIC, datatype_of
+from ladder.serve.outputs import Outputs, task_outputs
+from ladder.serve.tensors import NUMERIC, TensorSpec, datatype_of
 
 IMAGE_INPUT = "image"
-PROBABILITIES, LABEL = "probabilities", "label"
 VERSION = "1"
 
 
 class InputError(ValueError):
     """Request data that does not fit the model's inputs (the message names the input)."""
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """A tensor's name, protocol datatype and shape (-1: any size)."""
-
-    name: str
-    datatype: str
-    shape: list[int]
-
-    def to_json(self) -> dict[str, Any]:
-        """The protocol's tensor metadata."""
-        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
 
 
 class ServedModel:
@@ -63,14 +49,8 @@ class ServedModel:
         self.kind: str = self.spec["kind"]
         self.labels = self.loaded.labels
         self.inputs = self._input_specs()
-        integer_labels = all(
-            isinstance(v, int | np.integer) and not isinstance(v, bool) for v in self.labels
-        )
-        self.label_datatype = "INT64" if integer_labels else "BYTES"
-        self.outputs = [
-            TensorSpec(PROBABILITIES, "FP32", [-1, len(self.labels)]),
-            TensorSpec(LABEL, self.label_datatype, [-1]),
-        ]
+        self.answers: Outputs = task_outputs(self.loaded)
+        self.outputs = self.answers.specs
         self.load_seconds = time.perf_counter() - started
 
     # ------------------------------------------------------------------ metadata
@@ -112,14 +92,15 @@ class ServedModel:
         }
 
     def schema(self) -> dict[str, Any]:
-        """What the "try it" page and /v1 clients need: kind, fields, labels."""
+        """What the "try it" page and /v1 clients need: kind, fields, task, labels, interval."""
         fields = [{"name": t.name, "numeric": t.datatype == "FP64"} for t in self.inputs]
         return {
             "name": self.name,
             "kind": self.kind,
             "model_type": self.loaded.manifest.get("model_type"),
             "fields": fields,
-            "labels": [str(v) for v in self.labels],
+            **self.answers.schema(),
+            "target": self.spec.get("target"),
             "image": (
                 {k: int(self.spec[k]) for k in ("channels", "height", "width")}
                 if self.kind == "image"
@@ -322,7 +303,8 @@ class ServedModel:
     # ------------------------------------------------------------------ predicting
 
     def predict(self, raws: list[Any]) -> list[np.ndarray]:
-        """The class probabilities of each raw input of `raws`, computed as one batch."""
+        """The outputs of each raw input of `raws` (class probabilities, or values), computed
+        as one batch and split back by rows."""
         import pandas as pd
 
         counts = [len(r) for r in raws]
@@ -332,8 +314,8 @@ class ServedModel:
             batch = pd.concat(raws, ignore_index=True)
         else:
             batch = np.concatenate(raws)
-        proba = self.loaded.predict_proba_raw(batch).astype(np.float32)
-        return np.split(proba, np.cumsum(counts)[:-1])
+        outputs = self.answers.of_batch(self.loaded.predict_outputs_raw(batch))
+        return np.split(outputs, np.cumsum(counts)[:-1])
 
     def check_outputs(self, names: list[str] | None) -> None:
         """InputError unless every requested output name exists."""
@@ -344,24 +326,10 @@ class ServedModel:
                     f"model {self.name!r}: unknown output {name!r} (has {', '.join(known)})"
                 )
 
-    def output_tensors(self, proba: np.ndarray, names: list[str] | None) -> dict[str, np.ndarray]:
-        """The requested outputs (all when `names` is None) of probabilities `proba`."""
+    def output_tensors(self, outputs: np.ndarray, names: list[str] | None) -> dict[str, np.ndarray]:
+        """The requested output tensors (all when `names` is None) of a request's outputs."""
         self.check_outputs(names)
-        result: dict[str, np.ndarray] = {}
-        for name in names or [t.name for t in self.outputs]:
-            if name == PROBABILITIES:
-                result[name] = proba
-            else:
-                result[name] = self.label_array(proba.argmax(axis=1))
-        return result
-
-    def label_array(self, classes: np.ndarray) -> np.ndarray:
-        """The labels of class indices, as the "label" output's datatype."""
-        if self.label_datatype == "INT64":
-            return np.asarray([int(self.labels[c]) for c in classes], dtype=np.int64)
-        array = np.empty(len(classes), dtype=object)
-        array[:] = [str(self.labels[c]).encode("utf-8") for c in classes]
-        return array
+        return self.answers.tensors(outputs, names or [t.name for t in self.outputs])
 
     def warm_up_rows(self) -> tuple[Any, int]:
         """A one-row input of the model's kind, to run once before the model is ready."""

@@ -198,17 +198,19 @@ class InferenceService:
                 model.check_outputs(outputs)
             except InputError as exc:
                 raise BadRequest(str(exc)) from exc
-            proba = await self.predict(model, raw, rows, timeout)
-            return [InferOutput(n, a) for n, a in model.output_tensors(proba, outputs).items()]
+            predicted = await self.predict(model, raw, rows, timeout)
+            tensors = model.output_tensors(predicted, outputs)
+            return [InferOutput(n, a) for n, a in tensors.items()]
 
     async def predict(
         self, model: ServedModel, raw: Any, rows: int, timeout: float | None = None
     ) -> np.ndarray:
-        """Probabilities of raw inputs through the model's batcher (ServeError on refusal)."""
+        """The outputs of raw inputs (class probabilities, or values) through the model's
+        batcher (ServeError on refusal)."""
         if not self.ready:
             raise Unavailable("the server is not ready (starting or shutting down)")
         if rows == 0:
-            return np.zeros((0, len(model.labels)), dtype=np.float32)
+            return model.answers.empty()
         try:
             return await self.batchers[model.name].submit(raw, rows, timeout)
         except QueueFull as exc:

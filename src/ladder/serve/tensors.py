@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,19 @@ NUMERIC = frozenset(DATATYPES) - {"BOOL", "BYTES"}
 _NAMES = {dtype: name for name, dtype in DATATYPES.items()}
 _LENGTH = struct.Struct("<I")
 MAX_DIMENSION = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A tensor's name, protocol datatype and shape (-1: any size)."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+
+    def to_json(self) -> dict[str, Any]:
+        """The protocol's tensor metadata."""
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
 
 
 class TensorError(ValueError):
