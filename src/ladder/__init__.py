@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 __all__ = [
     "LadderError",
+    "LadderRegressor",
     "NeuralClassifier",
     "__version__",
     "load",
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from ladder.config import load_config
     from ladder.errors import LadderError
     from ladder.export.artifact import load
-    from ladder.models.estimator import NeuralClassifier
+    from ladder.models.estimator import LadderRegressor, NeuralClassifier
     from ladder.runner.ladder import run, train
 
 _LAZY = {
@@ -31,6 +32,7 @@ _LAZY = {
     "train": "ladder.runner.ladder",
     "LadderError": "ladder.errors",
     "NeuralClassifier": "ladder.models.estimator",
+    "LadderRegressor": "ladder.models.estimator",
 }
 
 

@@ -41,6 +41,7 @@ from ladder.compress.shrink import WEIGHTED, hidden_widths, layer_chain, shrink
 from ladder.compress.variant import CompressContext, Variant
 from ladder.config import PruneConfig, TrainConfig
 from ladder.data import preprocessor_from_json
+from ladder.data.target import TargetScaling
 from ladder.errors import LadderError
 from ladder.evaluate.compare import count_params
 from ladder.export.artifact import manifest_body, neural_module, read_manifest, write_artifact
@@ -49,7 +50,6 @@ from ladder.registry import get_spec
 from ladder.runner.fit import FittedNeural, TrainerSetup
 from ladder.runner.rung import resolve_device
 from ladder.tasks import get_task
-from ladder.tasks.regression import TargetScaling
 
 STRUCTURED_TYPES = ("mlp", "cnn")
 CHECK_ROWS = 256  # held-back rows the ONNX export is verified on

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -92,3 +93,48 @@ def encode_any_target(
         return keep, y, [], task, why
     keep, y, labels = encode_target(values, where, name, drop_missing)
     return keep, y, labels, task, why
+
+
+@dataclass(frozen=True)
+class TargetScaling:
+    """How a numeric target is transformed for training and back for predictions:
+    optionally log1p, then (neural models) standardised with the training split's mean and
+    standard deviation. Saved in the artifact's manifest so predictions come back in the
+    target's own units."""
+
+    log1p: bool = False
+    mean: float = 0.0
+    std: float = 1.0
+
+    @classmethod
+    def fit(cls, y: np.ndarray, log1p: bool, standardise: bool) -> TargetScaling:
+        """The scaling of training targets `y`."""
+        z = np.log1p(y) if log1p else np.asarray(y, dtype=np.float64)
+        if not standardise:
+            return cls(log1p=log1p)
+        std = float(np.std(z))
+        return cls(log1p=log1p, mean=float(np.mean(z)), std=std if std > 0 else 1.0)
+
+    def forward(self, y: np.ndarray) -> np.ndarray:
+        """Targets in the model's space (float32)."""
+        z = np.log1p(y) if self.log1p else np.asarray(y, dtype=np.float64)
+        return ((z - self.mean) / self.std).astype(np.float32)
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        """Model outputs back in the target's units (float64)."""
+        y = np.asarray(z, dtype=np.float64).reshape(len(z), -1)[:, 0] * self.std + self.mean
+        return np.expm1(y) if self.log1p else y
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest's `target_scaling` entry."""
+        return {"log1p": self.log1p, "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> TargetScaling:
+        """The scaling a manifest recorded (none recorded: the identity)."""
+        data = data or {}
+        return cls(
+            bool(data.get("log1p", False)),
+            float(data.get("mean", 0.0)),
+            float(data.get("std", 1.0)),
+        )

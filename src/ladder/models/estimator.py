@@ -1,74 +1,45 @@
-"""`NeuralClassifier`: any neural model of the registry as a scikit-learn classifier.
+"""ladder's neural models as scikit-learn estimators: `NeuralClassifier` and `LadderRegressor`.
 
-It works next to scikit-learn's own models in `Pipeline`, `GridSearchCV` and `cross_val_score`:
-`__init__` only stores its arguments, `fit` validates them (the model's pydantic config and
-`TrainConfig`, every problem at once), builds the module from the registry and trains it with
-ladder's `Trainer`; learned state ends in `_`.
-
-Hyperparameters are keyword arguments in three groups, all visible to `get_params`/`set_params`:
-the model's own (`hidden`, `dropout` for mlp; `arch`, `channels` for cnn), the training keys of
-`TrainConfig` (`epochs`, `batch_size`, `init`, `l1`, `grad_clip`, `precision`, ...), and the
-fields of its sections as `section__field` (`optimizer__lr=0.01`, `scheduler__name="cosine"`,
-`early_stopping__patience=3`). As in skorch, they arrive through `**params`, so `get_params`
-and `set_params` are overridden: scikit-learn's defaults only see the signature.
+They work next to scikit-learn's own models in `Pipeline`, `GridSearchCV` and `cross_val_score`.
+What they share (parameters, configs, device, seed, validation split, input shaping, training)
+is `NeuralEstimator` in `ladder.models.estimator_base`; each class here adds its targets, its
+objective and its predict methods.
 """
 
 from __future__ import annotations
 
-import difflib
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
-from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: TID253
-from sklearn.utils import check_random_state  # noqa: TID253
+from sklearn.base import ClassifierMixin, RegressorMixin  # noqa: TID253
 from sklearn.utils.class_weight import compute_class_weight  # noqa: TID253
 from sklearn.utils.multiclass import check_classification_targets  # noqa: TID253
-from sklearn.utils.validation import check_is_fitted, validate_data  # noqa: TID253
-
-from ladder.config import TrainConfig, format_validation_error
-from ladder.data.images import resize_images
-from ladder.errors import LadderError, TrainingInterrupted
-from ladder.evaluate import METRICS, validation_metrics
-from ladder.models.classical import ESTIMATORS
-from ladder.registry import MODEL_TYPES, ModelSpec
-from ladder.train import ProgressBar, Trainer
-
-# Arguments of the signature: settings of the estimator itself, not of the model or the loop.
-ESTIMATOR_PARAMS = (
-    "model",
-    "device",
-    "random_state",
-    "verbose",
-    "validation_fraction",
-    "class_weight",
+from sklearn.utils.validation import (  # noqa: TID253
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
 )
-# TrainConfig keys that need a run folder or torchrun; the estimator trains in memory.
-UNSUPPORTED_TRAIN_KEYS = frozenset({"checkpoint_every_steps", "strategy"})
-# Differs from TrainConfig: there is no validation split unless `validation_fraction` is set.
-TRAIN_DEFAULTS: dict[str, Any] = {"early_stopping": None}
+
+from ladder.config import TrainConfig
+from ladder.data.target import TargetScaling
+from ladder.evaluate import METRICS, validation_metrics
+from ladder.models.estimator_base import NeuralEstimator, split_rows
+from ladder.train.objective import Classification, Objective, RegressionLoss, regression_objective
 
 
-class NeuralClassifier(ClassifierMixin, BaseEstimator):
+class NeuralClassifier(ClassifierMixin, NeuralEstimator):
     """A neural model of ladder's registry, trained by ladder's Trainer, as a sklearn classifier.
 
-    Args:
-        model: a neural model type of the registry (`ladder list models`), e.g. mlp or cnn.
-        device: cpu, cuda (or cuda:N) or auto (cuda when available).
-        random_state: int seed of initialisation, dropout and shuffling (fits on CPU repeat
-            exactly); a RandomState or None draws the seed from it (None: numpy's global RNG).
-        verbose: show a progress bar per epoch (only in a terminal).
-        validation_fraction: hold out this fraction of the training rows (stratified when
-            every class has two rows) for `val_loss` / `val_accuracy` and early stopping.
+    Args: those of `NeuralEstimator`, and
         class_weight: None, "balanced" or {label: weight}, as in scikit-learn.
-        **params: the model's hyperparameters, TrainConfig keys and `section__field` keys
-            (see the module docstring). Early stopping is off unless `early_stopping` or an
-            `early_stopping__*` key is given.
 
-    Attributes (after fit): classes_, n_features_in_ (feature_names_in_ for DataFrames),
-    input_shape_ (one sample's shape), module_ (the trained `nn.Module`, eval mode),
-    history_ (one row per epoch), model_config_ and train_config_ (the validated configs).
+    The validation split (`validation_fraction`) is stratified when every class has two rows;
+    it logs `val_loss` and `val_accuracy`. Attributes (after fit): those of `NeuralEstimator`,
+    and classes_.
     """
+
+    _task = "classification"
+    _losses = ("auto", "cross_entropy")
 
     def __init__(
         self,
@@ -81,56 +52,22 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
         class_weight: str | dict | None = None,
         **params: Any,
     ) -> None:
-        self.model = model
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.validation_fraction = validation_fraction
+        super().__init__(
+            model,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+            validation_fraction=validation_fraction,
+            **params,
+        )
         self.class_weight = class_weight
-        # private, so that scikit-learn's "attributes set in init" check sees only the signature
-        self._params = params
 
-    # ------------------------------------------------------------------------- parameters
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The signature's arguments and every keyword given (no nested estimators: deep alike)."""
-        return {**{key: getattr(self, key) for key in ESTIMATOR_PARAMS}, **self._params}
-
-    def set_params(self, **params: Any) -> NeuralClassifier:
-        """Set parameters by name (`hidden=[64]`, `optimizer__lr=0.01`); values are checked in fit.
-
-        Names are checked now, against the `model` in `params` (or the current one).
-        """
-        valid = valid_param_names(params.get("model", self.model))
-        for key in params:
-            if key not in valid:
-                raise ValueError(_unknown_param(key, valid, self))
-        for key, value in params.items():
-            if key in ESTIMATOR_PARAMS:
-                setattr(self, key, value)
-            else:
-                self._params[key] = value
-        return self
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        tags.input_tags.sparse = False
-        tags.non_deterministic = self.random_state is None
-        return tags
-
-    # ------------------------------------------------------------------------- fit / predict
+    def _objective(self, train_cfg: TrainConfig) -> Objective:
+        return Classification()
 
     def fit(self, X: Any, y: Any) -> NeuralClassifier:
         """Train a new module on X (n_samples, n_features) or images (n, C, H, W) and labels y."""
-        import torch
-
-        spec = _neural_spec(self.model)
-        model_cfg, train_cfg = self._configs(spec)
-        device = self._resolve_device()
-        seed = self._seed()
-        val_fraction = self._validation_fraction(train_cfg)
-
+        plan = self._plan()
         X, y = validate_data(self, X, y, dtype=np.float32, allow_nd=True)
         check_classification_targets(y)
         classes, y_idx = np.unique(y, return_inverse=True)
@@ -138,146 +75,32 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"{type(self).__name__} needs at least 2 classes in y; got 1 class: {classes[0]!r}"
             )
-        X = self._as_model_input(X, spec)
-        input_shape = tuple(X.shape[1:])
-        X = _resized(X, model_cfg)
         weights = self._class_weights(y, classes)
-
-        X_val = y_val = None
-        if val_fraction is not None:
-            X, y_idx, X_val, y_val = _split(X, y_idx, val_fraction, seed)
-        with torch.random.fork_rng(devices=_cuda_indices(device)):  # leave global RNGs alone
-            torch.manual_seed(seed)
-            module = spec.build(model_cfg, tuple(X.shape[1:]), len(classes))
-            try:
-                trainer = Trainer(
-                    module,
-                    train_cfg,
-                    device=device,
-                    callbacks=[ProgressBar()] if self.verbose else [],
-                    class_weights=weights,
-                    val_metrics=_val_metrics(train_cfg) if X_val is not None else None,
-                    seed=seed,
-                )
-                history = trainer.fit(X, y_idx, X_val, y_val)
-            except TrainingInterrupted:
-                raise
-            except LadderError as exc:  # e.g. fp16 on CPU: a parameter problem for sklearn users
-                raise ValueError(str(exc)) from exc
-        self.classes_, self.input_shape_ = classes, input_shape
-        self.module_, self.history_ = module.eval(), history
-        self.model_type_, self.model_config_, self.train_config_ = spec.type, model_cfg, train_cfg
+        split = None
+        if plan.validation_fraction is not None:
+            stratify = y_idx if np.bincount(y_idx).min() >= 2 else None
+            split = split_rows(len(y_idx), plan.validation_fraction, plan.seed, stratify)
+        self._train(
+            plan,
+            X,
+            y_idx,
+            split,
+            len(classes),
+            class_weights=weights,
+            val_metrics=_val_metrics(plan.train_cfg),
+        )
+        self.classes_ = classes
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (n_samples, n_classes), columns in the order of `classes_`."""
-
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float32, allow_nd=True, reset=False)
-        X = self._as_model_input(X, _neural_spec(self.model_type_))
-        if tuple(X.shape[1:]) != self.input_shape_:
-            raise ValueError(
-                f"X has samples of shape {tuple(X.shape[1:])}, but {type(self).__name__} was "
-                f"fitted on samples of shape {self.input_shape_}"
-            )
-        X = _resized(X, self.model_config_)
-        device = next(self.module_.parameters()).device
-        trainer = Trainer(self.module_, self.train_config_, device=device)
-        proba = trainer.predict_proba(X).astype(np.float64)
+        proba = self._outputs(X).astype(np.float64)
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class label of each sample."""
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-    # ------------------------------------------------------------------------- helpers
-
-    def _configs(self, spec: ModelSpec) -> tuple[BaseModel, TrainConfig]:
-        """The model's config and TrainConfig from the params; ValueError lists every problem."""
-        valid = valid_param_names(spec.type)
-        unknown = [key for key in self._params if key not in valid]
-        if unknown:
-            raise ValueError(_unknown_param(unknown[0], valid, self))
-        model_raw = {k: v for k, v in self._params.items() if k in spec.config_cls.model_fields}
-        train_raw: dict[str, Any] = dict(TRAIN_DEFAULTS)
-        train_raw.update({k: v for k, v in self._params.items() if k in TrainConfig.model_fields})
-        problems: list[str] = []
-        for key, value in self._params.items():
-            section, sep, field = key.partition("__")
-            if not sep:
-                continue
-            base = train_raw.get(section)
-            if isinstance(base, BaseModel):
-                base = base.model_dump()
-            if base is not None and not isinstance(base, dict):
-                problems.append(f"{key}: {section} is {base!r}, not a mapping to set {field} in")
-                continue
-            train_raw[section] = {**(base or {}), field: value}
-        model_cfg = _validated(spec.config_cls, model_raw, problems)
-        train_cfg = _validated(TrainConfig, train_raw, problems)
-        if problems:
-            raise ValueError(f"invalid parameters of {self._name()}: " + "; ".join(problems))
-        return model_cfg, train_cfg
-
-    def _as_model_input(self, X: np.ndarray, spec: ModelSpec) -> np.ndarray:
-        """X as the module takes it: images (N, C, H, W) for image models; float32, writable."""
-        if spec.inputs == ("image",):
-            if X.ndim == 3:  # (N, H, W) grayscale
-                X = X[:, None]  # (N, 1, H, W)
-            if X.ndim != 4:
-                raise ValueError(
-                    f"{self._name()} needs images: X of shape (n_samples, channels, height, "
-                    f"width) or (n_samples, height, width); got X of shape {X.shape}"
-                )
-        # torch warns on read-only arrays (e.g. memory-mapped data): take a writable copy then
-        return np.require(X, dtype=np.float32, requirements=["C", "W"])
-
-    def _resolve_device(self) -> str:
-        import torch
-
-        device = self.device
-        if device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        try:
-            parsed = torch.device(device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(
-                f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto'; got {device!r}"
-            ) from exc
-        if parsed.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} was requested but no CUDA device is available")
-        return str(parsed)
-
-    def _seed(self) -> int:
-        if isinstance(self.random_state, (int, np.integer)) and not isinstance(
-            self.random_state, bool
-        ):
-            return int(self.random_state)
-        try:
-            rng = check_random_state(self.random_state)
-        except ValueError as exc:
-            raise ValueError(
-                f"random_state must be an int, a numpy RandomState or None; "
-                f"got {self.random_state!r}"
-            ) from exc
-        return int(rng.randint(np.iinfo(np.int32).max))
-
-    def _validation_fraction(self, train_cfg: TrainConfig) -> float | None:
-        fraction = self.validation_fraction
-        if fraction is not None and (
-            isinstance(fraction, bool)
-            or not isinstance(fraction, (int, float))
-            or not 0 < fraction < 1
-        ):
-            raise ValueError(f"validation_fraction must be None or in (0, 1); got {fraction!r}")
-        stopping = train_cfg.early_stopping
-        if fraction is None and stopping is not None and stopping.monitor.startswith("val_"):
-            raise ValueError(
-                f"early_stopping monitors {stopping.monitor!r} but there is no validation data; "
-                "set validation_fraction (e.g. 0.1) or early_stopping__monitor='train_loss'"
-            )
-        return fraction
 
     def _class_weights(self, y: np.ndarray, classes: np.ndarray) -> np.ndarray | None:
         if self.class_weight is None:
@@ -289,120 +112,61 @@ class NeuralClassifier(ClassifierMixin, BaseEstimator):
             )
         return compute_class_weight(self.class_weight, classes=classes, y=y).astype(np.float32)
 
-    def _name(self) -> str:
-        return f"{type(self).__name__}(model={self.model!r})"
 
+class LadderRegressor(RegressorMixin, NeuralEstimator):
+    """A neural model of ladder's registry, trained by ladder's Trainer, as a sklearn regressor.
 
-# ----------------------------------------------------------------------------- names
+    Args: those of `NeuralEstimator`; the TrainConfig keys `loss` ("mse", the default, "mae" or
+    "huber") and `huber_delta` choose the loss.
 
-
-def neural_types() -> list[str]:
-    """The registry's neural model types that take numeric arrays (tabular rows or images);
-    text models need a tokenizer fitted by the pipeline, so `ladder run` trains those."""
-    return [
-        name
-        for name in MODEL_TYPES
-        if MODEL_TYPES[name].trains_with_trainer and "text" not in MODEL_TYPES[name].inputs
-    ]
-
-
-def valid_param_names(model: Any) -> list[str]:
-    """Every parameter name `NeuralClassifier(model=model)` accepts.
-
-    For a `model` that is not a neural type (checked in fit), the model keys of every neural
-    type are accepted, so that `set_params(model=..., hidden=...)` never fails on the order.
+    y is one numeric target, of shape (n,) or (n, 1). The network learns it standardised with
+    the mean and standard deviation of the rows it trains on (as `ladder run` does), so the
+    losses in `history_` are in units of y's standard deviation; `predict` returns y's own
+    units. The validation split (`validation_fraction`) is unstratified and logs `val_loss`.
+    Attributes (after fit): those of `NeuralEstimator`, and target_scaling_ (its mean, std).
     """
-    types = [model] if isinstance(model, str) and model in neural_types() else neural_types()
-    model_keys = [k for t in types for k in MODEL_TYPES[t].config_cls.model_fields]
-    train_keys = [k for k in TrainConfig.model_fields if k not in UNSUPPORTED_TRAIN_KEYS]
-    nested = [
-        f"{key}__{field}"
-        for key in train_keys
-        if (section := _section_cls(key)) is not None
-        for field in section.model_fields
-    ]
-    return list(dict.fromkeys([*ESTIMATOR_PARAMS, *model_keys, *train_keys, *nested]))
 
+    _task = "regression"
+    _losses = ("auto", *get_args(RegressionLoss))
 
-def _section_cls(key: str) -> type[BaseModel] | None:
-    """The config class of TrainConfig's field `key` when it is a section (optimizer, ...)."""
-    annotation = TrainConfig.model_fields[key].annotation
-    for candidate in (annotation, *getattr(annotation, "__args__", ())):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
+    def _objective(self, train_cfg: TrainConfig) -> Objective:
+        return regression_objective(train_cfg)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = False
+        return tags
 
-def _unknown_param(key: str, valid: list[str], estimator: NeuralClassifier) -> str:
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return (
-        f"Invalid parameter {key!r} for estimator {estimator._name()}{hint} "
-        f"Valid parameters are: {valid}."
-    )
-
-
-def _neural_spec(model: Any) -> ModelSpec:
-    """The registry spec of a neural `model`; ValueError naming the neural types otherwise."""
-    neural = ", ".join(neural_types())
-    if not isinstance(model, str) or model not in MODEL_TYPES:
-        close = difflib.get_close_matches(str(model), neural_types(), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown model type {model!r}{hint} (neural types: {neural})")
-    spec = MODEL_TYPES[model]
-    if not spec.trains_with_trainer:
-        module, cls = ESTIMATORS.get(model, ("sklearn", model))
-        raise ValueError(
-            f"model={model!r} is a classical model; NeuralClassifier takes a neural type "
-            f"({neural}). Use scikit-learn's {module}.{cls} directly."
+    def fit(self, X: Any, y: Any) -> LadderRegressor:
+        """Train a new module on X (n_samples, n_features) or images (n, C, H, W) and targets y."""
+        plan = self._plan()
+        X, y = validate_data(
+            self, X, y, dtype=np.float32, allow_nd=True, multi_output=True, y_numeric=True
         )
-    if "text" in spec.inputs:
-        raise ValueError(
-            f"model={model!r} is a text model; NeuralClassifier takes numeric arrays ({neural}). "
-            "Train text models with `ladder run` (it fits their tokenizer)."
-        )
-    return spec
+        if y.ndim == 2 and y.shape[1] != 1:
+            raise ValueError(
+                f"{type(self).__name__} predicts one target, but y has shape {y.shape}; "
+                "multi-output regression is not supported (sklearn.multioutput."
+                "MultiOutputRegressor fits one regressor per column)"
+            )
+        y = column_or_1d(y, dtype=np.float64, warn=True)  # (n, 1): a DataConversionWarning
+        split, trained = None, y
+        if plan.validation_fraction is not None:
+            split = split_rows(len(y), plan.validation_fraction, plan.seed)
+            trained = y[split[0]]
+        scaling = TargetScaling.fit(trained, log1p=False, standardise=True)
+        self._train(plan, X, scaling.forward(y), split, 1)
+        self.target_scaling_ = scaling
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The predicted value of each sample (n_samples,), in the units of y."""
+        check_is_fitted(self)
+        return self.target_scaling_.inverse(self._outputs(X))
 
 
-# ----------------------------------------------------------------------------- fit helpers
-
-
-def _validated(cls: type[BaseModel], raw: dict[str, Any], problems: list[str]) -> Any:
-    """`cls` validated from `raw`; each problem is appended with its parameter name."""
-    try:
-        return cls.model_validate(raw)
-    except ValidationError as exc:
-        for line in format_validation_error(exc, cls):
-            loc, sep, msg = line.partition(": ")
-            problems.append(f"{loc.replace('.', '__')}{sep}{msg}")
-    except ValueError as exc:
-        problems.append(str(exc))
-    return None
-
-
-def _resized(X: np.ndarray, model_cfg: BaseModel) -> np.ndarray:
-    """Images resized to the model's `image_size` (cnn), when it sets one."""
-    size = getattr(model_cfg, "image_size", None)
-    if X.ndim != 4 or size is None or X.shape[2:] == (size, size):
-        return X
-
-    return resize_images(X, size, size)
-
-
-def _split(
-    X: np.ndarray, y: np.ndarray, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Training and validation rows; stratified when every class has at least two rows."""
-    from sklearn.model_selection import train_test_split
-
-    stratify = y if np.bincount(y).min() >= 2 else None
-    try:
-        X_tr, X_val, y_tr, y_val = train_test_split(
-            X, y, test_size=fraction, random_state=seed, stratify=stratify
-        )
-    except ValueError as exc:  # too few rows for the fraction (or for stratification)
-        raise ValueError(f"validation_fraction={fraction}: {exc}") from exc
-    return X_tr, y_tr, X_val, y_val
+# ----------------------------------------------------------------------------- helpers
 
 
 def _val_metrics(train_cfg: TrainConfig) -> Any:
@@ -411,13 +175,3 @@ def _val_metrics(train_cfg: TrainConfig) -> Any:
     stopping = train_cfg.early_stopping
     monitored = stopping.monitor.removeprefix("val_") if stopping is not None else ""
     return validation_metrics([monitored] if monitored in METRICS else [])
-
-
-def _cuda_indices(device: str) -> list[int]:
-    """The CUDA device whose RNG `fork_rng` should save and restore (none on CPU)."""
-    import torch
-
-    parsed = torch.device(device)
-    if parsed.type != "cuda":
-        return []
-    return [parsed.index if parsed.index is not None else torch.cuda.current_device()]

@@ -19,6 +19,7 @@ import numpy as np
 from ladder import __version__
 from ladder.config import Config, ModelEntry
 from ladder.data import fit_preprocessor
+from ladder.data.target import TargetScaling
 from ladder.errors import ConfigError, LadderError, TrainingInterrupted
 from ladder.evaluate.regression import conformal_radius
 from ladder.export.artifact import write_artifact
@@ -32,7 +33,6 @@ from ladder.runner.fit import fit_classical, fit_neural
 from ladder.runner.prepare import PreparedData
 from ladder.runner.ranking import remove_variants
 from ladder.tasks import Task, get_task
-from ladder.tasks.regression import TargetScaling
 
 
 @dataclass

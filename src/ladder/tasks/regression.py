@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd  # noqa: TID253
 
 from ladder.config import TrainConfig
+from ladder.data.target import TargetScaling
 from ladder.evaluate.plots import plot_learning_curves
 from ladder.evaluate.regression import (
     REGRESSION_METRICS,
@@ -22,7 +23,7 @@ from ladder.evaluate.regression import (
 )
 from ladder.evaluate.regression_plots import plot_predicted_vs_actual, plot_residual_histogram
 from ladder.io import atomic_write_text
-from ladder.train.objective import Objective, Regression
+from ladder.train.objective import Objective, regression_objective
 
 LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "model",
@@ -49,51 +50,6 @@ LEADERBOARD_COLUMNS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
-class TargetScaling:
-    """How a numeric target is transformed for training and back for predictions:
-    optionally log1p, then (neural models) standardised with the training split's mean and
-    standard deviation. Saved in the artifact's manifest so predictions come back in the
-    target's own units."""
-
-    log1p: bool = False
-    mean: float = 0.0
-    std: float = 1.0
-
-    @classmethod
-    def fit(cls, y: np.ndarray, log1p: bool, standardise: bool) -> TargetScaling:
-        """The scaling of training targets `y`."""
-        z = np.log1p(y) if log1p else np.asarray(y, dtype=np.float64)
-        if not standardise:
-            return cls(log1p=log1p)
-        std = float(np.std(z))
-        return cls(log1p=log1p, mean=float(np.mean(z)), std=std if std > 0 else 1.0)
-
-    def forward(self, y: np.ndarray) -> np.ndarray:
-        """Targets in the model's space (float32)."""
-        z = np.log1p(y) if self.log1p else np.asarray(y, dtype=np.float64)
-        return ((z - self.mean) / self.std).astype(np.float32)
-
-    def inverse(self, z: np.ndarray) -> np.ndarray:
-        """Model outputs back in the target's units (float64)."""
-        y = np.asarray(z, dtype=np.float64).reshape(len(z), -1)[:, 0] * self.std + self.mean
-        return np.expm1(y) if self.log1p else y
-
-    def to_json(self) -> dict[str, Any]:
-        """The manifest's `target_scaling` entry."""
-        return {"log1p": self.log1p, "mean": self.mean, "std": self.std}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> TargetScaling:
-        """The scaling a manifest recorded (none recorded: the identity)."""
-        data = data or {}
-        return cls(
-            bool(data.get("log1p", False)),
-            float(data.get("mean", 0.0)),
-            float(data.get("std", 1.0)),
-        )
-
-
-@dataclass(frozen=True)
 class RegressionTask:
     """A numeric target."""
 
@@ -114,8 +70,7 @@ class RegressionTask:
 
     def objective(self, train: TrainConfig) -> Objective:
         """train.loss (mse by default, mae or huber) on the one output."""
-        kind = train.loss if train.loss in ("mse", "mae", "huber") else "mse"
-        return Regression(kind, train.huber_delta)
+        return regression_objective(train)
 
     def predict(self, fitted: Any, features: np.ndarray) -> np.ndarray:
         """Predicted values (n,), in the target's units."""
@@ -177,3 +132,5 @@ class RegressionTask:
 
 
 REGRESSION = RegressionTask()
+
+__all__ = ["LEADERBOARD_COLUMNS", "REGRESSION", "RegressionTask", "TargetScaling"]

@@ -13,6 +13,8 @@ import numpy as np
 import torch  # noqa: TID253
 import torch.nn.functional as F  # noqa: TID253
 
+from ladder.config import TrainConfig
+
 RegressionLoss = Literal["mse", "mae", "huber"]
 
 
@@ -76,3 +78,9 @@ class Regression:
 
 
 Objective = Classification | Regression
+
+
+def regression_objective(train: TrainConfig) -> Regression:
+    """The regression objective `train.loss` asks for (auto: mse), with `train.huber_delta`."""
+    kind = train.loss if train.loss in ("mse", "mae", "huber") else "mse"
+    return Regression(kind, train.huber_delta)
