@@ -47,9 +47,10 @@ from ladder.evaluate.compare import count_params
 from ladder.export.artifact import manifest_body, neural_module, read_manifest, write_artifact
 from ladder.export.onnx import ONNX_MODEL, export_model
 from ladder.registry import get_spec
-from ladder.runner.fit import FittedNeural, TrainerSetup
+from ladder.runner.fit import FittedNeural, trainer_setup
 from ladder.runner.rung import resolve_device
 from ladder.tasks import get_task
+from ladder.train.setup import TrainerSetup
 
 STRUCTURED_TYPES = ("mlp", "cnn")
 CHECK_ROWS = 256  # held-back rows the ONNX export is verified on
@@ -207,7 +208,7 @@ class _FineTuner:
             y_train = scaling.forward(y_train)
             y_val = scaling.forward(y_val) if y_val is not None else None
         n_outputs = task.n_outputs(original.manifest["labels"])
-        setup = TrainerSetup.of(config, entry, task, y_train, n_outputs, original.pad_id)
+        setup = trainer_setup(config, entry, task, y_train, n_outputs, original.pad_id)
         return cls(
             finetune_config(entry.train, method),
             method.finetune_epochs,

@@ -32,8 +32,9 @@ from ladder.errors import LadderError, TrainingInterrupted
 from ladder.models.classical import ESTIMATORS
 from ladder.models.spec import TaskName
 from ladder.registry import MODEL_TYPES, ModelSpec
-from ladder.train import ProgressBar, Trainer
+from ladder.train import ProgressBar
 from ladder.train.objective import Objective
+from ladder.train.setup import TrainerSetup
 
 # TrainConfig keys that need a run folder or torchrun; the estimator trains in memory.
 UNSUPPORTED_TRAIN_KEYS = frozenset({"checkpoint_every_steps", "strategy"})
@@ -196,16 +197,14 @@ class NeuralEstimator(BaseEstimator):
             build = plan.spec.builder(self._task)
             module = build(plan.model_cfg, tuple(X.shape[1:]), n_outputs)
             try:
-                trainer = Trainer(
-                    module,
-                    plan.train_cfg,
-                    device=plan.device,
-                    callbacks=[ProgressBar()] if self.verbose else [],
+                setup = TrainerSetup(
+                    objective=self._objective(plan.train_cfg),
+                    seed=plan.seed,
                     class_weights=class_weights,
                     val_metrics=val_metrics if X_val is not None else None,
-                    seed=plan.seed,
-                    objective=self._objective(plan.train_cfg),
                 )
+                callbacks = [ProgressBar()] if self.verbose else []
+                trainer = setup.trainer(module, plan.train_cfg, plan.device, callbacks)
                 history = trainer.fit(X, y, X_val, y_val)
             except TrainingInterrupted:
                 raise
@@ -228,9 +227,8 @@ class NeuralEstimator(BaseEstimator):
             )
         X = _resized(X, self.model_config_)
         device = next(self.module_.parameters()).device
-        objective = self._objective(self.train_config_)
-        trainer = Trainer(self.module_, self.train_config_, device=device, objective=objective)
-        return trainer.predict(X)
+        setup = TrainerSetup(self._objective(self.train_config_))
+        return setup.trainer(self.module_, self.train_config_, device).predict(X)
 
     # ------------------------------------------------------------------------- helpers
 

@@ -23,8 +23,9 @@ from ladder.models.classical import save_classical, with_class_weight, with_seed
 from ladder.registry import get_spec
 from ladder.tasks import Task
 from ladder.tasks.classification import CLASSIFICATION
-from ladder.train import Checkpoint, History, ProgressBar, Trainer
+from ladder.train import Checkpoint, History, ProgressBar
 from ladder.train.batching import TokenBatching
+from ladder.train.setup import TrainerSetup
 
 
 @dataclass
@@ -180,7 +181,7 @@ def fit_neural(
     ]
 
     y_train = train[1]
-    setup = TrainerSetup.of(config, entry, task, y_train, n_classes, pad_id)
+    setup = trainer_setup(config, entry, task, y_train, n_classes, pad_id)
     trainer = setup.trainer(module, cfg, device, callbacks, loss)
     sample_weights = setup.sample_weights
     history = trainer.fit(
@@ -194,57 +195,35 @@ def fit_neural(
     return FittedNeural(trainer), history
 
 
-@dataclass
-class TrainerSetup:
-    """How ladder sets up a Trainer for a model of the run, shared by training a rung and
-    fine-tuning a pruned one: the task's objective, class weights or oversampling
-    (`data.balance`), validation metrics, image augmentation, seed and token batching."""
-
-    kwargs: dict[str, Any]
-    sample_weights: np.ndarray | None
-
-    @classmethod
-    def of(
-        cls,
-        config: Config,
-        entry: ModelEntry,
-        task: Task,
-        y_train: np.ndarray,
-        n_classes: int,
-        pad_id: int | None,
-    ) -> TrainerSetup:
-        """The set-up of `entry` learning `task` on training targets `y_train`."""
-        classes = task.name == "classification"
-        balance = config.data.balance if classes else "none"
-        weights = class_weights(y_train, n_classes) if balance != "none" else None
-        augment = config.data.augment
-        kwargs = {
-            "class_weights": weights if balance == "class_weight" else None,
-            "val_metrics": (
-                validation_metrics(_monitored_metrics(config, entry.train)) if classes else None
-            ),
-            "train_transform": (
-                (lambda x, g: augment_batch(x, augment, g)) if augment.enabled else None
-            ),
-            "seed": config.seed,
-            "batching": TokenBatching(pad_id, entry.text.bucketing) if pad_id is not None else None,
-            "objective": task.objective(entry.train),
-        }
-        oversample = weights[y_train] if balance == "oversample" and weights is not None else None
-        return cls(kwargs, oversample)
-
-    def trainer(
-        self,
-        module: Any,
-        train: Any,
-        device: str,
-        callbacks: list[Any] | None = None,
-        loss: Any = None,
-    ) -> Trainer:
-        """A Trainer of `module` with training config `train` (it predicts, too)."""
-        return Trainer(
-            module, train, device=device, callbacks=callbacks or [], loss=loss, **self.kwargs
-        )
+def trainer_setup(
+    config: Config,
+    entry: ModelEntry,
+    task: Task,
+    y_train: np.ndarray,
+    n_classes: int,
+    pad_id: int | None,
+) -> TrainerSetup:
+    """How the run sets up the Trainer of `entry` learning `task` on training targets
+    `y_train` (a rung, and a pruned model's fine-tuning): the task's objective, class weights
+    or oversampling (`data.balance`), validation metrics, image augmentation, seed and token
+    batching."""
+    classes = task.name == "classification"
+    balance = config.data.balance if classes else "none"
+    weights = class_weights(y_train, n_classes) if balance != "none" else None
+    augment = config.data.augment
+    return TrainerSetup(
+        objective=task.objective(entry.train),
+        seed=config.seed,
+        class_weights=weights if balance == "class_weight" else None,
+        val_metrics=validation_metrics(_monitored_metrics(config, entry.train))
+        if classes
+        else None,
+        train_transform=(lambda x, g: augment_batch(x, augment, g)) if augment.enabled else None,
+        batching=TokenBatching(pad_id, entry.text.bucketing) if pad_id is not None else None,
+        sample_weights=weights[y_train]
+        if balance == "oversample" and weights is not None
+        else None,
+    )
 
 
 def _monitored_metrics(config: Config, cfg: Any) -> list[str]:
