@@ -242,3 +242,27 @@ def test_ladder_evaluate_scores_a_regression_artifact_on_new_data(tmp_path, caps
     assert main(["evaluate", str(artifact), str(fresh)]) == 0
     out = capsys.readouterr().out
     assert "rmse" in out and "r2" in out and "accuracy" not in out
+
+
+def test_cross_validation_of_a_regression_uses_plain_k_fold(tmp_path):
+    source = _diabetes(tmp_path)
+    models = [{"name": "ridge", "type": "ridge"}, {"name": "mean", "type": "mean"}]
+    config = _config(tmp_path, source, models, evaluate={"cv": 3})
+    result = run(config, out=tmp_path / "run")
+    board = result.leaderboard.set_index("model")
+    assert list(board.index) == ["ridge", "mean"]  # ranked by mean RMSE over the folds
+    assert board.loc["ridge", "status"] == "ok (3-fold cv)"
+    low, high = board.loc["ridge", ["rmse_ci_low", "rmse_ci_high"]]
+    assert low < board.loc["ridge", "rmse"] < high  # mean -/+ one std over the folds
+    assert board.loc["mean", "ttest_p"] < 0.05  # pooled out-of-fold errors: ridge is better
+    cv = pd.read_csv(tmp_path / "run" / "cv.csv").set_index("model")
+    assert {"rmse_mean", "rmse_std", "r2_mean"} <= set(cv.columns)
+    tested = sum(
+        len(
+            pd.read_csv(
+                tmp_path / "run" / "folds" / f"fold{k}" / "models/ridge/test_predictions.csv"
+            )
+        )
+        for k in (1, 2, 3)
+    )
+    assert tested == 442  # every row is a test row exactly once
