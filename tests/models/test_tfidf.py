@@ -21,7 +21,7 @@ from ladder.errors import ArtifactError
 from ladder.evaluate.compare import count_params
 from ladder.models import classical, tfidf
 from ladder.models.classical import load_estimator, save_estimator, with_class_weight, with_seed
-from ladder.models.tfidf import SPECS, TfidfLogRegConfig, TfidfSVMConfig
+from ladder.models.tfidf import SPECS, TfidfLogRegConfig, TfidfRidgeConfig, TfidfSVMConfig
 
 TYPES = ["tfidf_logreg", "tfidf_svm"]
 CONFIGS = {"tfidf_logreg": TfidfLogRegConfig, "tfidf_svm": TfidfSVMConfig}
@@ -70,11 +70,13 @@ def messages(exc: pytest.ExceptionInfo[ValidationError]) -> dict[str, str]:
 # ----------------------------------------------------------------------------- specs and building
 
 
-def test_specs_register_both_types_as_classical_text_models():
-    assert [s.type for s in SPECS] == TYPES
+def test_specs_register_the_types_as_classical_text_models():
+    assert [s.type for s in SPECS] == [*TYPES, "tfidf_ridge"]
     assert all(s.family == "classical" and s.inputs == ("text",) for s in SPECS)
-    assert [s.config_cls for s in SPECS] == [TfidfLogRegConfig, TfidfSVMConfig]
-    assert all(s.summary and s.build is tfidf.build for s in SPECS)
+    assert [s.config_cls for s in SPECS] == [TfidfLogRegConfig, TfidfSVMConfig, TfidfRidgeConfig]
+    classifiers, ridge = SPECS[:2], SPECS[2]
+    assert all(s.summary and s.build is tfidf.build for s in classifiers)
+    assert ridge.tasks == ("regression",) and ridge.builder("regression") is tfidf.build
 
 
 def test_default_params_list_the_config_defaults():
