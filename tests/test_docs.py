@@ -47,3 +47,14 @@ def test_the_readme_leaderboard_has_the_columns_ladder_prints(tmp_path, table_cs
     readme = (ROOT / "README.md").read_text()
     example = readme[readme.index("$ ladder run examples/digits.yaml") :]
     assert header_cells(example) == printed
+
+
+def test_the_readme_config_is_a_valid_config():
+    import yaml
+
+    from ladder.config import validate_config
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## The config\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    config = validate_config(yaml.safe_load(block))
+    assert config.data.task == "auto" and config.model("mlp").train.loss == "auto"
