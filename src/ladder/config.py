@@ -430,7 +430,6 @@ def validate_config(
 
 def _check_compress(config: Config, problems: list[str]) -> None:
     """The models a compress: entry names exist; a distill student is a valid neural entry."""
-
     names = [e.get("name") for e in config.models if isinstance(e, dict)]
     for i, method in enumerate(config.compress):
         where = f"compress[{i}]"
@@ -476,7 +475,6 @@ def _validate_model_entry(
     (as a `text:` mapping). A type with `train_defaults` (pretrained models) replaces the
     top-level values of those keys with its own unless the entry sets them.
     """
-
     where = where or f"models[{index}]"
     if not isinstance(entry, dict):
         problems.append(f"{where}: expected a mapping with name and type, got {entry!r}")

@@ -202,7 +202,6 @@ def _check_regression(model_type: str, workdir: Path, params: dict[str, Any]) ->
 
 
 def _classical(model_type: str) -> bool:
-
     return not get_spec(model_type).trains_with_trainer
 
 

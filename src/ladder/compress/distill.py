@@ -59,7 +59,6 @@ MAX_NGRAM = 5
 def distill(method: DistillConfig, context: CompressContext) -> Variant:
     """Train the student of `method` on its teacher's cached logits and the labels; its
     artifact is written to the run folder as `<teacher>→<student>`."""
-
     entry = context.config.student(method)
     if not get_spec(entry.type).trains_with_trainer:
         raise LadderError(
@@ -103,7 +102,6 @@ def _on_teacher_embeddings(
 ) -> tuple[ModelEntry, Any]:
     """The student on the teacher's tokenizer, and the hook that initialises its embeddings
     from the teacher's token vectors."""
-
     if context.data.splits.train.kind != "text":
         raise LadderError(
             f"compress distill: embeddings_from_teacher needs text data; "
@@ -287,7 +285,6 @@ def teacher_logits(
     """The teacher's logits (log-probabilities, float32 (n_rows, n_classes)) of the raw
     training rows, or of other raw `rows` (augmented texts) cached under `name`; from the
     teacher's cache when neither the teacher nor the rows changed."""
-
     artifact = context.artifact(teacher)
     if not (artifact / "manifest.json").is_file():
         raise LadderError(
@@ -322,7 +319,6 @@ def teacher_logits(
 def _training_key(context: CompressContext) -> dict[str, str]:
     """What the training rows' logits depend on besides the teacher: those rows, in order
     (the fingerprint is order-free, the label sequence is not)."""
-
     train = context.data.splits.train
     labels = np.ascontiguousarray(
         train.y, dtype=np.float64 if train.task == "regression" else np.int64
@@ -358,7 +354,6 @@ def read_cached_logits(path: Path, key: dict[str, str]) -> np.ndarray | None:
 
 def write_cached_logits(path: Path, logits: np.ndarray, key: dict[str, str]) -> None:
     """Save `logits` (safetensors, `key` as its metadata) atomically at `path`."""
-
     atomic_write(path, lambda tmp: save_tensors({"logits": logits}, tmp, metadata=key))
 
 

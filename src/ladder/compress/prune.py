@@ -60,7 +60,6 @@ FINETUNE_LR_FACTOR = 1.0  # the default fine-tuning lr: the model's lr times thi
 def prune(method: PruneConfig, context: CompressContext, model: str) -> Variant:
     """The pruned, fine-tuned variant of `model` that `method` asks for, written into the run
     folder; LadderError for classical models and (structured) unsupported model types."""
-
     manifest = read_manifest(context.artifact(model))
     model_type = manifest["model_type"]
     if manifest["family"] != "neural":
@@ -132,7 +131,6 @@ class _Original:
 
 def _load_original(context: CompressContext, model: str, manifest: dict[str, Any]) -> _Original:
     """The neural artifact of `model` (its verified `manifest`) and the run's features."""
-
     artifact = context.artifact(model)
     preprocess = json.loads((artifact / "preprocess.json").read_text(encoding="utf-8"))
     preprocessor = preprocessor_from_json(preprocess, artifact)
@@ -345,7 +343,6 @@ def _prune_unstructured(
 def _prune_structured(
     method: PruneConfig, original: _Original, tune: _FineTuner
 ) -> tuple[nn.Module, dict[str, Any], dict[str, Any]]:
-
     manifest = original.manifest
     model_type = manifest["model_type"]
     config = get_spec(model_type).config_cls.model_validate(manifest["model_config"])
@@ -378,7 +375,6 @@ def _write_variant(
 ) -> Path:
     """The variant's artifact: weights (and model.onnx when it exports), the original's
     preprocessing, the manifest with the new config, headline test metrics and compression."""
-
     manifest, module = original.manifest, trainer.module
     task = get_task(manifest.get("task", "classification"))
     fitted = FittedNeural(trainer, TargetScaling.from_json(manifest.get("target_scaling")))

@@ -236,7 +236,6 @@ def _write_variant(
 def quantize_torch_artifact(source: Path, target: Path, name: str) -> dict[str, Any]:
     """Write the torch dynamic int8 variant of the artifact `source` to `target` (atomically);
     returns the manifest's "compression" entry. LadderError when there is nothing to quantize."""
-
     manifest = read_manifest(source)
     if manifest["family"] != "neural":
         raise LadderError(

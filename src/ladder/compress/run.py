@@ -39,7 +39,6 @@ def compress_run(
     """Make, evaluate and rank every variant the run's `compress:` section asks for; returns
     a `ladder.runner.ranking.RunResult` whose leaderboard holds originals and variants. The run
     folder is locked meanwhile (`wait`: for another process that holds it)."""
-
     run_dir = Path(run_dir)
     config = load_run_config(run_dir, overrides)
     if not config.compress:
@@ -51,7 +50,6 @@ def compress_run(
 
 def _compress_locked(config: Any, run_dir: Path, data: Any) -> Any:
     """The body of `compress_run`, with the run folder locked."""
-
     saved = json.loads((run_dir / "data.json").read_text()).get("sha256")
     if saved != data.info["sha256"]:
         raise LadderError(f"{run_dir}: the data changed since the run (sha256 differs)")
@@ -147,7 +145,6 @@ def _make(method: Any, context: CompressContext, model: str | None) -> Variant:
 
 def _evaluate(context: CompressContext, variant: Variant, stamp: dict[str, Any]) -> None:
     """The variant's test metrics, plots and predictions, with its delta vs the original."""
-
     data, model_dir = context.data, context.model_dir(variant.name)
     model = load(context.artifact(variant.name))
     test = data.splits.test
@@ -179,7 +176,6 @@ def _made_by(context: CompressContext, name: str, stamp: dict[str, Any]) -> bool
 
 
 def _is_neural(model_type: str) -> bool:
-
     return get_spec(model_type).trains_with_trainer
 
 

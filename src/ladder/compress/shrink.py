@@ -52,7 +52,6 @@ def _widths_key(config: Any) -> str:
 
 def hidden_widths(config: Any) -> list[int]:
     """The hidden layer widths an mlp or cnn config describes."""
-
     widths = getattr(config, _widths_key(config))
     return list(LENET_WIDTHS if widths is None else widths)  # None: lenet5's own
 
@@ -97,7 +96,6 @@ def shrink(
 ) -> tuple[nn.Module, Any]:
     """A model of `model_type` rebuilt with hidden layer `widths`, each keeping the units of
     `module` with the largest L1 norms; returns it (eval mode) and its config."""
-
     hidden = layer_chain(module)[:-1]
     kept = [largest_l1_units(h.weighted.weight, w) for h, w in zip(hidden, widths, strict=True)]
     dump = {**config.model_dump(mode="json"), _widths_key(config): widths}

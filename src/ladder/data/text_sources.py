@@ -60,7 +60,6 @@ def text_from_frame(
 
 def is_text_folder(root: Path) -> bool:
     """True when some class subfolder of `root` holds .txt files and none holds images."""
-
     folders = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
     files = [f for d in folders for f in d.iterdir() if f.is_file()]
     suffixes = {f.suffix.lower() for f in files}
@@ -113,7 +112,6 @@ def load_text_files(root: Path, cfg: DataConfig) -> Dataset:
 def load_hf(spec: str, cfg: DataConfig) -> Dataset:
     """`hf:NAME[@SPLIT]`: a Hugging Face dataset (hub name or local folder), split `train` by
     default, through the `datasets` library; its ClassLabel names become the labels."""
-
     name, _, split = spec.partition("@")
     split = split or "train"
     try:

@@ -715,7 +715,6 @@ def export_model(
     Returns (the graph, or None when the model cannot be exported; the manifest's "onnx"
     entry: opset, max_abs_diff and rows checked, or the reason it was not exported).
     """
-
     rows, want = features[:256], expected[:256]
     try:
         if model_type in TFIDF_TYPES:

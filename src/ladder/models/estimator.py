@@ -171,7 +171,6 @@ class LadderRegressor(RegressorMixin, NeuralEstimator):
 
 def _val_metrics(train_cfg: TrainConfig) -> Any:
     """Validation metrics: accuracy, and the metric early stopping monitors if it is one."""
-
     stopping = train_cfg.early_stopping
     monitored = stopping.monitor.removeprefix("val_") if stopping is not None else ""
     return validation_metrics([monitored] if monitored in METRICS else [])

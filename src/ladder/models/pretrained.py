@@ -199,7 +199,6 @@ def build_pretrained(
 
     `input_shape` is (max_length, vocab_size) of the tokenizer the text was encoded with.
     """
-
     max_length, vocab_size = text_shape(input_shape, "pretrained")
     folder = resolve_pretrained(config.path)
 

@@ -17,7 +17,6 @@ from ladder.errors import LadderError
 
 def config_hash(config: Config, entry: ModelEntry) -> str:
     """A hash of everything that decides a model's result: its entry, training, data, seed."""
-
     key = {
         "model": entry.describe(),
         "train": entry.train.model_dump(mode="json"),
@@ -42,7 +41,6 @@ def cached_status(run_dir: Path, config: Config, entry: ModelEntry) -> str:
 
 def refuse_other_data(run_dir: Path, config: Config, data: Any, force: bool) -> None:
     """A run folder holds one dataset and split; another config's results are not mixed in."""
-
     old_file = run_dir / "config.yaml"
     if force or not old_file.exists():
         return
@@ -62,7 +60,6 @@ def refuse_other_data(run_dir: Path, config: Config, data: Any, force: bool) -> 
 
 def _with_defaults(data: Any) -> Any:
     """A saved data section completed with today's defaults (as saved, when it is not valid)."""
-
     try:
         return DataConfig.model_validate(data).model_dump(mode="json")
     except ValidationError:

@@ -53,7 +53,6 @@ class FittedClassical:
 
     def n_params(self) -> int | None:
         """The number of learned values (see `ladder.evaluate.compare.count_params`)."""
-
         return count_params(self.estimator)
 
     def save(self, folder: Path) -> str:
@@ -84,13 +83,11 @@ class FittedNeural:
 
     def n_params(self) -> int | None:
         """The number of trainable parameters of the module."""
-
         return count_params(self.trainer.module)
 
     def save(self, folder: Path) -> list[str]:
         """Save the weights as safetensors into `folder`, and the files the module needs to be
         rebuilt (a pretrained model's config); returns the file names, weights first."""
-
         module = self.trainer.module
         state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
         save_tensors(state, folder / NEURAL_WEIGHTS)
@@ -114,7 +111,6 @@ def fit_classical(
     task: Task = CLASSIFICATION,
 ) -> FittedClassical:
     """Fit a scikit-learn model on flattened features, honouring seed and class balance."""
-
     flat = as_rows(x)
     estimator = get_spec(entry.type).builder(task.name)(entry.params, flat.shape[1:], n_classes)
     estimator = with_seed(estimator, config.seed)
@@ -148,7 +144,6 @@ def fit_neural(
     length when `entry.text.bucketing`). `loss`: the trainer's training loss hook
     (`(logits, labels, rows) -> loss`, e.g. distillation); default cross-entropy. `init`
     changes the freshly built module before training (e.g. a distilled student's embeddings)."""
-
     cfg = entry.train
     stopping = cfg.early_stopping
     if stopping is not None and val[0] is None and stopping.monitor.startswith("val_"):

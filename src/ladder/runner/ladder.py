@@ -51,7 +51,6 @@ def train_model(
     run folder is locked meanwhile (by the launcher under torchrun); `wait`: for another
     process that holds it.
     """
-
     entry = config.model(name)
     run_dir = Path(out) if out is not None else Path("runs") / config.name
     config, data = prepare(config)
@@ -67,7 +66,6 @@ def _train_neural(
     config: Config, entry: ModelEntry, data: PreparedData, run_dir: Path, resume: bool
 ) -> TrainResult | None:
     """Train a neural entry, in this process or as one of torchrun's workers."""
-
     joined = distributed.init_from_env(resolve_device(config.device))
     try:
         main = not joined or distributed.is_main()

@@ -34,7 +34,6 @@ def leaderboard_rows(
     `status` maps a model to "ok", "cached" or "failed: <why>"; `test_inputs` are the raw test
     rows (a DataFrame or an image array) used to time the saved artifacts.
     """
-
     rows: list[dict[str, Any]] = []
     predictions: dict[str, pd.DataFrame] = {}
     for name, model_type in models:

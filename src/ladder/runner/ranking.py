@@ -45,7 +45,6 @@ def rank_run(
 
 def write_leaderboard(run_dir: Path, board: Any, status: dict[str, str]) -> RunResult:
     """leaderboard.csv, leaderboard.md and report.html of a run folder."""
-
     atomic_write_text(run_dir / "leaderboard.csv", board.to_csv(index=False))
     atomic_write_text(run_dir / "leaderboard.md", leaderboard_markdown(board))
     return RunResult(run_dir, board, status, _render_report(run_dir))
@@ -58,7 +57,6 @@ def leaderboard(
     data: Any,
     run_dir: Path,
 ) -> Any:
-
     models, status = [], dict(status)
     for name, entry in entries.items():
         if status[name] != "absent":

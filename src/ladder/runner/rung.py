@@ -209,7 +209,6 @@ def _resolve_model_path(config: Config, entry: ModelEntry) -> ModelEntry:
 def _fit_preprocessor(config: Config, entry: ModelEntry, network: bool, train: Any) -> Any:
     """The entry's preprocessor, fitted on the training split: text models get raw strings
     (classical) or token ids from the entry's tokenizer (neural)."""
-
     if train.kind != "text":
         return fit_preprocessor(train, getattr(entry.params, "image_size", None))
     if not network:
