@@ -36,6 +36,11 @@ class FittedClassical:
     model_type: str = ""
     scaling: Any = None  # a regression target's TargetScaling
 
+    @property
+    def model(self) -> Any:
+        """What is exported: the fitted estimator."""
+        return self.estimator
+
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities of preprocessed features."""
         return self.estimator.predict_proba(as_rows(features))
@@ -67,6 +72,11 @@ class FittedNeural:
 
     trainer: Any
     scaling: Any = None  # a regression target's TargetScaling
+
+    @property
+    def model(self) -> Any:
+        """What is exported: the trained module."""
+        return self.trainer.module
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities of preprocessed features."""

@@ -26,10 +26,10 @@ from ladder.export.artifact import write_artifact
 from ladder.export.onnx import ONNX_MODEL, export_model
 from ladder.hub import resolve_pretrained
 from ladder.io import atomic_write_text
-from ladder.registry import get_spec
+from ladder.registry import MODEL_TYPES, get_spec
 from ladder.run_folder import model_dir as model_folder
 from ladder.runner.cache import config_hash
-from ladder.runner.fit import fit_classical, fit_neural
+from ladder.runner.fit import FittedClassical, FittedNeural, fit_classical, fit_neural
 from ladder.runner.prepare import PreparedData
 from ladder.runner.ranking import remove_variants
 from ladder.tasks import Task, get_task
@@ -96,13 +96,13 @@ def train_entry(
     if resume:
         _check_resumable(entry, spec.trains_with_trainer)
     if splits.train.kind not in spec.inputs:
-        hint = _TEXT_HINT if splits.train.kind == "text" else ""
+        hint = _text_hint() if splits.train.kind == "text" else ""
         raise LadderError(
             f"models.{entry.name}: type {entry.type} needs {' or '.join(spec.inputs)} data, "
             f"but {data.source} is {splits.train.kind} data{hint}"
         )
 
-    device = "cpu" if not spec.trains_with_trainer else resolve_device(config.device)
+    device = resolve_device(config.device) if spec.trains_with_trainer else "cpu"
     seed_everything(config.seed)
     preprocessor = _fit_preprocessor(config, entry, spec.trains_with_trainer, splits.train)
     x_train = preprocessor.transform(splits.train.X)
@@ -113,18 +113,20 @@ def train_entry(
     y_train = scaling.forward(splits.train.y) if scaling else splits.train.y
     y_val = splits.val.y if splits.val is not None else None
     y_val_fit = scaling.forward(y_val) if scaling and y_val is not None else y_val
-    n_classes = task.n_outputs(data.labels)
+    n_outputs = task.n_outputs(data.labels)
 
     started = time.perf_counter()
     if not spec.trains_with_trainer:
-        fitted = fit_classical(entry, x_train, y_train, n_classes, config, task)
+        fitted: FittedClassical | FittedNeural = fit_classical(
+            entry, x_train, y_train, n_outputs, config, task
+        )
         history: list[dict[str, Any]] = []
     else:
         try:
             fitted, history = fit_neural(
                 entry,
                 preprocessor.output_shape,
-                n_classes,
+                n_outputs,
                 config,
                 device,
                 model_dir,
@@ -162,9 +164,14 @@ def train_entry(
     artifact = model_dir / "artifact"
 
     pad_id = getattr(preprocessor, "pad_id", None)
-    model = fitted.estimator if not spec.trains_with_trainer else fitted.trainer.module
     graph, manifest["onnx"] = export_model(
-        model, spec.family, entry.type, x_test, fitted.model_outputs(x_test), pad_id, task=task.name
+        fitted.model,
+        spec.family,
+        entry.type,
+        x_test,
+        fitted.model_outputs(x_test),
+        pad_id,
+        task=task.name,
     )
 
     def write_model(folder: Path) -> list[str]:
@@ -188,7 +195,10 @@ def train_entry(
     )
 
 
-_TEXT_HINT = " (text models: tfidf_logreg, tfidf_svm, textcnn, rnn, transformer, pretrained)"
+def _text_hint() -> str:
+    """The registered types that take text."""
+    names = [name for name in MODEL_TYPES if "text" in MODEL_TYPES[name].inputs]
+    return f" (text models: {', '.join(names)})"
 
 
 def _resolve_model_path(config: Config, entry: ModelEntry) -> ModelEntry:
