@@ -266,3 +266,26 @@ def test_cross_validation_of_a_regression_uses_plain_k_fold(tmp_path):
         for k in (1, 2, 3)
     )
     assert tested == 442  # every row is a test row exactly once
+
+
+def test_regression_artifacts_predict_through_onnx_runtime_alone(tmp_path):
+    import subprocess
+    import sys
+
+    source = _diabetes(tmp_path)
+    models = [MLP, {"name": "gbdt", "type": "gradient_boosting", "max_iter": 20}]
+    run(_config(tmp_path, source, models, data={"target_transform": "log1p"}), tmp_path / "run")
+    for name in ("mlp", "gbdt"):
+        folder = tmp_path / "run" / "models" / name / "artifact"
+        code = (
+            "import sys, ladder\n"
+            f"model = ladder.load({str(folder)!r})\n"
+            f"values = model.predict({str(source)!r})\n"
+            "print(model.backend, 'torch' in sys.modules, 'sklearn' in sys.modules,"
+            " round(float(values.mean())))\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        backend, torch_loaded, sklearn_loaded, mean = out.stdout.split()
+        assert (backend, torch_loaded, sklearn_loaded) == ("onnxruntime", "False", "False"), name
+        native = ladder.load(folder, backend="torch" if name == "mlp" else "sklearn")
+        assert abs(float(mean) - native.predict(str(source)).mean()) <= 1  # the target's units
