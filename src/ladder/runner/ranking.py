@@ -47,7 +47,7 @@ def write_leaderboard(run_dir: Path, board: Any, status: dict[str, str]) -> RunR
     """leaderboard.csv, leaderboard.md and report.html of a run folder."""
     atomic_write_text(run_dir / "leaderboard.csv", board.to_csv(index=False))
     atomic_write_text(run_dir / "leaderboard.md", leaderboard_markdown(board))
-    return RunResult(run_dir, board, status, _render_report(run_dir))
+    return RunResult(run_dir, board, status, render_report(run_dir))
 
 
 def leaderboard(
@@ -93,7 +93,3 @@ def remove_variants(run_dir: Path, name: str) -> None:
     """Delete the compressed variants of model `name` (made from weights now replaced)."""
     for variant, _ in variants_of(run_dir, name):
         shutil.rmtree(run_dir / "models" / variant, ignore_errors=True)
-
-
-def _render_report(run_dir: Path) -> Path | None:
-    return render_report(run_dir)
