@@ -1,4 +1,5 @@
-"""`data.task: auto`: classification or regression, decided from the target's values."""
+"""A target column: how `data.task: auto` decides the task, regression targets, and how they
+are scaled for training and back."""
 
 from __future__ import annotations
 
