@@ -1,0 +1,51 @@
+"""A token stream on disk (a numpy memmap, so corpora larger than memory work) and random
+training windows drawn from it: inputs of `block_size` tokens and the same shifted by one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ladder.io import atomic_write
+
+
+def write_tokens(ids: np.ndarray, path: Path, vocab_size: int) -> Path:
+    """Save a token stream as a raw .bin of uint16 (vocab <= 65,536) or uint32, atomically."""
+    dtype = token_dtype(vocab_size)
+    data = np.ascontiguousarray(ids, dtype=dtype)
+    atomic_write(path, lambda tmp: data.tofile(tmp))
+    return path
+
+
+def read_tokens(path: Path, vocab_size: int) -> np.memmap:
+    """The token stream `write_tokens` saved, mapped read-only (not loaded into memory)."""
+    return np.memmap(path, dtype=token_dtype(vocab_size), mode="r")
+
+
+def token_dtype(vocab_size: int) -> type[np.unsignedinteger]:
+    """The smallest unsigned dtype that holds every id."""
+    return np.uint16 if vocab_size <= 1 << 16 else np.uint32
+
+
+def random_windows(
+    tokens: np.ndarray, block_size: int, batch_size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """`batch_size` windows at random offsets: inputs (batch, block_size) int64 and their
+    next-token targets, the same windows shifted by one token."""
+    if len(tokens) <= block_size:
+        raise ValueError(f"{len(tokens)} tokens hold no window of {block_size} + 1")
+    starts = rng.integers(0, len(tokens) - block_size, size=batch_size)
+    rows = starts[:, None] + np.arange(block_size + 1)
+    windows = np.asarray(tokens[rows], dtype=np.int64)
+    return windows[:, :-1], windows[:, 1:]
+
+
+def sequential_windows(tokens: np.ndarray, block_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Non-overlapping windows covering the stream once (the last one shorter), for
+    evaluation: every token but the first is predicted exactly once."""
+    out = []
+    for start in range(0, len(tokens) - 1, block_size):
+        chunk = np.asarray(tokens[start : start + block_size + 1], dtype=np.int64)
+        out.append((chunk[:-1], chunk[1:]))
+    return out

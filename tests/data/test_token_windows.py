@@ -1,0 +1,39 @@
+"""Token streams on disk and the windows drawn from them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ladder.data.token_windows import (
+    random_windows,
+    read_tokens,
+    sequential_windows,
+    token_dtype,
+    write_tokens,
+)
+
+
+def test_streams_round_trip_in_the_smallest_dtype(tmp_path):
+    ids = np.arange(1000) % 700
+    mapped = read_tokens(write_tokens(ids, tmp_path / "train.bin", 700), 700)
+    assert mapped.dtype == np.uint16 and mapped.tolist() == ids.tolist()
+    assert token_dtype(70_000) == np.uint32
+
+
+def test_random_windows_are_shifted_by_one_token():
+    tokens = np.arange(100)
+    x, y = random_windows(tokens, block_size=8, batch_size=5, rng=np.random.default_rng(0))
+    assert x.shape == y.shape == (5, 8) and x.dtype == np.int64
+    np.testing.assert_array_equal(y, x + 1)
+    again, _ = random_windows(tokens, 8, 5, np.random.default_rng(0))
+    np.testing.assert_array_equal(again, x)  # seeded
+    with pytest.raises(ValueError, match="hold no window"):
+        random_windows(np.arange(8), 8, 1, np.random.default_rng(0))
+
+
+def test_sequential_windows_predict_every_token_once():
+    tokens = np.arange(21)
+    windows = sequential_windows(tokens, block_size=8)
+    targets = np.concatenate([y for _, y in windows])
+    np.testing.assert_array_equal(targets, np.arange(1, 21))
