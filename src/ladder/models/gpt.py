@@ -161,12 +161,10 @@ class GPT(nn.Module):
         self.config = config
         self.vocab_size = vocab_size
         self.wte = nn.Embedding(vocab_size, config.n_embd)
-        self.wpe = (
-            nn.Embedding(config.block_size, config.n_embd)
-            if config.positions == "learned"
-            else None
-        )
-        if config.positions == "rotary":
+        self.wpe: nn.Embedding | None = None  # learned positions; rotary ones are tables
+        if config.positions == "learned":
+            self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        else:
             cos, sin = rotary_tables(config.block_size, config.n_embd // config.n_head)
             # buffers move with .to(device); not persistent: a formula, not something learned
             self.register_buffer("rope_cos", cos, persistent=False)
