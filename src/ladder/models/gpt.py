@@ -113,6 +113,8 @@ class CausalSelfAttention(nn.Module):
         dropout = self.dropout if self.training else 0.0
         if t_past == 0:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        elif seq == 1:  # one new token (decoding) sees every key: no mask at all
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
         else:
             # is_causal aligns the triangle top-left, which is wrong for queries that start at
             # t_past: query i (at position t_past + i) sees keys 0 .. t_past + i
