@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
+from typing import Any
 
 import torch  # noqa: TID253
-
-from ladder.models.gpt import GPT, Past
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
@@ -62,7 +61,7 @@ def next_token(
 
 
 def generate_ids(
-    model: GPT,
+    model: Any,
     prompt_ids: list[int],
     max_new_tokens: int,
     temperature: float = 1.0,
@@ -73,7 +72,9 @@ def generate_ids(
 ) -> Iterator[int]:
     """Streams `max_new_tokens` new token ids, one by one, continuing `prompt_ids`.
 
-    With `use_cache` the prompt is fed once, then one token per step with the KV cache. Without
+    `model` is any of ladder's language models: `forward(idx, past) -> (logits, present)`
+    (GPT, RNNLM, CausalLM), its context length `block_size` (`context_length`). With
+    `use_cache` the prompt is fed once, then one token per step with the KV cache. Without
     it, each step recomputes the whole context (its last block_size tokens). Once the context
     outgrows block_size, the cache cannot hold it: from then on each step recomputes the last
     block_size tokens, as without the cache, so both ways pick the same tokens.
@@ -94,20 +95,21 @@ def generate_ids(
         generator.manual_seed(seed)
 
     def stream() -> Iterator[int]:
-        block_size = model.config.block_size
+        block_size = context_length(model)
         context = deque(prompt_ids, maxlen=block_size)  # all the model can see
-        past: Past | None = None
+        past: Any = None
+        cached = 0  # tokens the cache (or a recurrent model's state) has seen
         was_training = model.training
         model.eval()
         try:
             for _ in range(max_new_tokens):
-                cached = 0 if past is None else past[0][0].shape[2]
                 if use_cache and past is not None and cached < block_size:
                     feed = [context[-1]]  # the cache holds everything before it
                 else:
-                    feed, past = list(context), None
+                    feed, past, cached = list(context), None, 0
                 logits, present = _forward(model, feed, past, device)
                 past = present if use_cache else None
+                cached += len(feed)
                 token = next_token(logits, temperature, top_k, top_p, generator)
                 context.append(token)
                 yield token
@@ -119,10 +121,16 @@ def generate_ids(
 
 @torch.no_grad()
 def _forward(
-    model: GPT, feed: list[int], past: Past | None, device: torch.device
-) -> tuple[torch.Tensor, Past]:
+    model: Any, feed: list[int], past: Any, device: torch.device
+) -> tuple[torch.Tensor, Any]:
     """The logits (vocab,) after `feed` and the new cache. Its own function so that no_grad
     covers the forward only, never the caller's code between the stream's yields."""
     idx = torch.tensor([feed], dtype=torch.long, device=device)  # (1, len(feed))
     logits, present = model(idx, past)
     return logits[0, -1], present
+
+
+def context_length(model: Any) -> int:
+    """The tokens a language model reads at once: its `block_size`, or its config's."""
+    size = getattr(model, "block_size", None)
+    return int(size if size is not None else model.config.block_size)
