@@ -3,8 +3,9 @@ wired into `ladder run` yet):
 
 1. KV cache: generating 256 new tokens with `ladder.models.gpt` and the cache is >= 5x faster
    than recomputing the full context at every step (greedy, same tokens both ways);
-2. bits per byte on one corpus, side by side: Kneser-Ney n-grams of order 1-5 and a GPT trained
-   for a fixed time by a plain AdamW loop over random windows (character tokens, the same
+2. bits per byte on one corpus, side by side: Kneser-Ney n-grams of order 1-5, and an LSTM
+   language model and a GPT each trained for the same fixed time by a plain AdamW loop over
+   random windows (character tokens, the same
    contiguous 90/10 split, every model scored on the same test tokens).
 
 Corpus: the English of the `pydoc_data` topics that ship with Python (about 0.5 MB).
@@ -27,6 +28,7 @@ from ladder.evaluate.lm import lm_metrics
 from ladder.generate import generate_ids
 from ladder.models.gpt import GPTConfig, build_gpt
 from ladder.models.ngram import KneserNey, NgramConfig
+from ladder.models.rnn_lm import RNNLMConfig, build_rnn_lm
 from ladder.train.lm import stream_nll
 
 BLOCK = 64  # nanoGPT's CPU "baby" configuration: 4 layers, 4 heads, width 128, block 64
@@ -79,25 +81,39 @@ def ladder_of_bits(seconds: float) -> list[tuple[str, float, str]]:
         first = float(np.log(model.next_distribution([])[test[0]]))  # not scored for the GPT
         bits = lm_metrics(-log_p + first, len(test) - 1, test_bytes)["bits_per_byte"]
         rows.append((f"ngram order {order}", bits, f"fit in {fitted:.2f} s"))
+    for name, model in (
+        (
+            "rnn_lm (2-layer LSTM 256)",
+            build_rnn_lm(RNNLMConfig(block_size=BLOCK), tokenizer.vocab_size),
+        ),
+        ("gpt (4x4x128, block 64)", build_gpt(BABY, tokenizer.vocab_size)),
+    ):
+        steps = train_for(model, train, seconds)
+        nats, n = stream_nll(model, test, BLOCK)
+        bits = lm_metrics(nats, n, test_bytes)["bits_per_byte"]
+        rows.append((name, bits, f"{steps} steps of batch 12 in {seconds:.0f} s"))
+    return rows
+
+
+def train_for(model: torch.nn.Module, train: np.ndarray, seconds: float) -> int:
+    """A plain AdamW loop (lr 1e-3, weight decay 0.1 on matrices, clipping at 1) over random
+    windows of `train` for `seconds`; returns the steps taken."""
     torch.manual_seed(0)
-    gpt = build_gpt(BABY, tokenizer.vocab_size)
-    optimizer = torch.optim.AdamW(gpt.param_groups(1e-3, 0.1))
+    optimizer = torch.optim.AdamW(model.param_groups(1e-3, 0.1))
     rng = np.random.default_rng(0)
     steps, start = 0, time.perf_counter()
+    model.train()
     while time.perf_counter() - start < seconds:
         starts = rng.integers(0, len(train) - BLOCK - 1, size=12)
         window = torch.as_tensor(np.stack([train[s : s + BLOCK + 1] for s in starts]))
-        logits, _ = gpt(window[:, :-1])
+        logits, _ = model(window[:, :-1])
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), window[:, 1:].flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         steps += 1
-    nats, n = stream_nll(gpt, test, BLOCK)
-    bits = lm_metrics(nats, n, test_bytes)["bits_per_byte"]
-    rows.append(("gpt (4x4x128, block 64)", bits, f"{steps} steps of batch 12 in {seconds:.0f} s"))
-    return rows
+    return steps
 
 
 def main() -> None:
