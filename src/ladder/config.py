@@ -72,8 +72,11 @@ class DataConfig(Section):
     format: Literal["csv", "tsv", "parquet", "jsonl"] | None = Field(
         None, description="table format when the file name has no known suffix"
     )
-    task: Literal["auto", "classification", "regression"] = Field(
-        "auto", description="auto: regression for a numeric target with many values"
+    task: Literal["auto", "classification", "regression", "generation"] = Field(
+        "auto",
+        description="auto: regression for a numeric target with many values; generation: "
+        "a language model of the text (a text file, a folder of .txt, a table's `text` "
+        "column, or prompt/completion .jsonl)",
     )
     target_transform: Literal["none", "log1p"] = Field(
         "none", description="regression: learn log1p(target); predictions come back in units"
@@ -153,6 +156,15 @@ class TrainConfig(Section):
         "auto", description="auto: cross_entropy (classification), mse (regression)"
     )
     huber_delta: float = Field(1.0, gt=0, description="huber: where squared becomes linear")
+    max_steps: int = Field(
+        2000, ge=1, description="generation: optimizer steps over random windows of the corpus"
+    )
+    eval_interval: int = Field(
+        200, ge=1, description="generation: steps between validation (and checkpoints)"
+    )
+    eval_batches: int = Field(
+        20, ge=1, description="generation: validation batches of windows at each evaluation"
+    )
 
 
 # ----------------------------------------------------------------------------- text
@@ -161,7 +173,10 @@ class TrainConfig(Section):
 class TextConfig(Section):
     """How neural text models turn text into token ids (fitted on the training split only)."""
 
-    tokenizer: Literal["wordpiece", "bpe", "word", "pretrained"] = "wordpiece"
+    tokenizer: Literal["wordpiece", "bpe", "word", "char", "pretrained"] = Field(
+        "wordpiece",
+        description="generation: char (the default there), bpe (byte-level) or pretrained",
+    )
     tokenizer_path: str | None = Field(
         None, description="the pretrained model folder or hub id whose tokenizer to use"
     )
