@@ -77,15 +77,16 @@ def _add_comparisons(
         return
     sign = -1 if primary in task.lower_is_better else 1
     best = max(done, key=lambda r: sign * _number(r.get(primary)))
-    truth = predictions[best["model"]]["y_true"].to_numpy()
-    best_pred = predictions[best["model"]]["y_pred"].to_numpy()
+    truth_column, pred_column = task.prediction_columns
+    truth = predictions[best["model"]][truth_column].to_numpy()
+    best_pred = predictions[best["model"]][pred_column].to_numpy()
     headline = task.delta_metric
     better = -1 if headline in task.lower_is_better else 1
     front = pareto_front(
         [better * _number(r[headline]) for r in done], [_number(r["latency_ms"]) for r in done]
     )
     for row, on_front in zip(done, front, strict=True):
-        pred = predictions[row["model"]]["y_pred"].to_numpy()
+        pred = predictions[row["model"]][pred_column].to_numpy()
         row[task.paired_column] = task.paired_p(truth, best_pred, pred)
         row["pareto"] = on_front
 
