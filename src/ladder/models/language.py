@@ -4,9 +4,10 @@ from its config and the tokenizer's vocabulary size: `build(config, (), vocab_si
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from ladder.models.causal_lm import CausalLMConfig, load_causal_lm
+from ladder.models.causal_lm import CausalLMConfig, load_causal_lm, load_saved
 from ladder.models.gpt import GPTConfig, build_gpt
 from ladder.models.ngram import KneserNey, NgramConfig
 from ladder.models.rnn_lm import RNNLMConfig, build_rnn_lm
@@ -27,6 +28,10 @@ def _build_gpt(config: Any, _: tuple[int, ...], vocab_size: int) -> Any:
 
 def _build_causal_lm(config: Any, _: tuple[int, ...], vocab_size: int) -> Any:
     return load_causal_lm(config)
+
+
+def _load_causal_lm(config: Any, folder: Path, _: int) -> Any:
+    return load_saved(folder)
 
 
 # a pretrained decoder fine-tunes gently; LoRA adapters take a larger rate (set train.optimizer)
@@ -87,5 +92,6 @@ def specs() -> list[ModelSpec]:
             tasks=generation,
             train_defaults=CAUSAL_LM_TRAINING,
             own_tokenizer=True,
+            load_module=_load_causal_lm,
         ),
     ]
