@@ -85,7 +85,7 @@ def split_examples(pairs: list[PromptCompletion], val: float, test: float) -> Co
     return CorpusSplits(train, rest[:n_val], rest[n_val:], kind="prompt_completion")
 
 
-def test_segments(examples: list[Example], target: int = 64) -> list[Example]:
+def scoring_segments(examples: list[Example], target: int = 64) -> list[Example]:
     """The test part as about `target` segments of similar size, cut at line ends (each
     prompt/completion example stays whole): the units of the confidence interval and the
     paired test of the leaderboard."""

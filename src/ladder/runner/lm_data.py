@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ladder.config import ModelEntry
-from ladder.data.lm_splits import CorpusSplits, Example, test_segments
+from ladder.data.lm_splits import CorpusSplits, Example, scoring_segments
 from ladder.data.lm_tokenizers import LMTokenizer, PretrainedTokenizer, train_tokenizer
 from ladder.data.token_windows import token_dtype
 from ladder.errors import ConfigError
@@ -114,10 +114,10 @@ def write_token_file(
     return TokenFile(path, mask_path, count, vocab)
 
 
-def test_stream(tokenizer: LMTokenizer, examples: list[Example]) -> TokenStream:
-    """The test examples as segments (`ladder.data.lm_splits.test_segments`), each tokenized on
+def scoring_stream(tokenizer: LMTokenizer, examples: list[Example]) -> TokenStream:
+    """The test examples as segments (`ladder.data.lm_splits.scoring_segments`), each tokenized on
     its own, joined into one stream."""
-    segments = test_segments(examples)
+    segments = scoring_segments(examples)
     ids, mask, starts, n_bytes = [], [], [], []
     position = 0
     for segment in segments:

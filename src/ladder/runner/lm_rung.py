@@ -15,7 +15,7 @@ from typing import Any
 
 from ladder import __version__
 from ladder.config import Config, ModelEntry
-from ladder.data.lm_splits import CorpusSplits, test_segments
+from ladder.data.lm_splits import CorpusSplits, scoring_segments
 from ladder.errors import DataError, LadderError, TrainingInterrupted
 from ladder.export.artifact import write_artifact
 from ladder.generate.generator import TextGenerator
@@ -24,7 +24,7 @@ from ladder.io import atomic_write_text
 from ladder.registry import get_spec
 from ladder.run_folder import model_dir as model_folder
 from ladder.runner.cache import config_hash
-from ladder.runner.lm_data import TokenFile, entry_tokenizer, test_stream, write_token_file
+from ladder.runner.lm_data import TokenFile, entry_tokenizer, scoring_stream, write_token_file
 from ladder.runner.lm_fit import FittedNetwork, FittedNgram, fit_language_model
 from ladder.runner.prepare import PreparedData
 from ladder.runner.ranking import remove_variants
@@ -80,11 +80,11 @@ def train_lm_entry(
     if not main:
         return None
 
-    test = test_stream(tokenizer, splits.test)
+    test = scoring_stream(tokenizer, splits.test)
     outputs = GENERATION.predict(fitted, test)
     metrics = GENERATION.evaluate(test.n_bytes, outputs, [test.n_scored], model_dir, history)
     if splits.val:
-        val = test_stream(tokenizer, splits.val)
+        val = scoring_stream(tokenizer, splits.val)
         val_metrics = GENERATION.metrics(val.n_bytes, fitted.segment_nats(val), [val.n_scored])
         metrics["val_bits_per_byte"] = val_metrics["bits_per_byte"]
         metrics["val_loss"] = val_metrics["loss"]
@@ -155,7 +155,7 @@ def sample_prompts(config: Config, splits: CorpusSplits, n: int = 3) -> list[str
         return list(config.evaluate.prompts)
     if splits.kind == "prompt_completion":
         return [ex.prompt for ex in splits.test[:n]]
-    segments = test_segments(splits.test, target=n)
+    segments = scoring_segments(splits.test, target=n)
     return [(seg.text.strip().split("\n")[0] or seg.text)[:40] for seg in segments[:n]]
 
 

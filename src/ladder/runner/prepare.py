@@ -14,7 +14,7 @@ from ladder.config import Config, dump_config
 from ladder.console import say
 from ladder.data import describe_data, load_dataset, split_dataset
 from ladder.data.corpus import read_corpus, read_prompt_completions
-from ladder.data.lm_splits import describe_corpus, split_examples, split_text, test_segments
+from ladder.data.lm_splits import describe_corpus, split_examples, split_text, scoring_segments
 from ladder.errors import DataError
 from ladder.io import atomic_write_text
 from ladder.tasks import get_task
@@ -35,7 +35,7 @@ class PreparedData:
         """What a saved model is timed on: the raw test rows, or a language model's prompts
         (the starts of test segments)."""
         if self.task == "generation":
-            return [seg.text[:40] for seg in test_segments(self.splits.test, target=8)]
+            return [seg.text[:40] for seg in scoring_segments(self.splits.test, target=8)]
         return self.splits.test.X
 
 
