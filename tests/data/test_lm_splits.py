@@ -37,7 +37,7 @@ def test_documents_are_joined_and_no_validation_part_when_val_is_zero():
 
 
 def test_a_corpus_too_short_to_split_names_the_empty_part():
-    with pytest.raises(DataError, match=r"its test part .* holds no text"):
+    with pytest.raises(DataError, match=r"its validation part .* holds too little text"):
         split_text(["only one line"], val=0.1, test=0.001)
 
 

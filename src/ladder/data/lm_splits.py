@@ -57,10 +57,11 @@ def split_text(documents: list[str], val: float, test: float) -> CorpusSplits:
     cut_test = _line_end(text, round(n * (1 - test)))
     parts = {"train": text[:cut_val], "val": text[cut_val:cut_test], "test": text[cut_test:]}
     for name, part in parts.items():
-        if not part.strip() and (name != "val" or val > 0):
+        name = "validation" if name == "val" else name
+        if len(part.strip()) < 2 and (name != "validation" or val > 0):  # one token scores nothing
             raise DataError(
-                f"the corpus is too short to split: its {name} part (data.split) holds no text "
-                f"({n:,} characters in all); add text or change data.split"
+                f"the corpus is too short to split: its {name} part (data.split) holds too "
+                f"little text ({n:,} characters in all); add text or change data.split"
             )
     return CorpusSplits(
         *([Example("", part)] if part else [] for part in parts.values()), kind="text"

@@ -24,7 +24,13 @@ from ladder.io import atomic_write_text
 from ladder.registry import get_spec
 from ladder.run_folder import model_dir as model_folder
 from ladder.runner.cache import config_hash
-from ladder.runner.lm_data import TokenFile, entry_tokenizer, scoring_stream, write_token_file
+from ladder.runner.lm_data import (
+    TokenFile,
+    TokenStream,
+    entry_tokenizer,
+    scoring_stream,
+    write_token_file,
+)
 from ladder.runner.lm_fit import FittedNetwork, FittedNgram, fit_language_model
 from ladder.runner.prepare import PreparedData
 from ladder.runner.ranking import remove_variants
@@ -80,11 +86,11 @@ def train_lm_entry(
     if not main:
         return None
 
-    test = scoring_stream(tokenizer, splits.test)
+    test = _scored(scoring_stream(tokenizer, splits.test), "test")
     outputs = GENERATION.predict(fitted, test)
     metrics = GENERATION.evaluate(test.n_bytes, outputs, [test.n_scored], model_dir, history)
     if splits.val:
-        val = scoring_stream(tokenizer, splits.val)
+        val = _scored(scoring_stream(tokenizer, splits.val), "validation")
         val_metrics = GENERATION.metrics(val.n_bytes, fitted.segment_nats(val), [val.n_scored])
         metrics["val_bits_per_byte"] = val_metrics["bits_per_byte"]
         metrics["val_loss"] = val_metrics["loss"]
@@ -122,6 +128,16 @@ def train_lm_entry(
         device,
         history,
     )
+
+
+def _scored(stream: TokenStream, part: str) -> TokenStream:
+    """The stream, when it holds a token to score (a token after the first)."""
+    if stream.n_scored == 0:
+        raise DataError(
+            f"the corpus is too short: its {part} part is {len(stream.ids)} token(s), leaving "
+            "nothing to score; add text or change data.split"
+        )
+    return stream
 
 
 def _check_long_enough(entry: ModelEntry, train: TokenFile, val: TokenFile | None) -> None:

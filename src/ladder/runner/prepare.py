@@ -14,7 +14,7 @@ from ladder.config import Config, dump_config
 from ladder.console import say
 from ladder.data import describe_data, load_dataset, split_dataset
 from ladder.data.corpus import read_corpus, read_prompt_completions
-from ladder.data.lm_splits import describe_corpus, split_examples, split_text, scoring_segments
+from ladder.data.lm_splits import describe_corpus, scoring_segments, split_examples, split_text
 from ladder.errors import DataError
 from ladder.io import atomic_write_text
 from ladder.tasks import get_task
