@@ -68,7 +68,9 @@ def test_ngram_ladder_ranks_on_bits_per_byte_with_intervals(tmp_path):
     assert board.iloc[0]["ttest_p"] == 1.0 and board.iloc[-1]["ttest_p"] < 0.01
     assert set(board["tokenizer"]) == {"char", "bpe"}
     assert (board["throughput_per_s"] > 0).all()
-    assert result.report is not None and "bits_per_byte" in result.report.read_text()
+    report = result.report.read_text()
+    assert "Bits per byte vs latency" in report and "<h3>Samples</h3>" in report
+    assert "Parts (contiguous, in order)" in report
 
     data = json.loads((tmp_path / "run/data.json").read_text())
     test_bytes = data["bytes"]["test"]
