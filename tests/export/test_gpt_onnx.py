@@ -66,6 +66,20 @@ def test_graph_names_and_dynamic_axes(exported):
     assert dims(by_name["present_value_0"]) == ["batch", 2, "total", 8]
 
 
+def test_the_tied_embedding_is_stored_once(exported):
+    _, graph = exported
+    tables = [
+        tuple(t.dims) for t in onnx.load_from_string(graph).graph.initializer if VOCAB in t.dims
+    ]
+    assert tables == [(16, VOCAB)]
+
+
+def test_an_untied_head_exports_too():
+    model = _model("rotary")
+    model.lm_head.weight = nn.Parameter(model.wte.weight.detach() * 2)
+    assert verify_gpt_onnx(model, export_gpt(model)) <= TOLERANCE
+
+
 def test_logits_and_cache_match_pytorch_for_prompt_chunks_and_steps(exported):
     model, graph = exported
     runtime = OnnxDecoder(graph, VOCAB, TINY["block_size"])

@@ -51,7 +51,13 @@ class _ExportGPT(nn.Module):
         # query at position p sees the keys at 0 .. p, cached or new
         keys = torch.arange(t_past + seq, device=idx.device)  # (t_past + seq,)
         allowed = keys[None, :] <= positions[:, None]  # (seq, t_past + seq)
-        x = m.wte(idx)  # (batch, seq, n_embd)
+        head = m.lm_head.weight.t()  # (n_embd, vocab)
+        if m.lm_head.weight is m.wte.weight:
+            # tied: the embedding gathers the head's columns, so that the graph holds the matrix
+            # once (the exporter would store the head's transposed copy beside the table)
+            x = head.index_select(1, idx.reshape(-1)).t().reshape(*idx.shape, -1)
+        else:
+            x = m.wte(idx)  # (batch, seq, n_embd)
         rope = None
         if m.wpe is not None:
             x = x + m.wpe(positions)
@@ -61,7 +67,7 @@ class _ExportGPT(nn.Module):
         for i, block in enumerate(m.blocks):
             x, k, v = _block(block, x, rope, past[2 * i], past[2 * i + 1], allowed)
             present += [k, v]
-        return m.lm_head(m.norm(x)), *present
+        return m.norm(x) @ head, *present  # logits (batch, seq, vocab)
 
 
 def _block(
