@@ -25,7 +25,7 @@ import numpy as np
 from ladder.export.onnx import cpu_session
 
 INPUT_IDS, LOGITS = "input_ids", "logits"
-METADATA_KEY = "ladder_gpt"  # the graph's metadata: {"block_size", "vocab_size", "n_layer"}
+METADATA_KEY = "ladder_gpt"  # the graph's metadata, JSON: {"block_size": ..., "vocab_size": ...}
 
 Cache = tuple[np.ndarray, ...]  # key_0, value_0, key_1, value_1, ...: (batch, heads, len, hd)
 
@@ -57,11 +57,10 @@ class OnnxDecoder:
         context_length: int,
         threads: int | None = 1,
     ) -> None:
-        self.session = cpu_session(Path(graph) if isinstance(graph, str) else graph, threads)
+        self.session = cpu_session(graph, threads)
         inputs = {i.name: i for i in self.session.get_inputs()}
-        n_cache = sum(name.startswith("past_") for name in inputs)
-        self.n_layer = n_cache // 2
-        if INPUT_IDS not in inputs or set(inputs) != {INPUT_IDS, *past_names(self.n_layer)}:
+        self.n_layer = sum(name.startswith("past_") for name in inputs) // 2
+        if self.n_layer == 0 or set(inputs) != {INPUT_IDS, *past_names(self.n_layer)}:
             raise ValueError(
                 f"not a GPT graph with a KV cache: its inputs are {sorted(inputs)}; expected "
                 "input_ids and past_key_<i>, past_value_<i> per layer (ladder.export.gpt_onnx)"
