@@ -89,7 +89,7 @@ def quantize_artifact(source: Path, target: Path, name: str) -> dict[str, Any]:
 
 def quantize_gpt_onnx(graph: bytes) -> bytes:
     """The dynamic int8 version of a GPT's ONNX graph (`ladder.export.gpt_onnx`): int8 weights
-    of its MatMul layers (and of its embedding tables, which ONNX Runtime dequantizes when it
+    of its MatMul layers (and 8-bit embedding tables, which ONNX Runtime dequantizes when it
     gathers rows), activations quantized on the fly; same inputs and outputs. LadderError when
     the graph has nothing to quantize."""
     with tempfile.TemporaryDirectory() as tmp:
