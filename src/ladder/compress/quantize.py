@@ -54,6 +54,14 @@ def quantize(method: QuantizeConfig, context: CompressContext, model: str) -> Va
     """The int8 variant of `model` that `method` asks for, written into the run folder."""
     name = method.variant_name(model)
     source, target = context.artifact(model), context.artifact(name)
+    if context.data.task == "generation" and (method.backend, method.mode) != (
+        "onnxruntime",
+        "dynamic",
+    ):
+        raise LadderError(
+            f"{name}: a language model is quantized by ONNX Runtime, dynamically (its KV-cache "
+            "graph); set backend: onnxruntime and mode: dynamic"
+        )
     if method.backend == "torch":
         info = quantize_torch_artifact(source, target, model)
     elif method.mode == "static":

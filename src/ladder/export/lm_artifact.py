@@ -14,6 +14,7 @@ from typing import Any
 from ladder.data.lm_tokenizers import tokenizer_from_json
 from ladder.errors import ArtifactError
 from ladder.export.artifact import read_manifest
+from ladder.export.onnx_decoder import OnnxDecoder
 from ladder.generate.decoders import NgramDecoder, TorchDecoder
 from ladder.generate.generator import TextGenerator
 from ladder.models.ngram import KneserNey
@@ -88,5 +89,14 @@ def _torch_module(directory: Path, manifest: dict[str, Any]) -> Any:
     return module.eval()
 
 
-def _onnx_decoder(directory: Path, manifest: dict[str, Any], threads: int | None) -> Any:
-    raise ArtifactError("MERGE-PENDING: the ONNX decoder")
+def _onnx_decoder(directory: Path, manifest: dict[str, Any], threads: int | None) -> OnnxDecoder:
+    """The GPT's graph on ONNX Runtime (no torch)."""
+    try:
+        return OnnxDecoder(
+            directory / ONNX_GRAPH,
+            int(manifest["vocab_size"]),
+            int(manifest["context_length"]),
+            threads if threads is not None else 1,
+        )
+    except ValueError as exc:
+        raise ArtifactError(f"{directory / ONNX_GRAPH}: {exc}") from exc

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ladder.config import Config, ModelEntry
+from ladder.data.token_windows import sequential_windows
 from ladder.generate.decoders import NgramDecoder, TorchDecoder
 from ladder.models.causal_lm import CausalLM
 from ladder.models.ngram import KneserNey
@@ -80,6 +83,31 @@ class FittedNetwork:
     def decoder(self) -> TorchDecoder:
         """A decoder over the module (eval mode, CPU)."""
         return TorchDecoder(self.module, "cpu")
+
+
+@dataclass
+class GraphScorer:
+    """A language model that is only an ONNX graph (an int8 variant), scored like the rest."""
+
+    decoder: Any  # ladder.export.onnx_decoder.OnnxDecoder
+    block_size: int
+
+    def segment_nats(self, stream: TokenStream) -> Any:
+        """Nats spent on each test segment (non-overlapping windows of the context)."""
+        return stream.per_segment(graph_token_nats(self.decoder, stream.ids, self.block_size))
+
+
+def graph_token_nats(decoder: Any, tokens: np.ndarray, block_size: int) -> np.ndarray:
+    """The nats of each token after the first under a decoder with a numpy `forward(ids)`
+    (an ONNX graph), from non-overlapping windows as `ladder.train.lm.token_nats` reads them."""
+    out = np.zeros(max(len(tokens) - 1, 0), dtype=np.float64)
+    for i, (x, y) in enumerate(sequential_windows(tokens, block_size)):
+        logits, _ = decoder.forward(x[None, :])
+        row = logits[0].astype(np.float64)
+        top = row.max(axis=1, keepdims=True)
+        log_z = top[:, 0] + np.log(np.exp(row - top).sum(axis=1))
+        out[i * block_size : i * block_size + len(y)] = log_z - row[np.arange(len(y)), y]
+    return out
 
 
 def fit_language_model(

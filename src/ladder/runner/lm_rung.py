@@ -18,9 +18,13 @@ from ladder.config import Config, ModelEntry
 from ladder.data.lm_splits import CorpusSplits, scoring_segments
 from ladder.errors import DataError, LadderError, TrainingInterrupted
 from ladder.export.artifact import write_artifact
+from ladder.export.gpt_onnx import export_gpt, verify_gpt_onnx
+from ladder.export.lm_artifact import ONNX_GRAPH, load_generator
+from ladder.export.onnx import OPSET as ONNX_OPSET
 from ladder.generate.generator import TextGenerator
 from ladder.generate.stream import SamplingParams
 from ladder.io import atomic_write_text
+from ladder.models.gpt import GPT
 from ladder.registry import get_spec
 from ladder.run_folder import model_dir as model_folder
 from ladder.runner.cache import config_hash
@@ -31,7 +35,7 @@ from ladder.runner.lm_data import (
     scoring_stream,
     write_token_file,
 )
-from ladder.runner.lm_fit import FittedNetwork, FittedNgram, fit_language_model
+from ladder.runner.lm_fit import FittedNetwork, FittedNgram, GraphScorer, fit_language_model
 from ladder.runner.prepare import PreparedData
 from ladder.runner.ranking import remove_variants
 from ladder.runner.rung import TrainResult, resolve_device, resolve_model_path, seed_everything
@@ -109,11 +113,20 @@ def train_lm_entry(
     manifest["samples"] = samples[:1]
     if compression is not None:
         manifest["compression"] = compression
+    graph, manifest["onnx"] = _onnx_graph(fitted)
+
+    def write_model(folder: Path) -> list[str]:
+        files = fitted.save(folder)
+        if graph is not None:
+            (folder / ONNX_GRAPH).write_bytes(graph)
+            files.append(ONNX_GRAPH)
+        return files
+
     write_artifact(
         model_dir / "artifact",
         manifest,
         {"kind": "lm_tokenizer", **tokenizer.to_json()},
-        fitted.save,
+        write_model,
     )
     metrics["config_hash"] = cache_key
     atomic_write_text(model_dir / "metrics.json", json.dumps(metrics, indent=2))
@@ -128,6 +141,29 @@ def train_lm_entry(
         device,
         history,
     )
+
+
+def evaluate_generator(artifact: Path, splits: CorpusSplits, model_dir: Path) -> dict[str, Any]:
+    """Test metrics (bits per byte...) and test_predictions.csv of a saved language model
+    that is only an ONNX graph (a compressed variant), scored on the run's test text."""
+    generator = load_generator(artifact)
+    scorer = GraphScorer(generator.decoder, generator.context_length)
+    test = _scored(scoring_stream(generator.tokenizer, splits.test), "test")
+    metrics = GENERATION.evaluate(
+        test.n_bytes, scorer.segment_nats(test), [test.n_scored], model_dir
+    )
+    metrics.update(tokenizer=generator.tokenizer.kind, vocab_size=generator.tokenizer.vocab_size)
+    return metrics
+
+
+def _onnx_graph(fitted: FittedNgram | FittedNetwork) -> tuple[bytes | None, dict[str, Any]]:
+    """A GPT's ONNX graph with its KV cache, verified against PyTorch, and what the manifest
+    says of it; other language models have no graph (the reason is recorded)."""
+    if not isinstance(fitted, FittedNetwork) or not isinstance(fitted.module, GPT):
+        return None, {"reason": "ONNX export covers the gpt type (a KV-cache graph)"}
+    module = fitted.module.cpu()
+    graph = export_gpt(module)
+    return graph, {"opset": ONNX_OPSET, "max_abs_diff": verify_gpt_onnx(module, graph)}
 
 
 def _scored(stream: TokenStream, part: str) -> TokenStream:

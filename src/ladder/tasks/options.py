@@ -120,6 +120,12 @@ def _generation_problems(config: Config, where: str) -> list[str]:
             f"evaluate.cv: cross-validation needs exchangeable rows, and a corpus is split into "
             f"contiguous parts ({where}); remove it"
         )
+    for method in config.compress:
+        if method.method != "quantize":
+            problems.append(
+                f"compress: {method.method} is not available for language models ({where}); "
+                "quantize (onnxruntime, dynamic) is"
+            )
     for raw in config.models:
         entry = config.model(raw["name"])
         if entry.text.tokenizer == "word":
