@@ -36,7 +36,15 @@ def random_windows(
     if len(tokens) <= block_size:
         raise ValueError(f"{len(tokens)} tokens hold no window of {block_size} + 1")
     starts = rng.integers(0, len(tokens) - block_size, size=batch_size)
-    rows = starts[:, None] + np.arange(block_size + 1)
+    return windows_at(tokens, starts, block_size)
+
+
+def windows_at(
+    tokens: np.ndarray, starts: np.ndarray, block_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The windows beginning at `starts` (rows, each at most len(tokens) - block_size - 1):
+    inputs (rows, block_size) int64 and their next-token targets."""
+    rows = np.asarray(starts)[:, None] + np.arange(block_size + 1)  # (rows, block_size + 1)
     windows = np.asarray(tokens[rows], dtype=np.int64)
     return windows[:, :-1], windows[:, 1:]
 
