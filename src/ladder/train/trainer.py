@@ -39,7 +39,7 @@ from ladder.train.batching import TokenBatching
 from ladder.train.callbacks import Callback, Checkpoint, EarlyStopping
 from ladder.train.checkpoint import StopSignals, load_checkpoint, restore_checkpoint
 from ladder.train.lm_batches import VALIDATION_DRAW, TokenWindows
-from ladder.train.objective import Classification, Objective
+from ladder.train.objective import Classification, LanguageModeling, Objective
 from ladder.train.optim import (
     build_optimizer,
     build_scheduler,
@@ -174,6 +174,12 @@ class Trainer:
         Ctrl-C work as in `fit`. The objective should be `LanguageModeling`.
         """
         cfg = self.config
+        if not isinstance(self.objective, LanguageModeling):
+            name = type(self.objective).__name__
+            raise LadderError(
+                f"fit_steps trains language models: its objective must be "
+                f"LanguageModeling, not {name}"
+            )
         if cfg.batch_size < distributed.world_size():
             raise LadderError(
                 f"train.batch_size {cfg.batch_size} is smaller than the {distributed.world_size()}"
