@@ -13,10 +13,9 @@ from ladder.config import TrainConfig
 from ladder.data.token_windows import read_tokens, write_tokens
 from ladder.errors import DataError, LadderError
 from ladder.models.gpt import GPTConfig, build_gpt
-from ladder.train import Callback, Checkpoint, History, Trainer, distributed
+from ladder.train import Callback, Checkpoint, History, Trainer
 from ladder.train.lm_batches import VALIDATION_DRAW, TokenWindows
 from ladder.train.objective import IGNORE_INDEX, LanguageModeling
-from ladder.train.trainer import _share_weights
 
 VOCAB, BLOCK = 12, 16
 
@@ -162,17 +161,6 @@ def test_batches_whose_targets_are_all_masked_are_harmless(tmp_path):
     history = trainer.fit_steps(train)
     assert all(torch.isfinite(p).all() for p in trainer.module.parameters())
     assert all(math.isfinite(row["train_loss"]) or math.isnan(row["train_loss"]) for row in history)
-
-
-def test_share_weights_make_each_step_a_mean_over_its_counted_targets(monkeypatch):
-    n_targets = np.array([[4, 0, 2, 2], [0, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]])
-    counts, weights = _share_weights(n_targets, slice(0, 4), accumulate=2)
-    assert counts == [8, 0, 4, 0]
-    assert weights == [1.0, 0.0, 1.0, 0.0]
-    monkeypatch.setattr(distributed, "world_size", lambda: 2)  # rank 1 of 2: columns 2 and 3
-    counts, weights = _share_weights(n_targets, slice(2, 4), accumulate=1)
-    assert counts == [4, 0, 2, 0]
-    assert weights == [4 * 2 / 8, 0.0, 2 * 2 / 4, 0.0]
 
 
 # ----------------------------------------------------------------------------- resume

@@ -294,7 +294,7 @@ class Trainer:
         n = (min(cfg.max_steps, done_steps + cfg.eval_interval) - done_steps) * accumulate
         starts = train.starts(self.seed, self.epoch, n, cfg.batch_size)  # the same on every rank
         mine = distributed.shard_range(cfg.batch_size)
-        counts, weights = _share_weights(train.n_targets(starts), mine, accumulate)
+        counts, weights = distributed.share_targets(train.n_targets(starts), accumulate)
         for i in range(first, n):
             x, y = train.batch(starts[i, mine])
             xb, yb = self._on_device(x), self._on_device(y)
@@ -548,23 +548,6 @@ def _as_model_input(X: np.ndarray) -> np.ndarray:
     X = np.asarray(X)
     dtype = np.int64 if np.issubdtype(X.dtype, np.integer) else np.float32
     return np.ascontiguousarray(X, dtype=dtype)
-
-
-def _share_weights(
-    n_targets: np.ndarray, mine: slice, accumulate: int
-) -> tuple[list[int], list[float]]:
-    """This process's counted targets in each batch, and the weight of each share's mean loss:
-    its counted targets x processes / the counted targets of its optimizer step (all
-    processes; 0 when none counts), so each step's gradient is the mean over the step's
-    counted targets. `n_targets`: (batches, batch_size), every window's counted targets."""
-    share = n_targets[:, mine].sum(axis=1)
-    step_totals = n_targets.reshape(-1, accumulate * n_targets.shape[1]).sum(axis=1)
-    world = distributed.world_size()
-    weights = [
-        float(count * world / total) if total else 0.0
-        for count, total in zip(share, step_totals.repeat(accumulate), strict=True)
-    ]
-    return share.tolist(), weights
 
 
 def _overrides(callback: Callback, hook: str) -> bool:
