@@ -37,4 +37,5 @@ def test_targets_the_mask_does_not_count_are_ignored():
     no = IGNORE_INDEX
     assert y.tolist() == [[no, no, 3, 4], [no, no, no, 10], [no, no, no, no]]
     assert windows.n_targets(np.array([0, 6, 10])).tolist() == [2, 1, 0]
+    assert windows.n_targets(np.array([[0, 6], [10, 0]])).tolist() == [[2, 1], [0, 2]]
     assert len(windows) == 20

@@ -78,6 +78,9 @@ class TokenWindows:
         """The counted targets of each window at `starts` (same shape as `starts`)."""
         if self.mask is None:
             return np.full(np.shape(starts), self.block_size, dtype=np.int64)
+        starts = np.asarray(starts)
+        if starts.ndim > 1:  # a batch at a time: the masks of a whole interval may be large
+            return np.stack([self.n_targets(batch) for batch in starts])
         return self.target_mask(starts).sum(axis=-1, dtype=np.int64)
 
     def target_mask(self, starts: np.ndarray) -> np.ndarray:

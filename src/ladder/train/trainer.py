@@ -11,16 +11,22 @@ Each epoch's log row: epoch, lr (at the end of the epoch; the schedule steps eve
 step), train_loss (mean over the epoch's batches, L1 penalty included), val_loss, val_<metric>
 for each metric of `val_metrics`, seconds.
 
-Each epoch's batch order is drawn from a generator seeded by (seed, epoch): the same on every
-process and after a resume. Under torch.distributed (`ladder.train.distributed`) the module is
-wrapped in DDP (or FSDP), `batch_size` is the global batch, each process trains on its share of
-every batch and validates on its share of the validation data, and the logs are reduced so
-every process sees the same numbers.
+Language models train by steps instead (`fit_steps` -> `run_interval`): `train.max_steps`
+optimizer steps over random windows of a token stream on disk (`ladder.train.lm_batches`),
+validated every `train.eval_interval` steps; each interval is an epoch to the callbacks and
+checkpoints, and its log row adds step and tokens_per_s (training tokens per second).
+
+Each epoch's batch order (each interval's windows) is drawn from a generator seeded by (seed,
+epoch): the same on every process and after a resume. Under torch.distributed
+(`ladder.train.distributed`) the module is wrapped in DDP (or FSDP), `batch_size` is the global
+batch, each process trains on its share of every batch and validates on its share of the
+validation data, and the logs are reduced so every process sees the same numbers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import signal
 import time
@@ -155,7 +161,7 @@ class Trainer:
         weights = self._check_sample_weights(sample_weights, len(X))
         batches = len(distributed.global_batches(torch.arange(len(X)), self.config.batch_size))
         steps = math.ceil(batches / self.config.accumulate_steps)
-        run = lambda: self.run_single_epoch(X, y, val, weights)  # noqa: E731
+        run = functools.partial(self.run_single_epoch, X, y, val, weights)
         return self._fit_loop(run, self.config.epochs, len(X), steps, None, resume_from)
 
     def fit_steps(
@@ -171,7 +177,7 @@ class Trainer:
 
         To callbacks, checkpoints and early stopping each interval is an epoch; the schedule
         spans `max_steps` (a scheduler's `warmup_epochs` counts intervals). Resume, SIGTERM and
-        Ctrl-C work as in `fit`. The objective should be `LanguageModeling`.
+        Ctrl-C work as in `fit`. The objective must be `LanguageModeling`.
         """
         cfg = self.config
         if not isinstance(self.objective, LanguageModeling):
@@ -188,7 +194,7 @@ class Trainer:
         val_starts = None
         if val is not None:
             val_starts = val.starts(self.seed, VALIDATION_DRAW, cfg.eval_batches, cfg.batch_size)
-        run = lambda: self.run_interval(train, val, val_starts)  # noqa: E731
+        run = functools.partial(self.run_interval, train, val, val_starts)
         intervals = math.ceil(cfg.max_steps / cfg.eval_interval)
         windows = cfg.eval_interval * cfg.accumulate_steps * cfg.batch_size
         return self._fit_loop(
