@@ -23,6 +23,19 @@ def read_tokens(path: Path, vocab_size: int) -> np.memmap:
     return np.memmap(path, dtype=token_dtype(vocab_size), mode="r")
 
 
+def write_loss_mask(mask: np.ndarray, path: Path) -> Path:
+    """Save a loss mask (one value per token; nonzero: the token counts in the loss, e.g. a
+    completion token) as a raw .bin of uint8 0/1, atomically."""
+    data = np.ascontiguousarray(np.asarray(mask) != 0, dtype=np.uint8)
+    atomic_write(path, lambda tmp: data.tofile(tmp))
+    return path
+
+
+def read_loss_mask(path: Path) -> np.memmap:
+    """The loss mask `write_loss_mask` saved, mapped read-only."""
+    return np.memmap(path, dtype=np.uint8, mode="r")
+
+
 def token_dtype(vocab_size: int) -> type[np.unsignedinteger]:
     """The smallest unsigned dtype that holds every id."""
     return np.uint16 if vocab_size <= 1 << 16 else np.uint32

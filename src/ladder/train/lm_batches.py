@@ -24,8 +24,9 @@ class TokenWindows:
     Args:
         tokens: the token stream (1-d; a memmap from `ladder.data.token_windows.read_tokens`).
         block_size: tokens per window (the model's context).
-        mask: the loss mask, one value per token (uint8; 1: the token counts in the loss as a
-            target, e.g. a completion token; 0: it does not, e.g. a prompt token).
+        mask: the loss mask, one value per token (uint8, e.g. from `read_loss_mask`; 1: the
+            token counts in the loss as a target, e.g. a completion token; 0: it does not,
+            e.g. a prompt token).
         split: the split's name, for error messages ("training", "validation").
 
     Raises DataError when the stream holds no window of `block_size` + 1 tokens, when the mask's
