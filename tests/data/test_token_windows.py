@@ -7,9 +7,12 @@ import pytest
 
 from ladder.data.token_windows import (
     random_windows,
+    read_loss_mask,
     read_tokens,
     sequential_windows,
     token_dtype,
+    windows_at,
+    write_loss_mask,
     write_tokens,
 )
 
@@ -37,3 +40,13 @@ def test_sequential_windows_predict_every_token_once():
     windows = sequential_windows(tokens, block_size=8)
     targets = np.concatenate([y for _, y in windows])
     np.testing.assert_array_equal(targets, np.arange(1, 21))
+
+
+def test_loss_masks_round_trip_as_bytes(tmp_path):
+    mask = read_loss_mask(write_loss_mask(np.array([0, 1, 2, 0, True]), tmp_path / "mask.bin"))
+    assert mask.dtype == np.uint8 and mask.tolist() == [0, 1, 1, 0, 1]
+
+
+def test_windows_at_given_starts():
+    x, y = windows_at(np.arange(10), np.array([0, 6]), block_size=3)
+    assert x.tolist() == [[0, 1, 2], [6, 7, 8]] and y.tolist() == [[1, 2, 3], [7, 8, 9]]

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from ladder.config import TrainConfig
 from ladder.train import Trainer
-from ladder.train.objective import Classification, Regression
+from ladder.train.objective import Classification, LanguageModeling, Regression
 
 
 @pytest.mark.parametrize(
@@ -53,3 +53,26 @@ def test_the_trainer_learns_a_line_with_the_regression_objective():
     assert predicted.shape == (256,)
     assert np.mean((predicted - y) ** 2) < 1e-3
     assert history[-1]["val_loss"] < 1e-3 and "val_accuracy" not in history[-1]
+
+
+# ----------------------------------------------------------------------------- language modeling
+
+
+def test_language_modeling_counts_only_unmasked_targets():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 5)
+    y = torch.tensor([[1, -100, 2], [-100, -100, 4]])
+    objective = LanguageModeling()
+    total, count = objective.loss_sum((logits, None), y)  # a language model's (logits, cache)
+    counted = y != -100
+    expected = F.cross_entropy(logits[counted], y[counted], reduction="sum")
+    assert count.item() == 3 and torch.allclose(total, expected)
+    assert torch.allclose(objective.loss(logits, y), expected / 3)
+    assert objective.predictions(logits).shape == (2, 3, 5)
+
+
+def test_language_modeling_with_every_target_masked_is_zero_without_nan():
+    logits = torch.randn(2, 3, 5, requires_grad=True)
+    loss = LanguageModeling().loss(logits, torch.full((2, 3), -100))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.equal(logits.grad, torch.zeros_like(logits))

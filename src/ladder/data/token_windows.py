@@ -23,6 +23,19 @@ def read_tokens(path: Path, vocab_size: int) -> np.memmap:
     return np.memmap(path, dtype=token_dtype(vocab_size), mode="r")
 
 
+def write_loss_mask(mask: np.ndarray, path: Path) -> Path:
+    """Save a loss mask (one value per token; nonzero: the token counts in the loss, e.g. a
+    completion token) as a raw .bin of uint8 0/1, atomically."""
+    data = np.ascontiguousarray(np.asarray(mask) != 0, dtype=np.uint8)
+    atomic_write(path, lambda tmp: data.tofile(tmp))
+    return path
+
+
+def read_loss_mask(path: Path) -> np.memmap:
+    """The loss mask `write_loss_mask` saved, mapped read-only."""
+    return np.memmap(path, dtype=np.uint8, mode="r")
+
+
 def token_dtype(vocab_size: int) -> type[np.unsignedinteger]:
     """The smallest unsigned dtype that holds every id."""
     return np.uint16 if vocab_size <= 1 << 16 else np.uint32
@@ -36,7 +49,15 @@ def random_windows(
     if len(tokens) <= block_size:
         raise ValueError(f"{len(tokens)} tokens hold no window of {block_size} + 1")
     starts = rng.integers(0, len(tokens) - block_size, size=batch_size)
-    rows = starts[:, None] + np.arange(block_size + 1)
+    return windows_at(tokens, starts, block_size)
+
+
+def windows_at(
+    tokens: np.ndarray, starts: np.ndarray, block_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The windows beginning at `starts` (rows, each at most len(tokens) - block_size - 1):
+    inputs (rows, block_size) int64 and their next-token targets."""
+    rows = np.asarray(starts)[:, None] + np.arange(block_size + 1)  # (rows, block_size + 1)
     windows = np.asarray(tokens[rows], dtype=np.int64)
     return windows[:, :-1], windows[:, 1:]
 

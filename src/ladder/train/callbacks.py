@@ -183,7 +183,7 @@ class ProgressBar(Callback):
         if self.monitor is None:
             stopping = trainer.config.early_stopping
             self.monitor = stopping.monitor if stopping is not None else "val_loss"
-        self._epochs = trainer.config.epochs
+        self._epochs = trainer.n_epochs
         self._progress = None
         self._lines = console.verbosity() > console.QUIET and not console.interactive()
         if not console.interactive():
@@ -244,12 +244,22 @@ class ProgressBar(Callback):
 def epoch_line(label: str, epoch: int, epochs: int, log: dict[str, float]) -> str:
     """One epoch as a plain log line: `mlp epoch 3/30: train_loss 0.4123, val_loss ... (1.2 s)`."""
     values = ", ".join(
-        f"{key} {value:.4g}" if key == "lr" else f"{key} {value:.4f}"
+        f"{key} {_shown(key, value)}"
         for key, value in log.items()
         if key not in ("epoch", "seconds")
     )
     prefix = f"{label} " if label else ""
     return f"{prefix}epoch {epoch}/{epochs}: {values} ({log.get('seconds', 0.0):.1f} s)"
+
+
+def _shown(key: str, value: float) -> str:
+    if key == "lr":
+        return f"{value:.4g}"
+    if key == "step":
+        return str(int(value))
+    if key == "tokens_per_s":
+        return f"{value:,.0f}"
+    return f"{value:.4f}"
 
 
 class Checkpoint(Callback):

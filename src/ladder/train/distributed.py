@@ -171,6 +171,25 @@ def share_batches(
     return mine, weights
 
 
+def share_targets(n_targets: np.ndarray, accumulate: int) -> tuple[list[int], list[float]]:
+    """For windows of text: this rank's counted targets in each global batch (its contiguous
+    share of each batch's rows), and the weight of each share's mean loss.
+
+    `n_targets` (batches, batch_size) holds every window's counted targets. As in
+    `share_batches`, but counting targets rather than rows (a loss mask leaves some out): the
+    weight is the share's targets x ranks / the targets of its optimizer step (all ranks; 0
+    when none counts), so each step's gradient is the mean over its counted targets.
+    """
+    share = n_targets[:, shard_range(n_targets.shape[1])].sum(axis=1)
+    step_totals = n_targets.reshape(-1, accumulate * n_targets.shape[1]).sum(axis=1)
+    n = world_size()
+    weights = [
+        float(count * n / total) if total else 0.0
+        for count, total in zip(share, step_totals.repeat(accumulate), strict=True)
+    ]
+    return share.tolist(), weights
+
+
 def validation_share(n: int, batch_size: int) -> tuple[slice, int | None]:
     """This rank's rows of n validation rows, and how many batches every rank runs: the same
     number everywhere (FSDP gathers parameters in each forward call); None for one process."""

@@ -7,7 +7,7 @@ The Trainer is the same loop for every task; an objective is the only part that 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch  # noqa: TID253
@@ -16,6 +16,8 @@ import torch.nn.functional as F  # noqa: TID253
 from ladder.config import TrainConfig
 
 RegressionLoss = Literal["mse", "mae", "huber"]
+LMOutputs = torch.Tensor | tuple[torch.Tensor, Any]  # logits, or a language model's (logits, cache)
+IGNORE_INDEX = -100  # a target that does not count in a language model's loss
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,40 @@ class Regression:
         return F.mse_loss(predicted, target, reduction=reduction)
 
 
-Objective = Classification | Regression
+@dataclass(frozen=True)
+class LanguageModeling:
+    """Next-token cross-entropy of (batch, seq, vocab) logits against (batch, seq) int64 targets;
+    targets equal to IGNORE_INDEX (prompt tokens of instruction data) do not count. The outputs
+    may be a language model's `(logits, cache)` tuple."""
+
+    target_dtype = np.int64
+
+    def loss(
+        self, outputs: LMOutputs, y: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The mean loss over the batch's counted targets (0 when none counts; `weight` is for
+        class weights and is ignored)."""
+        total, count = self.loss_sum(outputs, y)
+        return total / count.clamp(min=1)
+
+    def loss_sum(
+        self, outputs: LMOutputs, y: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The summed loss in nats and the number of counted targets."""
+        logits = _lm_logits(outputs).float().flatten(0, 1)  # (batch * seq, vocab)
+        total = F.cross_entropy(logits, y.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+        return total, (y != IGNORE_INDEX).sum().float()
+
+    def predictions(self, outputs: LMOutputs) -> torch.Tensor:
+        """Next-token probabilities (batch, seq, vocab)."""
+        return torch.softmax(_lm_logits(outputs).float(), dim=-1)
+
+
+def _lm_logits(outputs: LMOutputs) -> torch.Tensor:
+    return outputs[0] if isinstance(outputs, tuple) else outputs
+
+
+Objective = Classification | Regression | LanguageModeling
 
 
 def regression_objective(train: TrainConfig) -> Regression:

@@ -48,7 +48,11 @@ def build_optimizer(module: nn.Module, cfg: OptimizerConfig) -> torch.optim.Opti
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, cfg: SchedulerConfig, epochs: int, steps_per_epoch: int
+    optimizer: torch.optim.Optimizer,
+    cfg: SchedulerConfig,
+    epochs: int,
+    steps_per_epoch: int,
+    total_steps: int | None = None,
 ) -> torch.optim.lr_scheduler.LambdaLR | None:
     """A per-batch learning-rate schedule with linear warm-up over `cfg.warmup_epochs`.
 
@@ -60,11 +64,13 @@ def build_scheduler(
     - linear: linear decay from the end of warm-up to `min_lr` at the end of training (the
       usual fine-tuning schedule).
     `warmup_fraction` (a share of all steps) is used instead of `warmup_epochs` when set.
-    Call `.step()` after every optimizer step.
+    Training lasts `total_steps` optimizer steps where given (step-based training, whose last
+    "epoch" may be short), else epochs x steps_per_epoch. Call `.step()` after every optimizer
+    step.
     """
     if cfg.name == "none" and cfg.warmup_epochs == 0 and cfg.warmup_fraction == 0:
         return None
-    total = max(1, epochs * steps_per_epoch)
+    total = max(1, total_steps if total_steps is not None else epochs * steps_per_epoch)
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
     if cfg.warmup_fraction > 0:
         warmup = round(cfg.warmup_fraction * total)

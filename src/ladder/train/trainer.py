@@ -11,16 +11,22 @@ Each epoch's log row: epoch, lr (at the end of the epoch; the schedule steps eve
 step), train_loss (mean over the epoch's batches, L1 penalty included), val_loss, val_<metric>
 for each metric of `val_metrics`, seconds.
 
-Each epoch's batch order is drawn from a generator seeded by (seed, epoch): the same on every
-process and after a resume. Under torch.distributed (`ladder.train.distributed`) the module is
-wrapped in DDP (or FSDP), `batch_size` is the global batch, each process trains on its share of
-every batch and validates on its share of the validation data, and the logs are reduced so
-every process sees the same numbers.
+Language models train by steps instead (`fit_steps` -> `run_interval`): `train.max_steps`
+optimizer steps over random windows of a token stream on disk (`ladder.train.lm_batches`),
+validated every `train.eval_interval` steps; each interval is an epoch to the callbacks and
+checkpoints, and its log row adds step and tokens_per_s (training tokens per second).
+
+Each epoch's batch order (each interval's windows) is drawn from a generator seeded by (seed,
+epoch): the same on every process and after a resume. Under torch.distributed
+(`ladder.train.distributed`) the module is wrapped in DDP (or FSDP), `batch_size` is the global
+batch, each process trains on its share of every batch and validates on its share of the
+validation data, and the logs are reduced so every process sees the same numbers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import signal
 import time
@@ -38,7 +44,8 @@ from ladder.train import distributed
 from ladder.train.batching import TokenBatching
 from ladder.train.callbacks import Callback, Checkpoint, EarlyStopping
 from ladder.train.checkpoint import StopSignals, load_checkpoint, restore_checkpoint
-from ladder.train.objective import Classification, Objective
+from ladder.train.lm_batches import VALIDATION_DRAW, TokenWindows
+from ladder.train.objective import Classification, LanguageModeling, Objective
 from ladder.train.optim import (
     build_optimizer,
     build_scheduler,
@@ -108,6 +115,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         # where training is: epoch (1-based), optimizer steps, batches done in the epoch
         self.epoch = self.step = self.batch = self.n_train = 0
+        self.n_epochs = config.epochs  # epochs of this fit (fit_steps: eval intervals)
         self.in_epoch = self.stop_training = False
         self.epoch_losses: list[torch.Tensor] = []  # the epoch's batch losses so far
         self.epoch_sizes: list[int] = []
@@ -151,13 +159,65 @@ class Trainer:
                 rows = self.batching.sort_by_length(val[0]).to(self.device)
                 val = (val[0][rows], val[1][rows])
         weights = self._check_sample_weights(sample_weights, len(X))
+        batches = len(distributed.global_batches(torch.arange(len(X)), self.config.batch_size))
+        steps = math.ceil(batches / self.config.accumulate_steps)
+        run = functools.partial(self.run_single_epoch, X, y, val, weights)
+        return self._fit_loop(run, self.config.epochs, len(X), steps, None, resume_from)
+
+    def fit_steps(
+        self,
+        train: TokenWindows,
+        val: TokenWindows | None = None,
+        resume_from: str | Path | None = None,
+    ) -> list[dict[str, float]]:
+        """Train a language model for `config.max_steps` optimizer steps over random windows of
+        `train` (`config.batch_size` windows per batch, `config.accumulate_steps` batches per
+        step), validating on `config.eval_batches` fixed batches of `val` every
+        `config.eval_interval` steps; returns the history, one row per interval.
+
+        To callbacks, checkpoints and early stopping each interval is an epoch; the schedule
+        spans `max_steps` (a scheduler's `warmup_epochs` counts intervals). Resume, SIGTERM and
+        Ctrl-C work as in `fit`. The objective must be `LanguageModeling`.
+        """
+        cfg = self.config
+        if not isinstance(self.objective, LanguageModeling):
+            name = type(self.objective).__name__
+            raise LadderError(
+                f"fit_steps trains language models: its objective must be "
+                f"LanguageModeling, not {name}"
+            )
+        if cfg.batch_size < distributed.world_size():
+            raise LadderError(
+                f"train.batch_size {cfg.batch_size} is smaller than the {distributed.world_size()}"
+                " processes: each needs at least one window per batch"
+            )
+        val_starts = None
+        if val is not None:
+            val_starts = val.starts(self.seed, VALIDATION_DRAW, cfg.eval_batches, cfg.batch_size)
+        run = functools.partial(self.run_interval, train, val, val_starts)
+        intervals = math.ceil(cfg.max_steps / cfg.eval_interval)
+        windows = cfg.eval_interval * cfg.accumulate_steps * cfg.batch_size
+        return self._fit_loop(
+            run, intervals, windows, cfg.eval_interval, cfg.max_steps, resume_from
+        )
+
+    def _fit_loop(
+        self,
+        run_epoch: Callable[[], dict[str, float]],
+        epochs: int,
+        n_train: int,
+        steps_per_epoch: int,
+        total_steps: int | None,
+        resume_from: str | Path | None,
+    ) -> list[dict[str, float]]:
+        """Set up, resume if asked, run `epochs` epochs (or intervals) with their callbacks."""
         saved = None
         if resume_from is not None:
             identity = next(
                 (cb.identity for cb in self.callbacks if isinstance(cb, Checkpoint)), None
             )
             saved = load_checkpoint(resume_from, identity)
-        self._setup(len(X))
+        self._setup(n_train, epochs, steps_per_epoch, total_steps)
         self._notify("on_train_begin")
         try:
             with self._stop:  # SIGTERM/Ctrl-C set a flag, checked after each optimizer step
@@ -165,11 +225,11 @@ class Trainer:
                     restore_checkpoint(self, saved)
                     self._say_resumed(saved.path)
                 first = self.epoch if self.in_epoch else self.epoch + 1  # resumed: go on
-                for epoch in range(first, self.config.epochs + 1):
+                for epoch in range(first, epochs + 1):
                     if self.stop_training:
                         break
                     self.epoch = epoch
-                    log = self.run_single_epoch(X, y, val, weights)
+                    log = run_epoch()
                     self.history.append(log)
                     self._notify("on_epoch_end", log)
                     if distributed.any_rank(self._stop.raised):
@@ -214,16 +274,61 @@ class Trainer:
                     callback.on_step_end(self)
                 if distributed.any_rank(self._stop.raised):
                     self._interrupt()
-        counts = torch.tensor(self.epoch_sizes, dtype=torch.float32, device=self.device)
-        total = torch.stack([(torch.stack(self.epoch_losses) * counts).sum(), counts.sum()])
-        total = distributed.all_reduce_sum(total)
         log = {
             "epoch": self.epoch,
             "lr": self.optimizer.param_groups[0]["lr"],
-            "train_loss": (total[0] / total[1]).item(),
+            "train_loss": self._mean_train_loss(),
         }
         if val is not None:
             log.update(self.validation_step(*val))
+        log["seconds"] = time.perf_counter() - start
+        self.in_epoch = False
+        return log
+
+    def run_interval(
+        self, train: TokenWindows, val: TokenWindows | None, val_starts: np.ndarray | None
+    ) -> dict[str, float]:
+        """One eval interval of optimizer steps over random windows of `train` (the rest of it,
+        when resumed), then validation on the windows at `val_starts`."""
+        if not self.in_epoch:
+            self.batch, self.epoch_losses, self.epoch_sizes, self.in_epoch = 0, [], [], True
+        self._notify("on_epoch_begin")
+        start = time.perf_counter()
+        self.model.train()
+        cfg, accumulate, first = self.config, self.config.accumulate_steps, self.batch
+        done_steps = (self.epoch - 1) * cfg.eval_interval
+        n = (min(cfg.max_steps, done_steps + cfg.eval_interval) - done_steps) * accumulate
+        starts = train.starts(self.seed, self.epoch, n, cfg.batch_size)  # the same on every rank
+        mine = distributed.shard_range(cfg.batch_size)
+        counts, weights = distributed.share_targets(train.n_targets(starts), accumulate)
+        for i in range(first, n):
+            x, y = train.batch(starts[i, mine])
+            xb, yb = self._on_device(x), self._on_device(y)
+            if i % accumulate == 0:
+                self.optimizer.zero_grad(set_to_none=True)
+            step = (i + 1) % accumulate == 0
+            loss = self.train_step(xb, yb, weights[i], step)
+            self.epoch_losses.append(loss)  # kept as tensors: no device sync (.item()) per batch
+            self.epoch_sizes.append(counts[i])
+            self.batch = i + 1
+            for callback in self._batch_callbacks:
+                callback.on_batch_end(self, len(x), loss)
+            if step:
+                for callback in self._step_callbacks:
+                    callback.on_step_end(self)
+                if distributed.any_rank(self._stop.raised):
+                    self._interrupt()
+        log = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": self._mean_train_loss(),  # waits for the device: the clock is fair
+        }
+        trained = time.perf_counter() - start
+        if val is not None and val_starts is not None:
+            log.update(self.window_validation_step(val, val_starts))
+        tokens = (n - first) * cfg.batch_size * train.block_size  # all ranks
+        log["tokens_per_s"] = tokens / max(trained, 1e-9)
         log["seconds"] = time.perf_counter() - start
         self.in_epoch = False
         return log
@@ -271,6 +376,21 @@ class Trainer:
             log.update({f"val_{name}": float(value) for name, value in metrics.items()})
         return log
 
+    @torch.no_grad()
+    def window_validation_step(self, val: TokenWindows, starts: np.ndarray) -> dict[str, float]:
+        """val_loss: the mean loss over the counted targets of the windows of `val` at `starts`
+        (n_batches, batch_size), each process taking its share of every batch's rows."""
+        self.module.eval()
+        total = torch.zeros(2, device=self.device)
+        for rows in starts[:, distributed.shard_range(starts.shape[1])]:
+            x, y = val.batch(rows)
+            with self._autocast():
+                outputs = self.module(self._on_device(x))
+            loss_sum, count = self.objective.loss_sum(outputs, self._on_device(y), None)
+            total += torch.stack([loss_sum, count])
+        total = distributed.all_reduce_sum(total)
+        return {"val_loss": (total[0] / total[1]).item()}
+
     def loss_fn(
         self, logits: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -314,11 +434,13 @@ class Trainer:
 
     # ------------------------------------------------------------------------- set-up
 
-    def _setup(self, n_train: int) -> None:
+    def _setup(
+        self, n_train: int, epochs: int, steps_per_epoch: int, total_steps: int | None = None
+    ) -> None:
         """Seed, initialise, wrap (DDP/FSDP, compile); build optimizer, schedule and scaler."""
         cfg = self.config
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
-        self.n_train, self.epoch, self.step, self.batch = n_train, 0, 0, 0
+        self.n_train, self.n_epochs, self.epoch, self.step, self.batch = n_train, epochs, 0, 0, 0
         self.in_epoch = self.stop_training = False
         self.history, self.epoch_losses, self.epoch_sizes = [], [], []
         torch.manual_seed(self.seed)  # initialisation and dropout
@@ -336,9 +458,9 @@ class Trainer:
             weights = np.asarray(self.class_weights, dtype=np.float32)
             self._loss_weight = torch.as_tensor(weights, device=self.device)
         self.optimizer = build_optimizer(self.module, cfg.optimizer)
-        batches = len(distributed.global_batches(torch.arange(n_train), cfg.batch_size))
-        steps = math.ceil(batches / cfg.accumulate_steps)
-        self.scheduler = build_scheduler(self.optimizer, cfg.scheduler, cfg.epochs, steps)
+        self.scheduler = build_scheduler(
+            self.optimizer, cfg.scheduler, epochs, steps_per_epoch, total_steps
+        )
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         self._active = [cb for cb in self.callbacks if self.rank == 0 or not cb.main_process_only]
         # only callbacks that override a per-batch hook are called per batch (the hot path)
@@ -359,6 +481,19 @@ class Trainer:
             order = self.batching.order(order, self._lengths.cpu(), size, generator)
         batches = distributed.global_batches(order.to(self.device), self.config.batch_size)
         return distributed.share_batches(batches, self.config.accumulate_steps)
+
+    def _mean_train_loss(self) -> float:
+        """The epoch's mean batch loss, each batch weighted by its size (all processes)."""
+        counts = torch.tensor(self.epoch_sizes, dtype=torch.float32, device=self.device)
+        total = torch.stack([(torch.stack(self.epoch_losses) * counts).sum(), counts.sum()])
+        total = distributed.all_reduce_sum(total)
+        return (total[0] / total[1]).item()
+
+    def _on_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array)
+        if self.device.type == "cuda":  # pinned: the copy overlaps the previous step's work
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
 
     def _say_resumed(self, path: Path) -> None:
         if self.rank != 0:
