@@ -255,7 +255,11 @@ def _write_variant(
     base = manifest_body(manifest)
     base.update(name=target.parent.name, compression=info, **changes)
     preprocess = json.loads((source / "preprocess.json").read_text(encoding="utf-8"))
-    extra = preprocessor_from_json(preprocess, source).extra_files()  # a tokenizer.json
+    extra = (  # a text model's tokenizer.json; a language model's tokenizer is preprocess.json
+        {}
+        if manifest.get("task") == "generation"
+        else preprocessor_from_json(preprocess, source).extra_files()
+    )
     write_artifact(target, base, preprocess, write_model, extra)
 
 

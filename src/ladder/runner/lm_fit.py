@@ -12,12 +12,17 @@ import numpy as np
 
 from ladder.config import Config, ModelEntry
 from ladder.data.token_windows import sequential_windows
+from ladder.errors import ConfigError
 from ladder.generate.decoders import NgramDecoder, TorchDecoder
 from ladder.models.causal_lm import CausalLM
 from ladder.models.ngram import KneserNey
 from ladder.registry import get_spec
 from ladder.runner.lm_data import TokenFile, TokenStream
+from ladder.train import Checkpoint, History, ProgressBar
 from ladder.train.lm import token_nats
+from ladder.train.lm_batches import TokenWindows
+from ladder.train.objective import LanguageModeling
+from ladder.train.setup import TrainerSetup
 
 WEIGHTS = "weights.safetensors"
 PRETRAINED_FOLDER = "model"  # a causal LM's merged transformers folder inside the artifact
@@ -144,4 +149,34 @@ def _train_network(
     device: str,
     resume: bool,
 ) -> list[dict[str, Any]]:
-    raise NotImplementedError("MERGE-PENDING: the Trainer's step mode")
+    """Train a network with the Trainer's step mode over random windows of the token files;
+    returns the history (one row per evaluation interval)."""
+    cfg = entry.train
+    stopping = cfg.early_stopping
+    if stopping is not None and val is None and stopping.monitor.startswith("val_"):
+        raise ConfigError(
+            [
+                f"models.{entry.name}.early_stopping: monitors {stopping.monitor} but there is no "
+                "validation part; set data.split.val > 0 or early_stopping: null"
+            ]
+        )
+    identity = {
+        "model_type": entry.type,
+        "model_config": entry.params.model_dump(mode="json"),
+        "vocab_size": train.vocab_size,
+    }
+    checkpoints = model_dir / "checkpoints"
+    callbacks = [
+        History(model_dir / "history.csv"),
+        Checkpoint(checkpoints, every_steps=cfg.checkpoint_every_steps, identity=identity),
+        ProgressBar(label=entry.name),
+    ]
+    setup = TrainerSetup(objective=LanguageModeling(), seed=config.seed)
+    trainer = setup.trainer(module, cfg, device, callbacks)
+    windows = TokenWindows(train.tokens(), block_size, mask=train.loss_mask(), split="training")
+    val_windows = (
+        TokenWindows(val.tokens(), block_size, mask=val.loss_mask(), split="validation")
+        if val is not None
+        else None
+    )
+    return trainer.fit_steps(windows, val_windows, resume_from=checkpoints if resume else None)

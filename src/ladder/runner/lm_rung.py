@@ -125,7 +125,7 @@ def train_lm_entry(
     write_artifact(
         model_dir / "artifact",
         manifest,
-        {"kind": "lm_tokenizer", **tokenizer.to_json()},
+        tokenizer.to_json(),  # preprocess.json: the tokenizer is all the preprocessing
         write_model,
     )
     metrics["config_hash"] = cache_key

@@ -17,6 +17,7 @@ from ladder.config import TrainConfig
 from ladder.evaluate.lm import bits_per_byte_ci, lm_metrics, paired_bits_p
 from ladder.evaluate.plots import plot_learning_curves
 from ladder.io import atomic_write_text
+from ladder.train.objective import LanguageModeling
 
 GENERATION_METRICS = ("bits_per_byte", "perplexity", "loss")
 
@@ -64,9 +65,9 @@ class GenerationTask:
         """Not used: a language model's output size is its tokenizer's vocabulary."""
         raise TypeError("a language model's output size is its vocabulary size")
 
-    def objective(self, train: TrainConfig) -> Any:
+    def objective(self, train: TrainConfig) -> LanguageModeling:
         """Next-token cross-entropy (positions of prompts masked out)."""
-        raise NotImplementedError("MERGE-PENDING: LanguageModeling from train.objective")
+        return LanguageModeling()
 
     def predict(self, fitted: Any, features: Any) -> np.ndarray:
         """The nats the fitted model spends on each test segment (`features`: the segments'
