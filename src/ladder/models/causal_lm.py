@@ -193,6 +193,12 @@ def _folder_problem(folder: Path, weights: tuple[str, ...]) -> str | None:
     return None
 
 
+def folder_problem(path: str) -> str | None:
+    """What makes the folder at `path` unusable as a causal LM to fine-tune (no folder, no
+    config.json, no weights), or None."""
+    return _folder_problem(Path(path).expanduser(), WEIGHT_FILES)
+
+
 def _causal_problem(hf_config: Any) -> str | None:
     """Why `hf_config` is not a decoder-only causal LM, or None when it is one."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES

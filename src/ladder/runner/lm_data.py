@@ -17,6 +17,7 @@ from ladder.data.lm_tokenizers import LMTokenizer, PretrainedTokenizer, train_to
 from ladder.data.token_windows import token_dtype
 from ladder.errors import ConfigError
 from ladder.io import atomic_write
+from ladder.models.causal_lm import folder_problem
 
 CHUNK_CHARACTERS = 1 << 20  # text is tokenized a piece at a time: memory stays bounded
 
@@ -69,6 +70,9 @@ def entry_tokenizer(entry: ModelEntry, splits: CorpusSplits, base_dir: Path) -> 
     BPE fitted on the training text (text.tokenizer; wordpiece, the default, means char)."""
     path = getattr(entry.params, "path", None)
     if entry.type == "causal_lm" and path is not None:
+        problem = folder_problem(path)  # the model's own files first, then its tokenizer
+        if problem is not None:
+            raise ConfigError([f"models.{entry.name}.path: {problem}"])
         return PretrainedTokenizer.from_folder(path)
     kind = entry.text.tokenizer
     if kind == "pretrained":
