@@ -1,44 +1,38 @@
-"""Claims of the generative rung that its pieces already support (the `generation` task is not
-wired into `ladder run` yet):
+"""Claims of the generation ladder:
 
 1. KV cache: generating 256 new tokens with `ladder.models.gpt` and the cache is >= 5x faster
    than recomputing the full context at every step (greedy, same tokens both ways);
-2. bits per byte on one corpus, side by side: Kneser-Ney n-grams of order 1-5, and an LSTM
-   language model and a GPT each trained for the same fixed time by a plain AdamW loop over
-   random windows (character tokens, the same
-   contiguous 90/10 split, every model scored on the same test tokens).
+2. LoRA: <= 1% of a tiny Llama's parameters trainable; merged and unmerged adapters give the
+   same logits (<= 1e-5);
+3. the ladder is a ladder: `ladder run` on builtin:pydoc (the English help topics that ship
+   with Python, about 0.5 MB; characters, contiguous 80/10/10 split), Kneser-Ney n-grams of
+   order 1-5, then an LSTM LM and a GPT (nanoGPT's CPU "baby" shape) each trained for the
+   same time: bits per byte on the same test text, with bootstrap intervals and paired tests.
 
-Corpus: the English of the `pydoc_data` topics that ship with Python (about 0.5 MB).
-Run: .venv/bin/python benchmarks/generation.py [--seconds 60] [--rounds 3]
+The Trainer against a plain loop is benchmarks/lm_trainer.py; continuous batching is
+benchmarks/serve_generation.py.
+Run: .venv/bin/python benchmarks/generation.py [--seconds 120] [--rounds 3] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import pydoc_data.topics
+import json
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
-import numpy as np
+import pandas as pd
 import torch
+import yaml
 
-from ladder.data.corpus import split_stream
-from ladder.data.lm_tokenizers import train_tokenizer
-from ladder.evaluate.lm import lm_metrics
+import ladder
 from ladder.generate.sampling import generate_ids
 from ladder.models.gpt import GPTConfig, build_gpt
-from ladder.models.ngram import KneserNey, NgramConfig
-from ladder.models.rnn_lm import RNNLMConfig, build_rnn_lm
-from ladder.train.lm import stream_nll
 
 BLOCK = 64  # nanoGPT's CPU "baby" configuration: 4 layers, 4 heads, width 128, block 64
 BABY = GPTConfig(n_layer=4, n_head=4, n_embd=128, block_size=BLOCK, dropout=0.0)
-
-
-def corpus() -> str:
-    """Every pydoc topic, in name order."""
-    topics = pydoc_data.topics.topics
-    return "\n\n".join(topics[name] for name in sorted(topics))
 
 
 def kv_cache_speedup(rounds: int, new_tokens: int = 256) -> tuple[float, float]:
@@ -64,71 +58,103 @@ def kv_cache_speedup(rounds: int, new_tokens: int = 256) -> tuple[float, float]:
     return statistics.median(without), statistics.median(with_cache)
 
 
-def ladder_of_bits(seconds: float) -> list[tuple[str, float, str]]:
-    """(model, bits per byte on the test split, how it was trained) for each rung."""
-    text = corpus()
-    tokenizer = train_tokenizer("char", [text])
-    ids = tokenizer.encode(text)
-    split = split_stream(len(ids), val=0.0, test=0.1, block_size=BLOCK)
-    train, test = ids[slice(*split.train)], ids[slice(*split.test)]
-    test_bytes = len(tokenizer.decode(test[1:]).encode("utf-8"))
-    rows = []
-    for order in range(1, 6):
-        start = time.perf_counter()
-        model = KneserNey(NgramConfig(order=order)).fit(train, tokenizer.vocab_size)
-        fitted = time.perf_counter() - start
-        log_p, _ = model.log_likelihood(test)
-        first = float(np.log(model.next_distribution([])[test[0]]))  # not scored for the GPT
-        bits = lm_metrics(-log_p + first, len(test) - 1, test_bytes)["bits_per_byte"]
-        rows.append((f"ngram order {order}", bits, f"fit in {fitted:.2f} s"))
-    for name, model in (
-        (
-            "rnn_lm (2-layer LSTM 256)",
-            build_rnn_lm(RNNLMConfig(block_size=BLOCK), tokenizer.vocab_size),
-        ),
-        ("gpt (4x4x128, block 64)", build_gpt(BABY, tokenizer.vocab_size)),
-    ):
-        steps = train_for(model, train, seconds)
-        nats, n = stream_nll(model, test, BLOCK)
-        bits = lm_metrics(nats, n, test_bytes)["bits_per_byte"]
-        rows.append((name, bits, f"{steps} steps of batch 12 in {seconds:.0f} s"))
-    return rows
+def ladder_at_equal_time(seconds: float, folder: Path) -> pd.DataFrame:
+    """`ladder run` on builtin:pydoc (characters; contiguous 80/10/10 split): n-grams of order
+    1-5, an LSTM LM and a GPT, each network trained for about `seconds`. A first run of 30
+    steps measures each network's step time; the second gives each the steps that fill
+    `seconds`. Returns the second run's leaderboard."""
+    models = [{"name": f"ngram{k}", "type": "ngram", "order": k} for k in range(1, 6)]
+    networks = {
+        "lstm": {"type": "rnn_lm", "block_size": BLOCK},  # 2 layers, 256 wide
+        "gpt": {"type": "gpt", **BABY.model_dump()},
+    }
+    config = {
+        "name": "pydoc",
+        "data": {
+            "source": "builtin:pydoc",
+            "task": "generation",
+            "split": {"val": 0.1, "test": 0.1},
+        },
+        "train": {"batch_size": 12, "eval_batches": 8, "early_stopping": None},
+        "evaluate": {"bootstrap": 1000, "sample_tokens": 60},
+    }
+    probe = {**config, "models": [{"name": n, **m, "max_steps": 30, "eval_interval": 30}
+                                  for n, m in networks.items()]}  # fmt: skip
+    ladder.run(_write(folder / "probe.yaml", probe), out=folder / "probe")
+    steps = {}
+    for name in networks:
+        metrics = json.loads((folder / f"probe/models/{name}/metrics.json").read_text())
+        steps[name] = max(30, round(30 * seconds / metrics["train_seconds"]))
+    config["models"] = models + [
+        {"name": n, **m, "max_steps": steps[n], "eval_interval": max(1, steps[n] // 10)}
+        for n, m in networks.items()
+    ]
+    result = ladder.run(_write(folder / "ladder.yaml", config), out=folder / "run")
+    return result.leaderboard
 
 
-def train_for(model: torch.nn.Module, train: np.ndarray, seconds: float) -> int:
-    """A plain AdamW loop (lr 1e-3, weight decay 0.1 on matrices, clipping at 1) over random
-    windows of `train` for `seconds`; returns the steps taken."""
-    torch.manual_seed(0)
-    optimizer = torch.optim.AdamW(model.param_groups(1e-3, 0.1))
-    rng = np.random.default_rng(0)
-    steps, start = 0, time.perf_counter()
-    model.train()
-    while time.perf_counter() - start < seconds:
-        starts = rng.integers(0, len(train) - BLOCK - 1, size=12)
-        window = torch.as_tensor(np.stack([train[s : s + BLOCK + 1] for s in starts]))
-        logits, _ = model(window[:, :-1])
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), window[:, 1:].flatten())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        steps += 1
-    return steps
+def _write(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def lora_figures() -> tuple[float, float, int]:
+    """(trainable share of parameters with LoRA r=8 on the attention query/value projections,
+    max |logit difference| between merged and unmerged adapters, total parameters) on a tiny
+    random Llama (hidden 256, 4 layers, vocabulary 32,000) saved to and loaded from a folder."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from ladder.models.causal_lm import CausalLMConfig, LoraConfig, load_causal_lm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        hf = LlamaConfig(hidden_size=256, intermediate_size=688, num_hidden_layers=4,
+                         num_attention_heads=4, num_key_value_heads=4, vocab_size=32000,
+                         max_position_embeddings=256)  # fmt: skip
+        torch.manual_seed(0)
+        AutoModelForCausalLM.from_config(hf).save_pretrained(tmp)
+        model = load_causal_lm(CausalLMConfig(path=tmp, lora=LoraConfig(r=8, alpha=16)))
+        with torch.no_grad():  # adapters that change something (B starts at zero)
+            for name, param in model.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0, 0.02)
+        share = model.trainable_params() / model.total_params()
+        idx = torch.randint(0, 32000, (2, 48), generator=torch.Generator().manual_seed(1))
+        model.eval()
+        with torch.no_grad():
+            unmerged, _ = model(idx)
+            merged, _ = model.merge_and_unload()(idx)
+        return share, float((merged - unmerged).abs().max()), model.total_params()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60, help="the GPT's training time")
+    parser.add_argument("--seconds", type=float, default=120, help="each network's training time")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the KV-cache timing")
+    parser.add_argument("--out", type=Path, default=None, help="keep the run folders here")
     args = parser.parse_args()
     without, with_cache = kv_cache_speedup(max(1, args.rounds))
     print(
         f"256 new tokens: recomputing {without:.2f} s, KV cache {with_cache:.2f} s: "
         f"{without / with_cache:.1f}x faster (goal >= 5x)"
     )
-    print(f"{'model':<26} {'bits/byte':>9}  training")
-    for name, bits, how in ladder_of_bits(args.seconds):
-        print(f"{name:<26} {bits:>9.3f}  {how}")
+    share, diff, total = lora_figures()
+    print(
+        f"LoRA r=8 on a {total / 1e6:.1f}M-parameter Llama (hidden 256): {100 * share:.2f}% "
+        f"trainable (goal <= 1%); merged vs unmerged logits differ by {diff:.1e} (goal <= 1e-5)"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.out or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        board = ladder_at_equal_time(args.seconds, folder)
+        columns = [
+            "model",
+            "bits_per_byte",
+            "bpb_ci_low",
+            "bpb_ci_high",
+            "train_seconds",
+            "ttest_p",
+        ]
+        print(board[columns].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 if __name__ == "__main__":
