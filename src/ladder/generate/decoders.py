@@ -3,6 +3,7 @@ with `forward(idx, past) -> (logits, present)` (GPT, RNNLM, CausalLM), and the n
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,11 @@ from ladder.models.ngram import KneserNey
 
 class TorchDecoder:
     """A torch language model in eval mode, without gradients; each sequence keeps its own
-    cache (a KV cache, or a recurrent state)."""
+    cache (a KV cache, or a recurrent state).
+
+    A model whose forward takes `positions` and `key_mask` (ladder's GPT) decodes all the
+    sequences of a step in one forward: their KV caches are padded on the left to the longest
+    and the padding masked out. Other models decode one sequence after another."""
 
     def __init__(self, model: Any, device: str = "cpu") -> None:
         import torch
@@ -22,6 +27,8 @@ class TorchDecoder:
         self.vocab_size = int(head if head is not None else model.config.vocab_size)
         size = getattr(model, "block_size", None)
         self.context_length = int(size if size is not None else model.config.block_size)
+        accepts = inspect.signature(model.forward).parameters
+        self.batched = "positions" in accepts and "key_mask" in accepts
 
     def prefill(self, ids: list[int]) -> tuple[np.ndarray, Any]:
         """Logits after `ids` and the model's cache."""
@@ -29,12 +36,45 @@ class TorchDecoder:
 
     def decode(self, tokens: list[int], states: list[Any]) -> tuple[np.ndarray, list[Any]]:
         """One token for each sequence, each with its own cache."""
+        if self.batched and len(states) > 1:
+            return self._decode_batch(tokens, states)
         rows, new = [], []
         for token, state in zip(tokens, states, strict=True):
             logits, present = self._step([token], state)
             rows.append(logits)
             new.append(present)
         return np.stack(rows), new
+
+    def _decode_batch(self, tokens: list[int], states: list[Any]) -> tuple[np.ndarray, list[Any]]:
+        """One forward for every sequence: caches left-padded to the longest, padding masked."""
+        torch = self.torch
+        lengths = [int(state[0][0].shape[2]) for state in states]  # tokens each cache holds
+        longest = max(lengths)
+        pads = [longest - n for n in lengths]
+        past = []
+        for layer in range(len(states[0])):
+            keys, values = [], []
+            for state, pad in zip(states, pads, strict=True):
+                k, v = state[layer]  # each (1, heads, length, head_dim)
+                keys.append(torch.nn.functional.pad(k, (0, 0, pad, 0)) if pad else k)
+                values.append(torch.nn.functional.pad(v, (0, 0, pad, 0)) if pad else v)
+            past.append((torch.cat(keys), torch.cat(values)))  # (batch, heads, longest, hd)
+        options: dict[str, Any] = {}
+        if any(pads):  # equal lengths need neither: positions continue from the cache
+            dev = self.device
+            start = torch.tensor(pads, device=dev)[:, None]  # (batch, 1): first real key
+            options["key_mask"] = torch.arange(longest + 1, device=dev)[None, :] >= start
+            options["positions"] = torch.tensor(lengths, device=dev)[:, None]  # (batch, 1)
+        with torch.inference_mode():
+            idx = torch.tensor(tokens, dtype=torch.long, device=self.device)[:, None]  # (b, 1)
+            logits, present = self.model(idx, tuple(past), **options)
+            rows = logits[:, -1].float().cpu().numpy()  # (batch, vocab)
+        # each sequence's cache without its padding (views of the batch's tensors)
+        new = [
+            tuple((k[i : i + 1, :, pad:], v[i : i + 1, :, pad:]) for k, v in present)
+            for i, pad in enumerate(pads)
+        ]
+        return rows, new
 
     def _step(self, ids: list[int], past: Any) -> tuple[np.ndarray, Any]:
         with self.torch.inference_mode():
