@@ -24,7 +24,9 @@ class LiveServer:
 
         self.api_key = options.pop("api_key", None)
         max_body = options.pop("max_body", 1 << 20)  # None: the server's derived default
-        self.service = InferenceService(load_models(artifacts), BatchSettings(**options))
+        built = options.pop("models", [])  # served models made in memory, beside the artifacts
+        models = [*load_models(artifacts), *built]
+        self.service = InferenceService(models, BatchSettings(**options))
         if max_body is None:
             from ladder.serve.server import ServeSettings
             from ladder.serve.server import max_body as derived
