@@ -31,28 +31,41 @@ def tiny_generator(seed: int = 0) -> TextGenerator:
 
 
 class HeldDecoder:
-    """A decoder whose decode steps wait while `hold` is set (prefill never waits): the test
-    decides when the running batch moves on."""
+    """A decoder whose decode steps wait while held, each `step()` letting one through
+    (prefill never waits): the test decides when the running batch moves on. Between two
+    steps the engine admits queued requests."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.vocab_size, self.context_length = inner.vocab_size, inner.context_length
-        self.moving = threading.Event()
-        self.moving.set()
+        self._turn = threading.Condition()
+        self._held, self._permits = False, 0
 
     def hold(self) -> None:
-        """Stop decode steps until `release`."""
-        self.moving.clear()
+        """Stop decode steps until `step` or `release`."""
+        with self._turn:
+            self._held, self._permits = True, 0
+
+    def step(self) -> None:
+        """Let one decode step through."""
+        with self._turn:
+            self._permits += 1
+            self._turn.notify_all()
 
     def release(self) -> None:
-        """Let decode steps run."""
-        self.moving.set()
+        """Let every decode step run."""
+        with self._turn:
+            self._held = False
+            self._turn.notify_all()
 
     def prefill(self, ids: list[int]) -> tuple[np.ndarray, Any]:
         return self.inner.prefill(ids)
 
     def decode(self, tokens: list[int], states: list[Any]) -> tuple[np.ndarray, list[Any]]:
-        self.moving.wait(30)
+        with self._turn:
+            self._turn.wait_for(lambda: not self._held or self._permits > 0, timeout=30)
+            if self._held and self._permits:
+                self._permits -= 1
         return self.inner.decode(tokens, states)
 
 

@@ -26,6 +26,7 @@ from ladder.serve.model import VERSION, InputError
 from ladder.serve.tensors import TensorSpec
 
 TEXT_INPUT, TEXT_OUTPUT = "text_input", "text_output"
+CANCELLED = "cancelled"  # a feed's finish when its reader cancelled it
 # request parameters: max_new_tokens is accepted as another name of max_tokens
 PARAMETERS = ("max_tokens", "temperature", "top_k", "top_p", "seed", "stop", "truncate")
 ALIASES = {"max_new_tokens": "max_tokens"}
@@ -111,8 +112,11 @@ class TextFeed:
         return self.finish == ERROR
 
     def cancel(self) -> None:
-        """Drop the request (its slot frees at once)."""
+        """Drop the request (its slot frees at once); a reader of the feed sees it end. Call
+        it in the event loop."""
         self.engine.cancel(self.job)
+        if self.finish is None:
+            self._chunks.put_nowait(("", CANCELLED))
 
     async def text(self) -> str:
         """The whole generated text."""
