@@ -37,6 +37,23 @@ def test_batched_decode_equals_one_sequence_at_a_time(positions: str) -> None:
             torch.testing.assert_close(got[1][1], want[1][1], atol=1e-5, rtol=0)
 
 
+def test_later_steps_leave_earlier_states_as_they_were() -> None:
+    decoder = tiny_gpt("learned")
+    states = [decoder.prefill(p)[1] for p in ([1, 2, 3], [4])]
+    _, first = decoder.decode([5, 6], states)
+    kept = [[(k.clone(), v.clone()) for k, v in state] for state in first]
+    later = first
+    for step in range(4):  # written in place into the batch's cache, after the kept views
+        _, later = decoder.decode([step, step + 1], later)
+    for state, copy in zip(first, kept, strict=True):
+        for (k, v), (k0, v0) in zip(state, copy, strict=True):
+            assert torch.equal(k, k0) and torch.equal(v, v0)
+    # a batch that changes (one sequence leaves, an old state comes back) still agrees
+    both, _ = decoder.decode([7, 8], [later[1], first[0]])
+    alone = [decoder.decode([t], [s])[0][0] for t, s in ((7, later[1]), (8, first[0]))]
+    np.testing.assert_allclose(both, np.stack(alone), atol=1e-5, rtol=0)
+
+
 def test_equal_lengths_need_no_mask_and_agree() -> None:
     decoder = tiny_gpt("learned")
     states = [decoder.prefill(p)[1] for p in ([1, 2], [3, 4])]
@@ -52,3 +69,6 @@ def test_the_gpt_refuses_a_key_mask_of_the_wrong_shape() -> None:
         decoder.model(idx, None, key_mask=torch.ones(1, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match="positions must have"):
         decoder.model(idx, None, positions=torch.tensor([1, 2]))
+    _, past = decoder.model(idx, None)  # a cache of 2 positions, without room
+    with pytest.raises(ValueError, match="needs a cache with room"):
+        decoder.model(idx[:, :1], past, past_length=2)
