@@ -25,7 +25,7 @@ import torch
 from ladder.data.corpus import split_stream
 from ladder.data.lm_tokenizers import train_tokenizer
 from ladder.evaluate.lm import lm_metrics
-from ladder.generate import generate_ids
+from ladder.generate.sampling import generate_ids
 from ladder.models.gpt import GPTConfig, build_gpt
 from ladder.models.ngram import KneserNey, NgramConfig
 from ladder.models.rnn_lm import RNNLMConfig, build_rnn_lm

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ladder.registry import MODEL_TYPES, describe_models, get_spec
 
 
-def test_registry_holds_the_classical_and_neural_ladder():
+def test_registry_holds_the_classical_neural_and_language_ladders():
     assert set(MODEL_TYPES) == {
         "logistic_regression",
         "decision_tree",
@@ -29,6 +29,16 @@ def test_registry_holds_the_classical_and_neural_ladder():
         "rnn",
         "transformer",
         "pretrained",
+        "ngram",
+        "rnn_lm",
+        "gpt",
+        "causal_lm",
+    }
+    assert {t for t in MODEL_TYPES if "generation" in get_spec(t).tasks} == {
+        "ngram",
+        "rnn_lm",
+        "gpt",
+        "causal_lm",
     }
     assert get_spec("cnn").inputs == ("image",)
     assert get_spec("mlp").inputs == ("tabular", "image")

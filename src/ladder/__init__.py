@@ -21,12 +21,12 @@ __all__ = [
 if TYPE_CHECKING:
     from ladder.config import load_config
     from ladder.errors import LadderError
-    from ladder.export.artifact import load
+    from ladder.export.loading import load
     from ladder.models.estimator import LadderRegressor, NeuralClassifier
     from ladder.runner.ladder import run, train
 
 _LAZY = {
-    "load": "ladder.export.artifact",
+    "load": "ladder.export.loading",
     "load_config": "ladder.config",
     "run": "ladder.runner.ladder",
     "train": "ladder.runner.ladder",

@@ -268,6 +268,58 @@ def compress(
         _say(f"report:     {result.report}")
 
 
+@app.command()
+def generate(
+    artifact: Annotated[Path, typer.Argument(help="A generation artifact folder.")],
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="The text to continue.")],
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", "-n", help="Tokens to generate at most.")
+    ] = 100,
+    temperature: Annotated[
+        float, typer.Option("--temperature", "-t", help="0: greedy; higher: more varied.")
+    ] = 0.8,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", help="Sample from the k most likely tokens only.")
+    ] = None,
+    top_p: Annotated[
+        float | None,
+        typer.Option("--top-p", help="Sample from the smallest set holding this probability."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Makes sampling repeatable.")] = None,
+    stop: Annotated[
+        list[str] | None, typer.Option("--stop", help="Stop before this text (repeatable).")
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option("--backend", help="torch, onnxruntime (a GPT's model.onnx) or numpy."),
+    ] = None,
+) -> None:
+    """Continue a prompt with a language model, streaming the text as it is generated."""
+    from ladder.console import say
+    from ladder.errors import LadderError
+    from ladder.export.lm_artifact import load_generator
+    from ladder.generate.stream import SamplingParams
+
+    params = SamplingParams(max_new_tokens, temperature, top_k, top_p, seed, tuple(stop or ()))
+    problems = params.problems()
+    if problems:
+        raise LadderError(f"--{problems[0].replace('_', '-', 2)}")
+    generator = load_generator(artifact, backend)
+    try:
+        ids, cut = generator.prompt_ids(prompt)
+    except ValueError as exc:
+        raise LadderError(f"--prompt: {exc}") from exc
+    if cut:
+        say(
+            f"warning: the prompt is {len(ids) + cut} tokens and the model reads "
+            f"{generator.context_length}: its first {cut} tokens are left out"
+        )
+    for chunk in generator.stream(prompt, params):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+
+
 class ExportFormat(str, Enum):
     onnx = "onnx"
 

@@ -218,6 +218,12 @@ class EvaluateConfig(Section):
     )
     cv: int | None = Field(None, ge=2)
     bootstrap: int = Field(1000, ge=0)
+    prompts: list[str] | None = Field(
+        None,
+        description="generation: the prompts of each model's samples in the report (default: "
+        "the starts of a few test segments)",
+    )
+    sample_tokens: int = Field(80, ge=1, le=4096, description="generation: tokens per sample")
 
 
 class QuantizeConfig(Section):
@@ -511,7 +517,8 @@ def _validate_model_entry(
     spec = get_spec(model_type)
     neural = spec.trains_with_trainer  # classical models take no train keys (and may share names)
     train_keys = {k: entry.pop(k) for k in list(entry) if neural and k in TrainConfig.model_fields}
-    tokens = neural and "text" in spec.inputs
+    # a neural text model tokenizes; so does every language model (the n-gram counts tokens)
+    tokens = (neural or "generation" in spec.tasks) and "text" in spec.inputs
     text_keys = entry.pop("text", None) if tokens else None
     n_before = len(problems)
     extra = TrainConfig if neural else None

@@ -25,12 +25,18 @@ def _neural_specs() -> list[ModelSpec]:
     return [mlp.SPEC, cnn.SPEC, textcnn.SPEC, rnn.SPEC, transformer.SPEC, pretrained.SPEC]
 
 
+def _language_specs() -> list[ModelSpec]:
+    from ladder.models import language
+
+    return language.specs()
+
+
 class _Registry(dict[str, ModelSpec]):
     """Filled on first use so that importing ladder (and `ladder --help`) stays instant."""
 
     def _fill(self) -> None:
         if not dict.__len__(self):
-            for spec in [*_classical_specs(), *_neural_specs()]:
+            for spec in [*_classical_specs(), *_neural_specs(), *_language_specs()]:
                 dict.__setitem__(self, spec.type, spec)
 
     def __getitem__(self, key: str) -> ModelSpec:
@@ -63,7 +69,7 @@ def describe_models() -> list[dict[str, Any]]:
     rows = []
     for name in MODEL_TYPES:
         spec = MODEL_TYPES[name]
-        if spec.family == "classical":
+        if spec.family == "classical" and "generation" not in spec.tasks:
             from ladder.models.classical import default_params
 
             params = default_params(name)

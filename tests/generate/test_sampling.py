@@ -8,7 +8,7 @@ import itertools
 import pytest
 import torch
 
-from ladder.generate import generate_ids, next_token
+from ladder.generate.sampling import generate_ids, next_token
 from ladder.models.gpt import GPTConfig, build_gpt
 
 TINY = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32}

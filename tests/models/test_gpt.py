@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 from torch import nn
 
-from ladder.generate import generate_ids
+from ladder.generate.sampling import generate_ids
 from ladder.models.gpt import GPTConfig, build_gpt
 
 TINY = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32}

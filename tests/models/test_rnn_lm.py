@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ladder.generate import generate_ids
+from ladder.generate.sampling import generate_ids
 from ladder.models.rnn_lm import RNNLMConfig, build_rnn_lm
 from ladder.train.lm import stream_nll
 

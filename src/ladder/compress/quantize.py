@@ -54,6 +54,14 @@ def quantize(method: QuantizeConfig, context: CompressContext, model: str) -> Va
     """The int8 variant of `model` that `method` asks for, written into the run folder."""
     name = method.variant_name(model)
     source, target = context.artifact(model), context.artifact(name)
+    if context.data.task == "generation" and (method.backend, method.mode) != (
+        "onnxruntime",
+        "dynamic",
+    ):
+        raise LadderError(
+            f"{name}: a language model is quantized by ONNX Runtime, dynamically (its KV-cache "
+            "graph); set backend: onnxruntime and mode: dynamic"
+        )
     if method.backend == "torch":
         info = quantize_torch_artifact(source, target, model)
     elif method.mode == "static":
@@ -73,18 +81,10 @@ def quantize(method: QuantizeConfig, context: CompressContext, model: str) -> Va
 def quantize_artifact(source: Path, target: Path, name: str) -> dict[str, Any]:
     """Write the dynamic int8 variant of the artifact `source` to `target` (atomically);
     returns the manifest's "compression" entry. LadderError when there is nothing to quantize."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     manifest = _onnx_manifest(source, name)
     with tempfile.TemporaryDirectory() as tmp:
         quantized = Path(tmp) / ONNX_MODEL
-        with _quiet_onnx_quantizer():
-            try:
-                quantize_dynamic(
-                    str(source / ONNX_MODEL), str(quantized), weight_type=QuantType.QInt8
-                )
-            except ValueError:  # e.g. a graph of ai.onnx.ml ops only (trees, linear classifiers)
-                quantized.unlink(missing_ok=True)
+        _quantize_dynamic(source / ONNX_MODEL, quantized)
         if not _has_ops(quantized, _INTEGER_OPS):
             raise LadderError(
                 f"{name}: nothing to quantize (ONNX Runtime's dynamic int8 covers MatMul, Conv "
@@ -93,6 +93,35 @@ def quantize_artifact(source: Path, target: Path, name: str) -> dict[str, Any]:
         info = _onnx_info(manifest, source, quantized, "dynamic")
         _write_onnx_variant(source, target, manifest, quantized, info)
     return info
+
+
+def quantize_gpt_onnx(graph: bytes) -> bytes:
+    """The dynamic int8 version of a GPT's ONNX graph (`ladder.export.gpt_onnx`): int8 weights
+    of its MatMul layers (and 8-bit embedding tables, which ONNX Runtime dequantizes when it
+    gathers rows), activations quantized on the fly; same inputs and outputs. LadderError when
+    the graph has nothing to quantize."""
+    with tempfile.TemporaryDirectory() as tmp:
+        source, quantized = Path(tmp) / "gpt.onnx", Path(tmp) / ONNX_MODEL
+        source.write_bytes(graph)
+        _quantize_dynamic(source, quantized)
+        if not _has_ops(quantized, _INTEGER_OPS):
+            raise LadderError(
+                "nothing to quantize in the GPT's graph (ONNX Runtime's dynamic int8 covers "
+                "MatMul layers; this graph has none with constant weights)"
+            )
+        return quantized.read_bytes()
+
+
+def _quantize_dynamic(source: Path, target: Path) -> None:
+    """ONNX Runtime's dynamic int8 quantization of the graph file `source` into `target`
+    (weights int8; activations quantized at run time); no `target` when it refuses the graph."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _quiet_onnx_quantizer():
+        try:
+            quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+        except ValueError:  # e.g. a graph of ai.onnx.ml ops only (trees, linear classifiers)
+            target.unlink(missing_ok=True)
 
 
 def quantize_static_artifact(source: Path, target: Path, name: str, rows: Any) -> dict[str, Any]:
@@ -284,6 +313,7 @@ def _architecture_files(source: Path, manifest: dict[str, Any]) -> list[str]:
 __all__ = [
     "quantize",
     "quantize_artifact",
+    "quantize_gpt_onnx",
     "quantize_static_artifact",
     "quantize_torch_artifact",
 ]

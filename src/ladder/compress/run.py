@@ -26,6 +26,7 @@ from ladder.io import atomic_write_text
 from ladder.registry import get_spec
 from ladder.run_folder import locked, record_failure
 from ladder.runner.cache import cached_status
+from ladder.runner.lm_rung import evaluate_generator
 from ladder.runner.prepare import prepare
 from ladder.runner.ranking import rank_run
 from ladder.tasks import get_task
@@ -125,6 +126,8 @@ def _requests(context: CompressContext) -> list[tuple[Any, str | None]]:
             pairs.append((method, None))
             continue
         neural = [n for n, e in context.entries.items() if _is_neural(e.type)]
+        if context.data.task == "generation":  # of the language models, the GPT has a graph
+            neural = [n for n, e in context.entries.items() if e.type == "gpt"]
         pairs.extend((method, name) for name in method.models or neural)
     return pairs
 
@@ -146,12 +149,15 @@ def _make(method: Any, context: CompressContext, model: str | None) -> Variant:
 def _evaluate(context: CompressContext, variant: Variant, stamp: dict[str, Any]) -> None:
     """The variant's test metrics, plots and predictions, with its delta vs the original."""
     data, model_dir = context.data, context.model_dir(variant.name)
-    model = load(context.artifact(variant.name))
-    test = data.splits.test
     task = get_task(data.task)
-    outputs = model.predict_outputs_raw(test.X)
-    radius = (model.manifest.get("interval") or {}).get("radius")
-    metrics = task.evaluate(test.y, outputs, data.labels, model_dir, variant.history, radius)
+    if data.task == "generation":
+        metrics = evaluate_generator(context.artifact(variant.name), data.splits, model_dir)
+    else:
+        model = load(context.artifact(variant.name))
+        test = data.splits.test
+        outputs = model.predict_outputs_raw(test.X)
+        radius = (model.manifest.get("interval") or {}).get("radius")
+        metrics = task.evaluate(test.y, outputs, data.labels, model_dir, variant.history, radius)
     original = json.loads((context.model_dir(variant.original) / "metrics.json").read_text())
     headline = task.delta_metric
     metrics.update(

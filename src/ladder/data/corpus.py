@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from pydoc_data.topics import topics  # the standard library's help text (builtin:pydoc)
 
 import numpy as np
 
@@ -25,10 +26,17 @@ class PromptCompletion:
     completion: str
 
 
+BUILTIN_CORPORA = ("pydoc",)
+
+
 def read_corpus(source: str | Path, text_column: str | None = None) -> list[str]:
     """The documents of `source`: a text file (one document), a folder of `.txt` files (one
-    document each, in name order) or a table file whose `text_column` holds one document per
-    row. DataError for a missing source, an undecodable file or an empty corpus."""
+    document each, in name order), a table file whose `text_column` holds one document per
+    row, or `builtin:pydoc` (the English help topics that ship with Python, ~0.5 MB, one
+    document per topic in name order). DataError for a missing source, an undecodable file
+    or an empty corpus."""
+    if str(source).startswith("builtin:"):
+        return _builtin_corpus(str(source).removeprefix("builtin:"))
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
@@ -109,6 +117,15 @@ def split_stream(n_tokens: int, val: float, test: float, block_size: int) -> Str
             "lower block_size"
         )
     return StreamSplit((0, n_train), (n_train, n_train + n_val), (n_train + n_val, n_tokens))
+
+
+def _builtin_corpus(name: str) -> list[str]:
+    if name != "pydoc":
+        raise DataError(
+            f"builtin:{name}: no such corpus (text corpora: "
+            f"{', '.join(f'builtin:{n}' for n in BUILTIN_CORPORA)})"
+        )
+    return [topics[key] for key in sorted(topics)]
 
 
 def _read_text(path: Path) -> str:

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: TID253
+
+from ladder.errors import DataError
 
 UNKNOWN = "\ufffd"  # the character tokenizer's stand-in for characters it never saw
 
@@ -89,7 +92,44 @@ class ByteBPETokenizer:
         return {"kind": self.kind, "tokenizer": json.loads(self.tokenizer.to_str())}
 
 
-LMTokenizer = CharTokenizer | ByteBPETokenizer
+class PretrainedTokenizer(ByteBPETokenizer):
+    """A pretrained model's own (fast) tokenizer, used without its special tokens: a language
+    model's stream is plain text."""
+
+    kind = "pretrained"
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> PretrainedTokenizer:
+        """The tokenizer of a local model folder (its tokenizer.json, else what transformers
+        converts its other tokenizer files to); DataError naming the folder when it has none."""
+        folder = Path(folder)
+        file = folder / "tokenizer.json"
+        if file.is_file():
+            return cls(Tokenizer.from_file(str(file)))
+        from transformers import AutoTokenizer
+
+        try:
+            loaded = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise DataError(
+                f"{folder}: no tokenizer (tokenizer.json, or vocab/merges files) in the model "
+                "folder; add the model's tokenizer files"
+            ) from exc
+        backend = getattr(loaded, "backend_tokenizer", None)
+        if backend is None:
+            raise DataError(f"{folder}: the tokenizer is not a fast tokenizer; add tokenizer.json")
+        return cls(backend)
+
+    def encode(self, text: str) -> np.ndarray:
+        """The ids of `text` (int64), without special tokens."""
+        return np.asarray(self.tokenizer.encode(text, add_special_tokens=False).ids, dtype=np.int64)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """The text of `ids`, special tokens left out."""
+        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
+
+
+LMTokenizer = CharTokenizer | ByteBPETokenizer | PretrainedTokenizer
 
 
 def train_tokenizer(kind: str, texts: list[str], vocab_size: int = 4096) -> LMTokenizer:
@@ -108,6 +148,7 @@ def tokenizer_from_json(data: dict[str, Any]) -> LMTokenizer:
         characters = data["characters"]
         if all(isinstance(c, str) and len(c) == 1 for c in characters):
             return CharTokenizer(characters)
-    if kind == "bpe" and isinstance(data.get("tokenizer"), dict):
-        return ByteBPETokenizer(Tokenizer.from_str(json.dumps(data["tokenizer"])))
-    raise ValueError("not a char or bpe tokenizer description")
+    if kind in ("bpe", "pretrained") and isinstance(data.get("tokenizer"), dict):
+        cls = ByteBPETokenizer if kind == "bpe" else PretrainedTokenizer
+        return cls(Tokenizer.from_str(json.dumps(data["tokenizer"])))
+    raise ValueError("not a char, bpe or pretrained tokenizer description")

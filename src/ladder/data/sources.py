@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd  # noqa: TID253
 
 from ladder.config import DataConfig
+from ladder.data.corpus import BUILTIN_CORPORA, read_corpus
 from ladder.data.dataset import Dataset
 from ladder.data.images import (
     IMAGE_SUFFIXES,
@@ -74,12 +75,16 @@ def load_dataset(cfg: DataConfig, source: str | None = None) -> Dataset:
 
 
 def list_builtin_datasets() -> list[dict[str, Any]]:
-    """Name, kind, rows and number of classes of every builtin data set (for `ladder list`)."""
+    """Name, kind, rows and number of classes of every builtin data set and text corpus
+    (for `ladder list`)."""
     cfg = DataConfig(source="builtin:iris")
     rows = []
     for name in BUILTIN_NAMES:
         ds = _load_builtin(name, cfg)
         rows.append({"name": name, "kind": ds.kind, "rows": len(ds), "classes": len(ds.labels)})
+    for name in BUILTIN_CORPORA:  # text for data.task: generation, one row per document
+        documents = read_corpus(f"builtin:{name}")
+        rows.append({"name": name, "kind": "corpus", "rows": len(documents), "classes": 0})
     return rows
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 
 def lm_metrics(total_nats: float, n_tokens: int, n_bytes: int) -> dict[str, Any]:
     """`loss` (nats per predicted token), `perplexity` (exp of it) and `bits_per_byte` (the
@@ -23,3 +25,42 @@ def lm_metrics(total_nats: float, n_tokens: int, n_bytes: int) -> dict[str, Any]
         "tokens": n_tokens,
         "bytes": n_bytes,
     }
+
+
+def bits_per_byte_ci(
+    nats: Any, n_bytes: Any, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of bits per byte, resampling test segments (their summed
+    nats and their bytes) with replacement; (nan, nan) with no resamples or no segments."""
+    nats = np.asarray(nats, dtype=np.float64)
+    n_bytes = np.asarray(n_bytes, dtype=np.float64)
+    if nats.shape != n_bytes.shape or nats.ndim != 1:
+        raise ValueError(
+            f"nats and n_bytes must be 1-D of one length, got {nats.shape}, {n_bytes.shape}"
+        )
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if n_resamples <= 0 or nats.size == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, nats.size, size=(n_resamples, nats.size))
+    ratios = nats[rows].sum(axis=1) / (math.log(2) * np.maximum(n_bytes[rows].sum(axis=1), 1))
+    tail = (1 - level) / 2
+    return float(np.quantile(ratios, tail)), float(np.quantile(ratios, 1 - tail))
+
+
+def paired_bits_p(n_bytes: Any, nats_a: Any, nats_b: Any) -> float:
+    """Two-sided p-value: do language models a and b differ in bits per byte? A paired t-test
+    on the per-segment differences of bits per byte (the segments are the same text for both
+    models, whatever their tokenizers). Identical scores give 1.0; fewer than 2 segments nan."""
+    from scipy.stats import t  # loaded only when needed
+
+    n_bytes = np.maximum(np.asarray(n_bytes, dtype=np.float64), 1)
+    d = (np.asarray(nats_a, dtype=np.float64) - np.asarray(nats_b, dtype=np.float64)) / n_bytes
+    n = d.size
+    if n < 2:
+        return math.nan
+    mean, sd = float(np.mean(d)), float(np.std(d, ddof=1))
+    if sd == 0:
+        return 1.0 if mean == 0 else 0.0
+    return float(min(1.0, 2 * t.sf(abs(mean / (sd / math.sqrt(n))), n - 1)))

@@ -47,17 +47,21 @@ _LABEL_SPOTS = (
 _MARKER_RADIUS = 4.0  # points: the area around each marker that labels keep clear of
 
 
-def plot_learning_curves(history: Sequence[dict[str, Any]] | Any, path: str | Path) -> None:
-    """Loss (train and val) and validation metrics per epoch, side by side.
+def plot_learning_curves(
+    history: Sequence[dict[str, Any]] | Any, path: str | Path, x: str = "epoch"
+) -> None:
+    """Loss (train and val) and validation metrics per epoch (or per `x`, e.g. step), side by
+    side.
 
     Args:
         history: rows with `epoch`, `train_loss`, `val_loss`, `val_<metric>`... (list of dicts
             or a pandas DataFrame, as written to history.csv).
         path: the PNG file to write.
+        x: the column on the horizontal axis.
     """
     rows = history.to_dict("records") if hasattr(history, "to_dict") else list(history)
     keys = list(dict.fromkeys(key for row in rows for key in row))
-    epochs = [row.get("epoch", i + 1) for i, row in enumerate(rows)]
+    epochs = [row.get(x, i + 1) for i, row in enumerate(rows)]
 
     def series(key: str) -> list[float]:
         return [_number(row.get(key)) for row in rows]
@@ -71,9 +75,9 @@ def plot_learning_curves(history: Sequence[dict[str, Any]] | Any, path: str | Pa
     for key in metric_keys:
         ax_metric.plot(epochs, series(key), marker="o", markersize=3, label=key)
     has_loss = any(k in keys for k in ("train_loss", "val_loss"))
-    _finish(ax_loss, "Loss", "epoch", "loss", None if has_loss else "no loss recorded")
+    _finish(ax_loss, "Loss", x, "loss", None if has_loss else "no loss recorded")
     metric_note = None if metric_keys else "no validation metrics"
-    _finish(ax_metric, "Validation metrics", "epoch", "value", metric_note)
+    _finish(ax_metric, "Validation metrics", x, "value", metric_note)
     for ax in (ax_loss, ax_metric):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _save(fig, path)

@@ -533,6 +533,24 @@ def _binary_pair(positive: str) -> list[Any]:
     ]
 
 
+def cpu_session(model: bytes | str | Path, threads: int | None = None, arena: bool = True) -> Any:
+    """An ONNX Runtime CPU session of a graph (its bytes or a path), logging errors only.
+
+    `threads`: intra-op threads, not spinning while idle; None: ONNX Runtime's defaults.
+    `arena`: ONNX Runtime's CPU memory arena (see `OnnxPredictor`)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    options.enable_cpu_mem_arena = arena
+    if threads is not None:  # a fixed pool whose idle threads sleep instead of spinning
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    source = str(model) if isinstance(model, Path) else model
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
 class OnnxPredictor:
     """Class probabilities from a model.onnx with ONNX Runtime (no torch, no scikit-learn), or
     for `task="regression"` the predictions, a 1-D float64 array (the graph's (batch, 1) or
@@ -556,17 +574,7 @@ class OnnxPredictor:
         arena: bool = True,
         task: str = "classification",
     ) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only
-        options.enable_cpu_mem_arena = arena
-        if threads is not None:  # a fixed pool whose idle threads sleep instead of spinning
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        source = str(model) if isinstance(model, Path) else model
-        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(model, threads, arena)
         self.family, self.pad_id, self.task = family, pad_id, task
         self.tfidf = _tfidf_runtime(self.session)
         # classical classifiers output (labels, probabilities); the others probabilities,

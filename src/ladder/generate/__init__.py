@@ -1,8 +1,7 @@
-"""Text generation: decoding token ids from a causal language model (`ladder.models.gpt`).
+"""Text generation: continuing prompts with a language model.
 
-Importing this package loads torch.
+`decoder` is the contract every model fills (prefill + batched decode steps, numpy logits),
+`stream` the numpy sampler and text streaming, `generator` a model with its tokenizer,
+`decoders` ladder's own models as decoders; `sampling` is the torch reference loop. The
+package itself imports nothing, so the ONNX Runtime path stays free of torch.
 """
-
-from ladder.generate.sampling import generate_ids, next_token
-
-__all__ = ["generate_ids", "next_token"]

@@ -209,6 +209,12 @@ class KneserNey:
     def log_likelihood(self, ids: Any) -> tuple[float, int]:
         """(sum of log P(token | the tokens before it) in nats, <= 0; number of tokens predicted)
         over the stream `ids`, the first token from the empty context. Loss = -total / n."""
+        logp = self.token_log_probs(ids)
+        return float(np.sum(logp)), len(logp)
+
+    def token_log_probs(self, ids: Any) -> np.ndarray:
+        """log P(token | the tokens before it) in nats for each token of the stream `ids`
+        (float64, the first token from the empty context)."""
         n, vocab = self.order, self.vocab_size_
         y = as_ids(ids, vocab)
         probs = np.full(len(y), 1.0 / vocab)
@@ -230,7 +236,7 @@ class KneserNey:
             probs[k - 1 :] = np.where(use, mixed, probs[k - 1 :])
             context = np.full(len(y), -1, dtype=np.int64)
             context[k:] = grams[:-1]  # the k-gram ending just before position i
-        return float(np.sum(np.log(probs))), len(y)
+        return np.log(probs)
 
     def generate(
         self,

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 Family = Literal["classical", "neural"]
 DataKind = Literal["tabular", "image", "text"]
-TaskName = Literal["classification", "regression"]
+TaskName = Literal["classification", "regression", "generation"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class ModelSpec:
     `tasks` are the tasks the type can learn. A classical type builds a different estimator per
     task: `build` the classifier, `build_regressor` (same signature) the regressor; a type
     without a classifier has `build=None`. Neural types build one module for every task.
+    Language models (task generation, `ladder.models.language`) build with
+    `build(config, (), vocab_size)`.
     """
 
     type: str

@@ -94,6 +94,8 @@ def render_report(run_dir: str | Path) -> Path:
 def _dataset_section(data: dict[str, Any]) -> str:
     if not data:
         return '<p class="note">No data.json in the run folder.</p>'
+    if data.get("task") == "generation":
+        return _corpus_section(data)
     regression = data.get("task") == "regression"
     facts = {
         "source": data.get("source", ""),
@@ -173,14 +175,38 @@ def _leaderboard_table(rows: list[dict[str, Any]], best_name: str) -> str:
     )
 
 
+def _corpus_section(data: dict[str, Any]) -> str:
+    """A language-model run's text: source, kind, and examples, characters and bytes per part."""
+    facts = {k: data.get(k, "") for k in ("source", "kind", "task", "sha256")}
+    parts = [p for p in _SPLITS if p in data.get("bytes", {})]
+    table = _table(
+        ["part", "examples", "characters", "bytes"],
+        [
+            [
+                p,
+                fmt_int(data["examples"][p]),
+                fmt_int(data["characters"][p]),
+                fmt_int(data["bytes"][p]),
+            ]
+            for p in parts
+        ],
+    )
+    return (
+        f'<div class="grid"><div>{_facts(facts)}</div><div><h3>Parts (contiguous, in order)'
+        f"</h3>{table}</div></div>"
+    )
+
+
 def _tradeoff_section(rows: list[dict[str, Any]]) -> str:
     ok = [row for row in rows if is_finished(row)]
-    scatter = _figure_img(lambda: _tradeoff_figure(ok), "Accuracy against latency")
-    bars = _figure_img(lambda: _ci_figure(ok), "Accuracy with confidence intervals")
+    metric = _headline(ok).replace("_", " ")
+    scatter = _figure_img(lambda: _tradeoff_figure(ok), f"{metric} against latency")
+    bars = _figure_img(lambda: _ci_figure(ok), f"{metric} with confidence intervals")
     return (
-        f'<div class="grid"><div><h3>Accuracy vs latency</h3>{scatter}<p class="note">'
-        "Red points are on the Pareto front: no other model is both faster and more accurate."
-        f"</p></div><div><h3>Accuracy with confidence interval</h3>{bars}</div></div>"
+        f'<div class="grid"><div><h3>{escape(metric.capitalize())} vs latency</h3>{scatter}'
+        '<p class="note">Red points are on the Pareto front: no other model is both faster and '
+        f"better.</p></div><div><h3>{escape(metric.capitalize())} with confidence interval</h3>"
+        f"{bars}</div></div>"
     )
 
 
@@ -207,6 +233,8 @@ def _best_section(run_dir: Path, best: dict[str, Any] | None) -> str:
     model_dir = run_dir / "models" / name
     metrics = _read_json(model_dir / "metrics.json")
     scalars = {k: _fmt(k, v) for k, v in metrics.items() if isinstance(v, (int, float))}
+    if "bits_per_byte" in metrics:  # language models: samples from each
+        return f"{_facts(scalars) if scalars else ''}{_samples_section(run_dir)}"
     scatter = _embed_png(model_dir / "plots" / "predicted_vs_actual.png", f"Predicted, {name}")
     if scatter is not None:  # a regression model
         residuals = _embed_png(model_dir / "plots" / "residuals.png", f"Residuals, {name}")
@@ -225,6 +253,24 @@ def _best_section(run_dir: Path, best: dict[str, Any] | None) -> str:
         f'{_facts(scalars) if scalars else ""}<div class="grid">'
         f"<div><h3>Confusion matrix</h3>{cm or note('No confusion matrix saved.')}</div>"
         f"<div><h3>ROC</h3>{roc or note('No ROC plot saved (plots/roc.png).')}</div></div>"
+    )
+
+
+def _samples_section(run_dir: Path) -> str:
+    """Each language model's continuations of the same prompts (fixed seed)."""
+    rows = []
+    for path in sorted((run_dir / "models").glob("*/samples.json")):
+        for sample in json.loads(path.read_text(encoding="utf-8")):
+            rows.append(
+                f"<tr><td>{escape(path.parent.name)}</td><td><pre>{escape(sample['prompt'])}</pre>"
+                f"</td><td><pre>{escape(sample['completion'])}</pre></td></tr>"
+            )
+    if not rows:
+        return note("No samples saved.")
+    return (
+        '<h3>Samples</h3><p class="note">The same prompts for every model, the run\'s seed, '
+        "temperature 0.8, top-k 40.</p><table><thead><tr><th>model</th><th>prompt</th>"
+        f"<th>continuation</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
 
@@ -280,8 +326,16 @@ def _class_balance_figure(classes: Sequence[dict[str, Any]]) -> Figure:
 
 
 def _headline(rows: Sequence[dict[str, Any]]) -> str:
-    """The metric a run's leaderboard leads with: rmse for regression, else accuracy."""
+    """The metric a run's leaderboard leads with: rmse for regression, bits per byte for
+    generation, else accuracy."""
+    if any("bits_per_byte" in r for r in rows):
+        return "bits_per_byte"
     return "rmse" if any("rmse" in r for r in rows) else "accuracy"
+
+
+def _ci_columns(metric: str) -> tuple[str, str]:
+    prefix = "bpb" if metric == "bits_per_byte" else metric
+    return f"{prefix}_ci_low", f"{prefix}_ci_high"
 
 
 def _tradeoff_figure(rows: Sequence[dict[str, Any]]) -> Figure:
@@ -324,8 +378,9 @@ def _ci_figure(rows: Sequence[dict[str, Any]]) -> Figure:
     names = [str(r["model"]) for r in rows]
     metric = _headline(rows)
     acc = np.array([to_float(r.get(metric)) for r in rows])
-    low = np.array([to_float(r.get(f"{metric}_ci_low", math.nan)) for r in rows])
-    high = np.array([to_float(r.get(f"{metric}_ci_high", math.nan)) for r in rows])
+    low_column, high_column = _ci_columns(metric)
+    low = np.array([to_float(r.get(low_column, math.nan)) for r in rows])
+    high = np.array([to_float(r.get(high_column, math.nan)) for r in rows])
     err = np.nan_to_num(np.vstack([acc - low, high - acc]), nan=0.0).clip(min=0)
     fig = Figure(figsize=(6.4, max(2.2, 0.45 * len(names) + 1.4)), layout="constrained")
     ax = fig.subplots()

@@ -4,6 +4,7 @@ compress them, and rank them in a leaderboard and report (`ladder run`, `ladder 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from ladder.registry import get_spec
 from ladder.run_folder import clear_failure, locked, model_dir, record_failure
 from ladder.runner.cache import cached_status, refuse_other_data
 from ladder.runner.crossval import folds, summarize
+from ladder.runner.lm_rung import train_lm_entry
 from ladder.runner.prepare import PreparedData, prepare, write_run_files
 from ladder.runner.ranking import RunResult, leaderboard, write_leaderboard
 from ladder.runner.rung import TrainResult, resolve_device, train_entry
@@ -58,7 +60,7 @@ def train_model(
     with lock:
         if not get_spec(entry.type).trains_with_trainer:
             write_run_files(config, run_dir, data)
-            return train_entry(config, entry, data, run_dir, resume=resume)
+            return rung_trainer(data)(config, entry, data, run_dir, resume=resume)
         return _train_neural(config, entry, data, run_dir, resume)
 
 
@@ -71,10 +73,16 @@ def _train_neural(
         main = not joined or distributed.is_main()
         if main:
             write_run_files(config, run_dir, data)
-        return train_entry(config, entry, data, run_dir, resume=resume, main=main)
+        return rung_trainer(data)(config, entry, data, run_dir, resume=resume, main=main)
     finally:
         if joined:
             distributed.cleanup()
+
+
+def rung_trainer(data: PreparedData) -> Callable[..., TrainResult | None]:
+    """The function that trains one entry on `data`: `train_lm_entry` for a corpus (task
+    generation), else `train_entry`; both take (config, entry, data, run_dir, resume=, main=)."""
+    return train_lm_entry if data.task == "generation" else train_entry
 
 
 def run(
@@ -164,7 +172,7 @@ def _train_rungs(
         show.line(i, name, f"training {entries[name].type}")
         started = time.perf_counter()
         try:
-            train_entry(config, entries[name], data, run_dir)
+            rung_trainer(data)(config, entries[name], data, run_dir)
             clear_failure(model_dir(run_dir, name))
             status[name] = "ok"
             show.line(i, name, f"done in {time.perf_counter() - started:.1f}s")

@@ -1,4 +1,4 @@
-"""Leaderboard rows of a run folder: test metrics, bootstrap CIs, McNemar tests, costs.
+"""Leaderboard rows of a run folder: test metrics, bootstrap CIs, paired tests, costs.
 
 Every figure comes from files the models left in the run folder (metrics.json,
 test_predictions.csv, the artifact), so cached and freshly trained models are treated alike.
@@ -7,6 +7,7 @@ test_predictions.csv, the artifact), so cached and freshly trained models are tr
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import pandas as pd  # noqa: TID253
 
 from ladder.evaluate.compare import build_leaderboard, pareto_front, time_predictions
 from ladder.export.artifact import load
+from ladder.export.lm_artifact import load_generator
+from ladder.generate.stream import SamplingParams, stream_ids
 from ladder.tasks import Task
 from ladder.tasks.classification import CLASSIFICATION
 
@@ -47,9 +50,12 @@ def leaderboard_rows(
         pred = pd.read_csv(model_dir / "test_predictions.csv")
         predictions[name] = pred
         artifact = model_dir / "artifact"
-        model = load(artifact)
-        one, batch = _timing_inputs(test_inputs)
-        latency_ms, throughput = time_predictions(model.predict_outputs_raw, one, batch)
+        if task.name == "generation":
+            latency_ms, throughput = time_generation(artifact, test_inputs)
+        else:
+            model = load(artifact)
+            one, batch = _timing_inputs(test_inputs)
+            latency_ms, throughput = time_predictions(model.predict_outputs_raw, one, batch)
         rows.append(
             {
                 **row,
@@ -77,17 +83,33 @@ def _add_comparisons(
         return
     sign = -1 if primary in task.lower_is_better else 1
     best = max(done, key=lambda r: sign * _number(r.get(primary)))
-    truth = predictions[best["model"]]["y_true"].to_numpy()
-    best_pred = predictions[best["model"]]["y_pred"].to_numpy()
+    truth_column, pred_column = task.prediction_columns
+    truth = predictions[best["model"]][truth_column].to_numpy()
+    best_pred = predictions[best["model"]][pred_column].to_numpy()
     headline = task.delta_metric
     better = -1 if headline in task.lower_is_better else 1
     front = pareto_front(
         [better * _number(r[headline]) for r in done], [_number(r["latency_ms"]) for r in done]
     )
     for row, on_front in zip(done, front, strict=True):
-        pred = predictions[row["model"]]["y_pred"].to_numpy()
+        pred = predictions[row["model"]][pred_column].to_numpy()
         row[task.paired_column] = task.paired_p(truth, best_pred, pred)
         row["pareto"] = on_front
+
+
+def time_generation(artifact: Path, prompts: list[str], tokens: int = 32) -> tuple[float, float]:
+    """(milliseconds per generated token, tokens per second) of one greedy stream of
+    `tokens` new tokens from the artifact, after a warm-up, over the first prompts."""
+    generator = load_generator(artifact)
+    params = SamplingParams(max_new_tokens=tokens, temperature=0)
+    prompts = [p for p in prompts if p][:3] or ["\n"]
+    generator.generate(prompts[0], SamplingParams(max_new_tokens=2, temperature=0))  # warm-up
+    made, started = 0, time.perf_counter()
+    for prompt in prompts:
+        ids, _ = generator.prompt_ids(prompt)
+        made += sum(1 for _ in stream_ids(generator.decoder, ids, params))
+    seconds = time.perf_counter() - started
+    return 1000 * seconds / made, made / seconds
 
 
 def _number(value: Any) -> float:

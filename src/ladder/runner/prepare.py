@@ -13,6 +13,8 @@ from ladder import __version__
 from ladder.config import Config, dump_config
 from ladder.console import say
 from ladder.data import describe_data, load_dataset, split_dataset
+from ladder.data.corpus import read_corpus, read_prompt_completions
+from ladder.data.lm_splits import describe_corpus, scoring_segments, split_examples, split_text
 from ladder.errors import DataError
 from ladder.io import atomic_write_text
 from ladder.tasks import get_task
@@ -23,15 +25,24 @@ from ladder.tasks.options import with_task
 class PreparedData:
     """The data of a run, loaded and split once, shared by every model."""
 
-    splits: Any
+    splits: Any  # data.Splits; for generation, data.lm_splits.CorpusSplits
     labels: list[Any]
     source: str
     info: dict[str, Any]
     task: str = "classification"
 
+    def test_inputs(self) -> Any:
+        """What a saved model is timed on: the raw test rows, or a language model's prompts
+        (the starts of test segments)."""
+        if self.task == "generation":
+            return [seg.text[:40] for seg in scoring_segments(self.splits.test, target=8)]
+        return self.splits.test.X
+
 
 def prepare_data(config: Config) -> PreparedData:
     """Load the config's data (and test_source), split it (seeded) and describe it."""
+    if config.data.task == "generation":
+        return prepare_corpus(config)
     data_cfg = config.data.model_copy(update={"source": config.resolve_path(config.data.source)})
     dataset = load_dataset(data_cfg)
     data_cfg = data_cfg.model_copy(update={"task": dataset.task})  # the test set: the same task
@@ -47,6 +58,22 @@ def prepare_data(config: Config) -> PreparedData:
     if dataset.task_reason:
         say(dataset.task_reason)
     return PreparedData(splits, list(dataset.labels), data_cfg.source, info, dataset.task)
+
+
+def prepare_corpus(config: Config) -> PreparedData:
+    """The text of a language-model run: read (a text file, a folder of .txt, a table's
+    `data.text` column, or prompt/completion .jsonl) and split into contiguous parts."""
+    data = config.data
+    source = config.resolve_path(data.source)
+    split = data.split
+    if Path(source).suffix == ".jsonl" and data.text is None:
+        splits = split_examples(read_prompt_completions(source), split.val, split.test)
+    else:
+        splits = split_text(read_corpus(source, data.text), split.val, split.test)
+    info = describe_corpus(splits, source)
+    parts = ", ".join(f"{name} {n:,}" for name, n in info["bytes"].items())
+    say(f"corpus {source}: {splits.kind.replace('_', '/')}, bytes per part: {parts}")
+    return PreparedData(splits, [], source, info, "generation")
 
 
 def prepare(config: Config) -> tuple[Config, PreparedData]:

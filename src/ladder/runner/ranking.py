@@ -70,7 +70,7 @@ def leaderboard(
         run_dir,
         models,
         status,
-        data.splits.test.X,
+        data.test_inputs(),
         config.evaluate.bootstrap,
         config.seed,
         primary=config.evaluate.primary,

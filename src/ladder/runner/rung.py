@@ -90,7 +90,7 @@ def train_entry(
     """
     spec = get_spec(entry.type)
     cache_key = config_hash(config, entry)
-    entry = _resolve_model_path(config, entry)
+    entry = resolve_model_path(config, entry)
     model_dir = model_folder(run_dir, entry.name)
     splits = data.splits
     if resume:
@@ -201,7 +201,7 @@ def _text_hint() -> str:
     return f" (text models: {', '.join(names)})"
 
 
-def _resolve_model_path(config: Config, entry: ModelEntry) -> ModelEntry:
+def resolve_model_path(config: Config, entry: ModelEntry) -> ModelEntry:
     """A pretrained model's `path` relative to the config's folder, when it exists there."""
     path = getattr(entry.params, "path", None)
     if not isinstance(path, str) or Path(path).is_absolute():

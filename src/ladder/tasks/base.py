@@ -29,6 +29,7 @@ class Task(Protocol):
     paired_column: str  # the leaderboard column of the paired test against the best model
     delta_column: str  # a compressed variant's change of the headline metric
     delta_metric: str
+    prediction_columns: tuple[str, str]  # test_predictions.csv: (truth, prediction) columns
 
     def n_outputs(self, labels: list[Any]) -> int:
         """The size of a network's output layer."""

@@ -31,6 +31,7 @@ class ClassificationTask:
     paired_column: str = "mcnemar_p"
     delta_column: str = "accuracy_delta"
     delta_metric: str = "accuracy"
+    prediction_columns: tuple[str, str] = ("y_true", "y_pred")
 
     def n_outputs(self, labels: list[Any]) -> int:
         """One logit per class."""

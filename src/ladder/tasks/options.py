@@ -11,7 +11,11 @@ from ladder.models.classical import task_param_problems, tasks_of
 from ladder.registry import MODEL_TYPES
 from ladder.tasks.base import Task
 
-_LOSSES = {"classification": ("cross_entropy",), "regression": ("mse", "mae", "huber")}
+_LOSSES = {
+    "classification": ("cross_entropy",),
+    "regression": ("mse", "mae", "huber"),
+    "generation": ("cross_entropy",),
+}
 
 
 def with_task(config: Config, task: Task) -> Config:
@@ -35,7 +39,9 @@ def task_problems(config: Config, task: Task) -> list[str]:
     problems = []
     data, evaluate = config.data, config.evaluate
     where = f"data.task is {task.name}"
-    if task.name == "regression":
+    if task.name == "generation":
+        problems += _generation_problems(config, where)
+    elif task.name == "regression":
         if data.balance != "none":
             problems.append(
                 f"data.balance: {data.balance} balances classes, and a regression target has "
@@ -46,7 +52,7 @@ def task_problems(config: Config, task: Task) -> list[str]:
                 f"data.split.stratify: a regression target has no classes to stratify ({where}); "
                 "remove it"
             )
-    else:
+    if task.name != "regression":
         if data.target_transform != "none":
             problems.append(
                 f"data.target_transform: {data.target_transform} transforms a numeric target "
@@ -56,6 +62,14 @@ def task_problems(config: Config, task: Task) -> list[str]:
             problems.append(
                 f"evaluate.intervals: prediction intervals are for regression ({where}); remove it"
             )
+    if task.name != "generation":
+        for raw in config.models:
+            entry = config.model(raw["name"])
+            if entry.text.tokenizer == "char":
+                problems.append(
+                    f"models.{entry.name}.text.tokenizer: char is for generation ({where}); "
+                    "use wordpiece, bpe or word"
+                )
     for name in evaluate.metrics or []:
         if name not in task.metric_names:
             problems.append(_unknown("evaluate.metrics", name, task))
@@ -85,6 +99,39 @@ def task_problems(config: Config, task: Task) -> list[str]:
             problems.append(
                 f"models.{entry.name}.train.loss: {loss} does not fit {task.name} ({where}); "
                 f"use {' or '.join(_LOSSES[task.name])}"
+            )
+    return problems
+
+
+def _generation_problems(config: Config, where: str) -> list[str]:
+    """Options that a language model of a corpus cannot honour."""
+    data, problems = config.data, []
+    if data.balance != "none":
+        problems.append(f"data.balance: text has no classes to balance ({where}); remove it")
+    if "stratify" in data.split.model_fields_set and data.split.stratify:
+        problems.append(f"data.split.stratify: text has no classes ({where}); remove it")
+    if data.test_source is not None:
+        problems.append(
+            f"data.test_source: a corpus is split into contiguous parts ({where}); remove it "
+            "and set data.split.test"
+        )
+    if config.evaluate.cv is not None:
+        problems.append(
+            f"evaluate.cv: cross-validation needs exchangeable rows, and a corpus is split into "
+            f"contiguous parts ({where}); remove it"
+        )
+    for method in config.compress:
+        if method.method != "quantize":
+            problems.append(
+                f"compress: {method.method} is not available for language models ({where}); "
+                "quantize (onnxruntime, dynamic) is"
+            )
+    for raw in config.models:
+        entry = config.model(raw["name"])
+        if entry.text.tokenizer == "word":
+            problems.append(
+                f"models.{entry.name}.text.tokenizer: word cannot spell unseen words ({where}); "
+                "use char, bpe or pretrained"
             )
     return problems
 

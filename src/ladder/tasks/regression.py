@@ -63,6 +63,7 @@ class RegressionTask:
     paired_column: str = "ttest_p"
     delta_column: str = "rmse_delta"
     delta_metric: str = "rmse"
+    prediction_columns: tuple[str, str] = ("y_true", "y_pred")
 
     def n_outputs(self, labels: list[Any]) -> int:
         """One output: the (standardised) target."""

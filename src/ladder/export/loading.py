@@ -1,0 +1,27 @@
+"""`ladder.load`: any artifact, by what its manifest says it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ladder.export.artifact import LoadedModel, read_manifest
+from ladder.export.artifact import load as load_predictor
+from ladder.export.lm_artifact import load_generator
+from ladder.generate.generator import TextGenerator
+
+
+def load(
+    directory: str | Path,
+    backend: str | None = None,
+    threads: int | None = None,
+    arena: bool = True,
+) -> LoadedModel | TextGenerator:
+    """A verified artifact, loaded: a `TextGenerator` (`.generate(prompt, ...)`,
+    `.stream(...)`) for a language model, else a `LoadedModel` that predicts (see
+    `ladder.export.artifact.load` for the backends). `arena` is ONNX Runtime's CPU memory
+    arena for predictors."""
+    manifest: dict[str, Any] = read_manifest(directory)
+    if manifest.get("task") == "generation":
+        return load_generator(directory, backend, threads)
+    return load_predictor(directory, backend, threads, arena)
