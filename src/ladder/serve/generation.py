@@ -1,9 +1,7 @@
 """A served language model: the request parameters of Triton's generate extension (the names
 TensorRT-LLM's backend uses), its protocol tensors (`text_input` -> `text_output`, BYTES), and
 text streamed from the continuous-batching engine (`ladder.generate.engine`) into the event
-loop.
-
-Imported only when a generation model is served: it loads torch."""
+loop."""
 
 from __future__ import annotations
 

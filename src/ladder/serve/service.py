@@ -11,19 +11,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ladder import __version__
 from ladder.export.artifact import read_manifest
+from ladder.export.lm_artifact import is_generation, load_generator
 from ladder.serve.batcher import Batcher, BatchSettings, BatchStats, Closed, Expired, QueueFull
+from ladder.serve.generation import (
+    GenerationRequest,
+    GenerationSettings,
+    ServedGenerator,
+    TextFeed,
+)
 from ladder.serve.limits import LimitError, check_rows
 from ladder.serve.metrics import ServeMetrics
 from ladder.serve.model import InputError, ServedModel
-
-if TYPE_CHECKING:  # generation loads torch: imported only where such a model is served
-    from ladder.serve.generation import GenerationRequest, ServedGenerator, TextFeed
 
 
 class ServeError(Exception):
@@ -350,11 +354,17 @@ class InferenceService:
             m.queue_duration.labels(model=name).observe(seconds)
 
 
-def load_models(artifacts: list[str | Path], threads: int | None = 1) -> list[ServedModel]:
+def load_models(
+    artifacts: list[str | Path],
+    threads: int | None = 1,
+    generation: GenerationSettings | None = None,
+    max_queue: int = 100,
+) -> list[ServedModel | ServedGenerator]:
     """The artifacts as served models, named after their manifest (`name`), made unique
-    with `-2`, `-3`... suffixes; `threads`: ONNX Runtime threads per batch. ArtifactError or
-    DataError naming the file that fails."""
-    models: list[ServedModel] = []
+    with `-2`, `-3`... suffixes; `threads`: ONNX Runtime threads per batch. A generation
+    artifact (a language model) is served with continuous batching (`generation`, at most
+    `max_queue` requests waiting). ArtifactError or DataError naming the file that fails."""
+    models: list[ServedModel | ServedGenerator] = []
     taken: set[str] = set()
     for path in artifacts:
         base = str(read_manifest(path).get("name") or Path(path).parent.name)
@@ -362,5 +372,11 @@ def load_models(artifacts: list[str | Path], threads: int | None = 1) -> list[Se
         while name in taken:
             name, k = f"{base}-{k}", k + 1
         taken.add(name)
-        models.append(ServedModel(name, path, threads))
+        if is_generation(path):
+            started = time.perf_counter()
+            generator = load_generator(path, threads=threads)
+            seconds = time.perf_counter() - started
+            models.append(ServedGenerator(name, generator, generation, max_queue, seconds))
+        else:
+            models.append(ServedModel(name, path, threads))
     return models
