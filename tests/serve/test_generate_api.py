@@ -225,3 +225,22 @@ def test_the_api_key_is_required_when_set() -> None:
         assert requests.post(url, json=body, timeout=10).status_code == 401
         headers = {"Authorization": f"Bearer {API_KEY}"}
         assert generate(live, body, name="keyed", headers=headers).status_code == 200
+
+
+def test_grpc_model_infer_generates_with_tritonclient() -> None:
+    import numpy as np
+    import tritonclient.grpc as triton
+
+    with LiveServer([], models=[served("tiny")], grpc=True) as live:
+        client = triton.InferenceServerClient(f"127.0.0.1:{live.grpc_port}")
+        try:
+            prompt = triton.InferInput("text_input", [1], "BYTES")
+            prompt.set_data_from_numpy(np.array([b"the"], dtype=object))
+            tokens = triton.InferInput("max_tokens", [1], "INT32")
+            tokens.set_data_from_numpy(np.array([7], dtype=np.int32))
+            seed = triton.InferInput("seed", [1], "INT64")
+            seed.set_data_from_numpy(np.array([5], dtype=np.int64))
+            answer = client.infer("tiny", [prompt, tokens, seed]).as_numpy("text_output")
+        finally:
+            client.close()
+    assert [t.decode() for t in answer] == [expected("the", max_new_tokens=7, seed=5)]
