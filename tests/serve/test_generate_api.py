@@ -210,6 +210,7 @@ def test_metrics_count_tokens_and_latencies(server: LiveServer) -> None:
         'ladder_generated_tokens_total{model="tiny"}',
         'ladder_sequences_running{model="tiny"} 0.0',
         'ladder_sequences_queued{model="tiny"} 0.0',
+        'ladder_inflight_requests{model="tiny"} 0.0',  # streams included, once they end
         'ladder_requests_total{code="200",model="tiny",protocol="rest"}',
     ):
         assert series in text, series

@@ -22,8 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from ladder.generate.generator import TextGenerator
 from ladder.generate.stream import Sampler, SamplingParams, TextStream
 
@@ -73,18 +71,18 @@ class Observer:
 
 @dataclass(eq=False)  # compared by identity: the queue removes this very job
 class Job:
-    """One request: its prompt ids, parameters and where its text goes; then its decoding
-    state while it runs."""
+    """One request: its prompt ids, parameters, sampler, text and where the text goes; then
+    its decoding state while it runs."""
 
     ids: list[int]
     params: SamplingParams
     emit: Emit
+    sampler: Sampler
+    text: TextStream
     submitted: float = field(default_factory=time.perf_counter)
     cancelled: bool = False
-    sampler: Sampler | None = None
-    text: TextStream | None = None
     context: list[int] = field(default_factory=list)
-    logits: np.ndarray | None = None
+    logits: Any = None  # (vocab,) of the next token, once prefilled
     state: Any = None
     produced: int = 0
     last_token: float = 0.0
@@ -151,7 +149,8 @@ class Engine:
             raise ValueError(
                 f"a prompt of {len(ids)} tokens: expected 1 to {self.decoder.context_length - 1}"
             )
-        job = Job(list(ids), params, emit)
+        text = TextStream(self.generator.decode, params.stop)
+        job = Job(list(ids), params, emit, Sampler(params), text)
         with self._lock:
             if self._closed:
                 raise Closed("the generation engine is shutting down")
@@ -183,7 +182,8 @@ class Engine:
                 if self._closed and not (self._queue or self._running):
                     return
                 admitted = []
-                while self._queue and len(self._running) + len(admitted) < self._slots:
+                slots = self.settings.max_sequences
+                while self._queue and len(self._running) + len(admitted) < slots:
                     admitted.append(self._queue.popleft())
             for job in admitted:
                 self._admit(job)
@@ -191,15 +191,9 @@ class Engine:
             if self._running:
                 self._step()
 
-    @property
-    def _slots(self) -> int:
-        return self.settings.max_sequences
-
     def _admit(self, job: Job) -> None:
         """Prefill a request's prompt and join the running batch."""
         try:
-            job.sampler = Sampler(job.params)
-            job.text = TextStream(self.generator.decode, job.params.stop)
             job.context = list(job.ids)
             job.logits, job.state = self.decoder.prefill(job.context)
         except Exception:
@@ -216,18 +210,18 @@ class Engine:
             if job.cancelled:
                 continue
             try:
-                token = job.sampler(job.logits)  # type: ignore[misc]
+                token = job.sampler(job.logits)
             except Exception:
                 logger.exception("sampling failed")
                 self._finish(job, "", ERROR)
                 continue
             self._timed(job)
             job.produced += 1
-            chunk = job.text.push(token)  # type: ignore[union-attr]
-            if job.text.stopped:  # type: ignore[union-attr]
+            chunk = job.text.push(token)
+            if job.text.stopped:
                 self._finish(job, chunk, STOP)
             elif job.produced >= job.params.max_new_tokens:
-                self._finish(job, chunk + job.text.flush(), LENGTH)  # type: ignore[union-attr]
+                self._finish(job, chunk + job.text.flush(), LENGTH)
             else:
                 if chunk:
                     self._send(job, chunk, None)

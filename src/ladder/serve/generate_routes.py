@@ -53,13 +53,14 @@ class EventStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, feed: Any, head: dict[str, Any]) -> None:
+    def __init__(self, feed: Any, head: dict[str, Any], inflight: Any) -> None:
         super().__init__(headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
         # a stream has no length: chunked transfer
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
-        self.feed, self.head = feed, head
+        self.feed, self.head, self.inflight = feed, head, inflight  # counted while it streams
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.inflight.__enter__()
         watcher = asyncio.ensure_future(_disconnect(receive))
         watcher.add_done_callback(lambda _: self.feed.cancel())
         try:
@@ -74,6 +75,7 @@ class EventStream(Response):
         finally:
             watcher.cancel()
             self.feed.cancel()  # a no-op once it has finished
+            self.inflight.__exit__(None, None, None)
 
 
 def _event(data: dict[str, Any] | None, more: bool) -> dict[str, Any]:
@@ -109,7 +111,8 @@ def add_generation_routes(app: FastAPI, service: InferenceService) -> None:
     async def stream(request: Request, name: str, version: str | None) -> Response:
         model, checked_request = await checked(request, name, version)
         feed = service.open_generation(model, checked_request)
-        return EventStream(feed, {"model_name": model.name, "model_version": model.version})
+        head = {"model_name": model.name, "model_version": model.version}
+        return EventStream(feed, head, service.track(name))
 
     @app.post("/v2/models/{name}/generate", tags=["generation"], openapi_extra=OPENAPI)
     async def model_generate(request: Request, name: str) -> JSONResponse:
