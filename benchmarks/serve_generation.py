@@ -10,14 +10,15 @@ of 8 to 64 characters (so the batch holds caches of different lengths), each ask
 `--tokens` new tokens with no stop string, so every request generates exactly that many.
 Tokens/s is all the tokens over the wall time of the round; time to first token is from
 sending a request to its first event (queueing in the server included). One unmeasured
-round warms each server up first.
+round warms each server up first; then `--rounds` measured rounds: the median tokens/s is
+shown with the range, and the time-to-first-token percentiles are over all their requests.
 
 Caveats: client and server share the machine's cores; the server's torch runs on
 `--torch-threads` threads. A character's text is one event, except where the tokenizer's
 unknown character (U+FFFD) is held back until the next one: the client counts events, the
 server's /metrics count tokens, and the table shows the latter.
 
-Run: .venv/bin/python benchmarks/serve_generation.py [--streams 16] [--tokens 64]
+Run: .venv/bin/python benchmarks/serve_generation.py [--streams 16] [--tokens 64] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -134,8 +135,11 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1]
 
 
-def measure(max_sequences: int, streams: int, tokens: int, threads: int) -> dict[str, float]:
-    """Tokens/s and times to first token of one server configuration."""
+def measure(
+    max_sequences: int, streams: int, tokens: int, threads: int, rounds: int
+) -> dict[str, float]:
+    """Tokens/s (the median round's, and the range) and times to first token (of every
+    round's requests) of one server configuration."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = multiprocessing.get_context("spawn").Process(
@@ -145,16 +149,19 @@ def measure(max_sequences: int, streams: int, tokens: int, threads: int) -> dict
     try:
         wait_ready(url)
         asyncio.run(one_round(url, streams, max(4, tokens // 8)))  # warm-up, unmeasured
-        before = generated_tokens(url)
-        seconds, firsts = asyncio.run(one_round(url, streams, tokens))
-        made = generated_tokens(url) - before
+        speeds, firsts = [], []
+        for _ in range(rounds):
+            before = generated_tokens(url)
+            seconds, round_firsts = asyncio.run(one_round(url, streams, tokens))
+            speeds.append((generated_tokens(url) - before) / seconds)
+            firsts += round_firsts
     finally:
         process.kill()
         process.join(10)
     return {
-        "tokens": made,
-        "seconds": seconds,
-        "tokens_per_s": made / seconds,
+        "tokens_per_s": statistics.median(speeds),
+        "low": min(speeds),
+        "high": max(speeds),
         "ttft_p50": statistics.median(firsts),
         "ttft_p95": p95(firsts),
     }
@@ -165,20 +172,22 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=16, help="concurrent streams")
     parser.add_argument("--tokens", type=int, default=64, help="new tokens per stream")
     parser.add_argument("--torch-threads", type=int, default=1, help="the server's torch threads")
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds per server")
     args = parser.parse_args()
+    options = (args.streams, args.tokens, args.torch_threads, max(1, args.rounds))
     rows = {
-        f"continuous (max_sequences {args.streams})": measure(
-            args.streams, args.streams, args.tokens, args.torch_threads
-        ),
-        "one at a time (max_sequences 1)": measure(
-            1, args.streams, args.tokens, args.torch_threads
-        ),
+        f"continuous (max_sequences {args.streams})": measure(args.streams, *options),
+        "one at a time (max_sequences 1)": measure(1, *options),
     }
-    print(f"{args.streams} streams x {args.tokens} tokens, GPT 4x256, context 256")
-    print(f"{'server':<34} {'tokens':>7} {'s':>7} {'tok/s':>8} {'TTFT p50':>9} {'p95':>8}")
+    print(
+        f"{args.streams} streams x {args.tokens} tokens, GPT 4x256, context 256, "
+        f"median of {args.rounds} rounds"
+    )
+    print(f"{'server':<34} {'tok/s':>8} {'(range)':>11} {'TTFT p50':>9} {'p95':>8}")
     for name, r in rows.items():
+        spread = f"{r['low']:.0f}-{r['high']:.0f}"
         print(
-            f"{name:<34} {r['tokens']:>7.0f} {r['seconds']:>7.2f} {r['tokens_per_s']:>8.1f} "
+            f"{name:<34} {r['tokens_per_s']:>8.1f} {spread:>11} "
             f"{1000 * r['ttft_p50']:>7.0f}ms {1000 * r['ttft_p95']:>6.0f}ms"
         )
     batched, single = rows.values()

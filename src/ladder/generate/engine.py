@@ -9,7 +9,8 @@ sequence whose context is full reads its last `context_length - 1` tokens afresh
 `stream_ids` does, so a request gives the very text `TextGenerator.generate` gives with the
 same parameters. The queue is bounded: `submit` raises QueueFull beyond `max_queue`.
 
-Callbacks run in the engine's thread: the caller passes them on (to an event loop, say).
+Callbacks run in the engine's thread, unless `deliver` hands a step's text events on as one
+batch (to an event loop, say: one wake-up a step rather than one a sequence).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 STOP, LENGTH, ERROR = "stop", "length", "error"
 
 Emit = Callable[[str, str | None], None]  # (new text, finish reason or None while running)
+Event = tuple[Emit, str, str | None]  # a call of a request's emit, to be made
 
 
 class QueueFull(Exception):
@@ -96,8 +98,13 @@ class Engine:
         generator: TextGenerator,
         settings: EngineSettings | None = None,
         observer: Observer | None = None,
+        deliver: Callable[[list[Event]], None] | None = None,
     ) -> None:
+        """`deliver(events)`, if given, makes each loop's emit calls (`emit(text, finish)`
+        for each event) where it wants; by default the engine's thread makes them."""
         self.generator = generator
+        self.deliver = deliver
+        self._outbox: list[tuple[Job, str, str | None]] = []
         self.decoder = generator.decoder
         self.settings = settings or EngineSettings()
         self.observer = observer or Observer()
@@ -190,6 +197,7 @@ class Engine:
             self._report()
             if self._running:
                 self._step()
+            self._flush()
 
     def _admit(self, job: Job) -> None:
         """Prefill a request's prompt and join the running batch."""
@@ -268,11 +276,27 @@ class Engine:
         job.cancelled, job.state, job.logits = True, None, None
 
     def _send(self, job: Job, chunk: str, reason: str | None) -> None:
-        try:
-            job.emit(chunk, reason)
-        except Exception:  # its receiver is gone (a closed event loop): drop the job
-            logger.debug("a generation's receiver failed; dropping it", exc_info=True)
-            job.cancelled = True
+        self._outbox.append((job, chunk, reason))
+
+    def _flush(self) -> None:
+        """Hand on the text events of this loop (in the order they came)."""
+        events, self._outbox = self._outbox, []
+        if not events:
+            return
+        if self.deliver is not None:
+            try:
+                self.deliver([(job.emit, chunk, reason) for job, chunk, reason in events])
+            except Exception:  # the receiver is gone (a closed event loop): drop its jobs
+                logger.debug("delivering generated text failed; dropping", exc_info=True)
+                for job, _, _ in events:
+                    job.cancelled = True
+            return
+        for job, chunk, reason in events:
+            try:
+                job.emit(chunk, reason)
+            except Exception:  # its receiver is gone: drop the job
+                logger.debug("a generation's receiver failed; dropping it", exc_info=True)
+                job.cancelled = True
 
     def _report(self) -> None:
         self.observer.counts(self.running, self.queued)

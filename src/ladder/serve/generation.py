@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ladder.generate import engine as engine_errors
-from ladder.generate.engine import ERROR, Engine, EngineSettings, Job, Observer
+from ladder.generate.engine import ERROR, Engine, EngineSettings, Event, Job, Observer
 from ladder.generate.generator import TextGenerator
 from ladder.generate.stream import SamplingParams
 from ladder.serve.batcher import Closed, QueueFull
@@ -83,13 +83,12 @@ class TextFeed:
     slot in the running batch before the next decoding step."""
 
     def __init__(self, engine: Engine, request: GenerationRequest) -> None:
-        loop = asyncio.get_running_loop()
         self._chunks: asyncio.Queue[tuple[str, str | None]] = asyncio.Queue()
         self.engine = engine
         self.finish: str | None = None  # why it ended: stop, length or error
 
-        def emit(text: str, finish: str | None) -> None:  # in the engine's thread
-            loop.call_soon_threadsafe(self._chunks.put_nowait, (text, finish))
+        def emit(text: str, finish: str | None) -> None:  # in the loop (the engine delivers)
+            self._chunks.put_nowait((text, finish))
 
         self.job: Job = engine.submit(request.ids, request.params, emit)
 
@@ -321,10 +320,17 @@ class ServedGenerator:
     # ------------------------------------------------------------------ the engine
 
     def start(self, metrics: ServeMetrics) -> None:
-        """Start the engine (its running and queued counts go to `metrics`)."""
+        """Start the engine (its running and queued counts go to `metrics`); call it in the
+        event loop that reads the feeds: each decoding step's text reaches it in one call."""
+        loop = asyncio.get_running_loop()
+
+        def deliver(events: list[Event]) -> None:  # in the engine's thread
+            loop.call_soon_threadsafe(_emit_all, events)
+
         metrics.add_generation_model(self.name)
         settings = EngineSettings(self.settings.max_sequences, self.max_queue)
-        self.engine = Engine(self.generator, settings, MetricsObserver(metrics, self.name))
+        observer = MetricsObserver(metrics, self.name)
+        self.engine = Engine(self.generator, settings, observer, deliver)
         self.engine.start()
 
     def warm_up(self) -> float:
@@ -350,6 +356,11 @@ class ServedGenerator:
         if self.engine is not None:
             self.engine.close()
             await asyncio.to_thread(self.engine.join)
+
+
+def _emit_all(events: list[Event]) -> None:
+    for emit, text, finish in events:
+        emit(text, finish)
 
 
 def _not_number(value: Any) -> bool:
