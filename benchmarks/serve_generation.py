@@ -1,8 +1,8 @@
 """Claim: continuous batching gives at least 3x the tokens/s of one-at-a-time serving at 16
 concurrent streams, with p95 time to first token reported.
 
-A small GPT (random weights: speed does not depend on what it learned; 4 layers, width 256,
-context 256, one id per character) is served by the real REST server (`ladder.serve`:
+A small GPT (random weights: speed does not depend on what it learned; 4 layers, width
+`--width` 256, context 256, one id per character) is served by the real REST server (`ladder.serve`:
 uvicorn, the generate extension, the continuous-batching engine) in a subprocess, twice: with
 `max_sequences` 16 (continuous batching) and with `max_sequences` 1 (one request at a time,
 the others queued). Each time, 16 clients at once stream `generate_stream` (SSE) for prompts
@@ -19,6 +19,7 @@ unknown character (U+FFFD) is held back until the next one: the client counts ev
 server's /metrics count tokens, and the table shows the latter.
 
 Run: .venv/bin/python benchmarks/serve_generation.py [--streams 16] [--tokens 64] [--rounds 3]
+     [--width 256]
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(port: int, max_sequences: int, threads: int) -> None:
+def serve(port: int, max_sequences: int, threads: int, width: int) -> None:
     """Serve the benchmark's GPT as model "gpt" on loopback until killed (a subprocess)."""
     import torch
     import uvicorn
@@ -59,7 +60,7 @@ def serve(port: int, max_sequences: int, threads: int) -> None:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     tokenizer = CharTokenizer.train([PROMPT_TEXT])
-    config = GPTConfig(n_layer=4, n_head=4, n_embd=256, block_size=256)
+    config = GPTConfig(n_layer=4, n_head=4, n_embd=width, block_size=256)
     generator = TextGenerator(TorchDecoder(build_gpt(config, tokenizer.vocab_size)), tokenizer)
     settings = GenerationSettings(max_sequences=max_sequences, max_new_tokens=1024)
     service = InferenceService([ServedGenerator("gpt", generator, settings)], BatchSettings())
@@ -136,14 +137,14 @@ def p95(values: list[float]) -> float:
 
 
 def measure(
-    max_sequences: int, streams: int, tokens: int, threads: int, rounds: int
+    max_sequences: int, streams: int, tokens: int, threads: int, rounds: int, width: int
 ) -> dict[str, float]:
     """Tokens/s (the median round's, and the range) and times to first token (of every
     round's requests) of one server configuration."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = multiprocessing.get_context("spawn").Process(
-        target=serve, args=(port, max_sequences, threads), daemon=True
+        target=serve, args=(port, max_sequences, threads, width), daemon=True
     )
     process.start()
     try:
@@ -173,14 +174,16 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64, help="new tokens per stream")
     parser.add_argument("--torch-threads", type=int, default=1, help="the server's torch threads")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds per server")
+    parser.add_argument("--width", type=int, default=256, help="the GPT's n_embd")
     args = parser.parse_args()
-    options = (args.streams, args.tokens, args.torch_threads, max(1, args.rounds))
+    options = (args.streams, args.tokens, args.torch_threads, max(1, args.rounds), args.width)
     rows = {
         f"continuous (max_sequences {args.streams})": measure(args.streams, *options),
         "one at a time (max_sequences 1)": measure(1, *options),
     }
     print(
-        f"{args.streams} streams x {args.tokens} tokens, GPT 4x256, context 256, "
+        f"{args.streams} streams x {args.tokens} tokens, GPT 4 layers x {args.width}, "
+        f"context 256, "
         f"median of {args.rounds} rounds"
     )
     print(f"{'server':<34} {'tok/s':>8} {'(range)':>11} {'TTFT p50':>9} {'p95':>8}")
