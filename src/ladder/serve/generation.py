@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ladder.generate import engine as engine_errors
 from ladder.generate.engine import ERROR, Engine, EngineSettings, Event, Job, Observer
+from ladder.generate.engine import Closed as EngineClosed
+from ladder.generate.engine import QueueFull as EngineQueueFull
 from ladder.generate.generator import TextGenerator
 from ladder.generate.stream import SamplingParams
 from ladder.serve.batcher import Closed, QueueFull
@@ -346,9 +347,9 @@ class ServedGenerator:
             raise Closed(f"model {self.name!r}: the engine is not started")
         try:
             return TextFeed(self.engine, request)
-        except engine_errors.QueueFull as exc:
+        except EngineQueueFull as exc:
             raise QueueFull(str(exc)) from exc
-        except engine_errors.Closed as exc:
+        except EngineClosed as exc:
             raise Closed(str(exc)) from exc
 
     async def drain(self) -> None:
