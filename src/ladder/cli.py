@@ -385,9 +385,21 @@ def serve(
     log_level: Annotated[
         LogLevel, typer.Option(help="Log level; info shows the access log, one line a request.")
     ] = LogLevel.info,
+    max_sequences: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Language models: sequences decoded together (continuous batching)."
+        ),
+    ] = 16,
+    max_new_tokens: Annotated[
+        int,
+        typer.Option(min=1, help="Language models: the most new tokens one request may ask for."),
+    ] = 512,
 ) -> None:
-    """Serve artifacts over the Open Inference Protocol (REST and gRPC) with /metrics."""
+    """Serve artifacts over the Open Inference Protocol (REST and gRPC) with /metrics;
+    language models also answer Triton's generate and generate_stream."""
     from ladder.serve.batcher import BatchSettings
+    from ladder.serve.generation import GenerationSettings
     from ladder.serve.server import ServeSettings
     from ladder.serve.server import serve as run_server
 
@@ -410,6 +422,7 @@ def serve(
         drain_timeout_s,
         threads,
         log_level.value,
+        GenerationSettings(max_sequences, max_new_tokens),
     )
     run_server(settings, say=lambda m: _say(m, err=True))
 

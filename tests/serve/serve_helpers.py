@@ -24,7 +24,10 @@ class LiveServer:
 
         self.api_key = options.pop("api_key", None)
         max_body = options.pop("max_body", 1 << 20)  # None: the server's derived default
-        self.service = InferenceService(load_models(artifacts), BatchSettings(**options))
+        self.page = options.pop("page", "")  # the "try it" page's HTML
+        built = options.pop("models", [])  # served models made in memory, beside the artifacts
+        models = [*load_models(artifacts), *built]
+        self.service = InferenceService(models, BatchSettings(**options))
         if max_body is None:
             from ladder.serve.server import ServeSettings
             from ladder.serve.server import max_body as derived
@@ -45,7 +48,7 @@ class LiveServer:
 
         from ladder.serve.app import create_app
 
-        app = create_app(self.service, self.max_body, self.api_key)
+        app = create_app(self.service, self.max_body, self.api_key, self.page)
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error")
         self.server = uvicorn.Server(config)
         self.loop = asyncio.get_running_loop()

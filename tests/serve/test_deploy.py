@@ -34,6 +34,11 @@ EXPORTED = {
     "ladder_model_ready": "gauge",
     "ladder_model_load_duration_seconds": "gauge",
     "ladder_rejected_requests_total": "counter",
+    "ladder_time_to_first_token_seconds": "histogram",
+    "ladder_inter_token_latency_seconds": "histogram",
+    "ladder_generated_tokens_total": "counter",
+    "ladder_sequences_running": "gauge",
+    "ladder_sequences_queued": "gauge",
 }
 EXPORTED_SERIES = series_of(EXPORTED)
 PROMTOOL = shutil.which("promtool")

@@ -22,6 +22,11 @@ FAMILIES = {
     "ladder_rejected_requests": "counter",
     "ladder_model_ready": "gauge",
     "ladder_model_load_duration_seconds": "gauge",
+    "ladder_time_to_first_token_seconds": "histogram",
+    "ladder_inter_token_latency_seconds": "histogram",
+    "ladder_generated_tokens": "counter",
+    "ladder_sequences_running": "gauge",
+    "ladder_sequences_queued": "gauge",
 }
 
 

@@ -96,22 +96,47 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.resid_drop = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, rope: KV | None, past: KV | None) -> tuple[torch.Tensor, KV]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: KV | None,
+        past: KV | None,
+        key_mask: torch.Tensor | None = None,
+        past_length: int | None = None,
+    ) -> tuple[torch.Tensor, KV]:
         """x (batch, seq, n_embd), rope the (cos, sin) of x's positions or None, past the keys
-        and values of the earlier positions or None -> (same shape as x, keys and values of
-        all positions)."""
+        and values of the earlier positions or None, key_mask (batch, t_past + seq) False
+        where a key is padding -> (same shape as x, keys and values of all positions).
+        With `past_length`, past is a cache with room filled up to past_length: the new keys
+        and values are written into it, and it is returned."""
         batch, seq, n_embd = x.shape
         head_dim = n_embd // self.n_head
         qkv = self.qkv(x).view(batch, seq, 3, self.n_head, head_dim)  # (b, seq, 3, heads, hd)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (batch, heads, seq, head_dim)
         if rope is not None:
             q, k = rotate(q, *rope), rotate(k, *rope)  # the cache holds keys already rotated
-        if past is not None:
+        if past is not None and past_length is not None:
+            # written in place after the filled part: no copy of the whole cache per token
+            end = past_length + seq
+            past[0][:, :, past_length:end] = k
+            past[1][:, :, past_length:end] = v
+            present = past
+            k, v = past[0][:, :, :end], past[1][:, :, :end]  # (batch, heads, end, head_dim)
+        elif past is not None:
             k = torch.cat((past[0], k), dim=2)  # (batch, heads, t_past + seq, head_dim)
             v = torch.cat((past[1], v), dim=2)
+            present = (k, v)
+        else:
+            present = (k, v)
         t_past = k.shape[2] - seq
         dropout = self.dropout if self.training else 0.0
-        if t_past == 0:
+        if key_mask is not None:
+            # rows of different lengths in one batch: the causal triangle (aligned to the
+            # end, as below) and, per row, no padding key
+            allowed = torch.ones(seq, t_past + seq, dtype=torch.bool, device=x.device)
+            allowed = allowed.tril(diagonal=t_past) & key_mask[:, None, None, :]  # (b,1,seq,t)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
+        elif t_past == 0:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
         elif seq == 1:  # one new token (decoding) sees every key: no mask at all
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
@@ -122,7 +147,7 @@ class CausalSelfAttention(nn.Module):
             allowed = allowed.tril(diagonal=t_past)  # (seq, t_past + seq)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
         y = y.transpose(1, 2).reshape(batch, seq, n_embd)  # (batch, seq, n_embd): heads joined
-        return self.resid_drop(self.proj(y)), (k, v)
+        return self.resid_drop(self.proj(y)), present
 
 
 class MLP(nn.Module):
@@ -149,8 +174,15 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, rope: KV | None, past: KV | None) -> tuple[torch.Tensor, KV]:
-        attended, present = self.attn(self.norm1(x), rope, past)
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: KV | None,
+        past: KV | None,
+        key_mask: torch.Tensor | None = None,
+        past_length: int | None = None,
+    ) -> tuple[torch.Tensor, KV]:
+        attended, present = self.attn(self.norm1(x), rope, past, key_mask, past_length)
         x = x + attended
         return x + self.mlp(self.norm2(x)), present
 
@@ -186,35 +218,66 @@ class GPT(nn.Module):
             nn.init.normal_(block.attn.proj.weight, std=std)
             nn.init.normal_(block.mlp.proj.weight, std=std)
 
-    def forward(self, idx: torch.Tensor, past: Past | None = None) -> tuple[torch.Tensor, Past]:
+    def forward(
+        self,
+        idx: torch.Tensor,
+        past: Past | None = None,
+        positions: torch.Tensor | None = None,
+        key_mask: torch.Tensor | None = None,
+        past_length: int | None = None,
+    ) -> tuple[torch.Tensor, Past]:
         """idx (batch, seq) int64, past the cache a previous call returned (or None) ->
         (logits (batch, seq, vocab_size), the cache of every position so far).
 
         With a cache, idx holds only the new tokens: their positions continue from the cache's
-        length."""
+        length. For rows of different lengths in one batch (batched decoding), `positions`
+        (batch, seq) gives each row's own positions and `key_mask` (batch, t_past + seq) marks
+        with False the cache entries that are padding, which no query attends to. With
+        `past_length`, past's tensors have room (batch, heads, capacity, head_dim), filled up
+        to past_length: the new keys and values are written into them in place (no copy of
+        the cache per step) and the same tensors come back as the cache."""
         if idx.dim() != 2:
             raise ValueError(f"idx must be (batch, seq) token ids; got shape {tuple(idx.shape)}")
         seq = idx.shape[1]
         if past is not None and len(past) != self.config.n_layer:
             raise ValueError(f"past has {len(past)} layers; this model has {self.config.n_layer}")
         t_past = 0 if past is None else past[0][0].shape[2]
+        if past_length is not None:
+            if past is None or not 0 <= past_length <= t_past - seq:
+                raise ValueError(
+                    f"past_length={past_length} needs a cache with room for {seq} more tokens "
+                    f"after it; got {'none' if past is None else t_past} positions"
+                )
+            t_past = past_length
         if t_past + seq > self.config.block_size:
             raise ValueError(
                 f"{t_past} cached + {seq} new tokens exceed block_size={self.config.block_size}, "
                 "the longest context the model was built for; keep only the last block_size "
                 "tokens (and drop the cache)"
             )
-        positions = torch.arange(t_past, t_past + seq, device=idx.device)  # (seq,)
+        if key_mask is not None and tuple(key_mask.shape) != (idx.shape[0], t_past + seq):
+            raise ValueError(
+                f"key_mask must be (batch, t_past + seq) = {(idx.shape[0], t_past + seq)}; "
+                f"got {tuple(key_mask.shape)}"
+            )
+        if positions is None:
+            positions = torch.arange(t_past, t_past + seq, device=idx.device)  # (seq,)
+        elif tuple(positions.shape) != tuple(idx.shape):
+            raise ValueError(f"positions must have idx's shape {tuple(idx.shape)}")
+        elif int(positions.max()) >= self.config.block_size:
+            raise ValueError(f"positions must be below block_size={self.config.block_size}")
         x = self.wte(idx)  # (batch, seq, n_embd)
         rope = None
         if self.wpe is not None:
-            x = x + self.wpe(positions)  # (seq, n_embd) broadcasts over the batch
+            x = x + self.wpe(positions)  # (seq | batch x seq, n_embd) broadcasts
         else:
             rope = (self.rope_cos[positions], self.rope_sin[positions])  # each (seq, head_dim)
+            if positions.dim() == 2:  # (batch, seq, head_dim) -> (batch, 1, seq, head_dim)
+                rope = (rope[0].unsqueeze(1), rope[1].unsqueeze(1))  # broadcast over heads
         x = self.drop(x)
         present = []
         for i, block in enumerate(self.blocks):
-            x, kv = block(x, rope, None if past is None else past[i])
+            x, kv = block(x, rope, None if past is None else past[i], key_mask, past_length)
             present.append(kv)
         logits = self.lm_head(self.norm(x))  # (batch, seq, vocab_size)
         return logits, tuple(present)

@@ -23,6 +23,7 @@ from ladder.serve.fastpath import (
     rest_predict,
     unless_disconnected,
 )
+from ladder.serve.generate_routes import GENERATE_PATH, add_generation_routes
 from ladder.serve.rest_codec import HEADER_LENGTH
 from ladder.serve.security import Guard, model_in_path
 from ladder.serve.service import InferenceService, ServeError
@@ -100,7 +101,8 @@ class ServeApp:
             return name if name in service.models else None
 
         def answered(method: str, path: str, status: int, seconds: float) -> None:
-            if method == "POST" and (INFER_PATH.match(path) or PREDICT_PATH.match(path)):
+            counted = INFER_PATH, PREDICT_PATH, GENERATE_PATH
+            if method == "POST" and any(p.match(path) for p in counted):
                 service.count(model_in_path(path), "rest", status, seconds)
 
         def reject(path: str, reason: str) -> None:
@@ -223,6 +225,8 @@ def create_app(
         regression's values (with their interval)."""
         body = await request.body()
         return await unless_disconnected(request.receive, rest_predict(service, name, body))
+
+    add_generation_routes(app, service)
 
     # ------------------------------------------------------------- monitoring and page
 

@@ -80,6 +80,43 @@ class ServeMetrics:
             registry=r,
         )
 
+        # generation models (continuous batching)
+        self.time_to_first_token = Histogram(
+            "ladder_time_to_first_token_seconds",
+            "Time from receiving a generation request to its first token (queueing included).",
+            ["model"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.inter_token_latency = Histogram(
+            "ladder_inter_token_latency_seconds",
+            "Time between two successive tokens of one generated sequence.",
+            ["model"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.generated_tokens = Counter(
+            "ladder_generated_tokens", "Tokens generated.", ["model"], registry=r
+        )
+        self.sequences_running = Gauge(
+            "ladder_sequences_running",
+            "Sequences in the running batch of a generation model.",
+            ["model"],
+            registry=r,
+        )
+        self.sequences_queued = Gauge(
+            "ladder_sequences_queued",
+            "Generation requests waiting for a slot in the running batch.",
+            ["model"],
+            registry=r,
+        )
+
+    def add_generation_model(self, name: str) -> None:
+        """Create a generation model's series at zero."""
+        for gauge in (self.sequences_running, self.sequences_queued):
+            gauge.labels(model=name).set(0)
+        self.generated_tokens.labels(model=name)
+
     def add_model(self, name: str) -> None:
         """Create the model's series at zero, so that dashboards see them before traffic."""
         for gauge in (self.inflight, self.queue_depth, self.model_ready):

@@ -18,6 +18,7 @@ from ladder.errors import LadderError
 from ladder.serve.access import configure_logging
 from ladder.serve.app import create_app
 from ladder.serve.batcher import BatchSettings
+from ladder.serve.generation import GenerationSettings
 from ladder.serve.grpc import grpc_server as make_grpc
 from ladder.serve.limits import default_max_body
 from ladder.serve.page import try_page
@@ -38,6 +39,7 @@ class ServeSettings:
     drain_timeout: float = 30.0
     threads: int = 1  # ONNX Runtime threads per batch
     log_level: str = "info"  # debug | info (the access log) | warning | error
+    generation: GenerationSettings = field(default_factory=GenerationSettings)  # language models
 
 
 def api_key(env: str | None) -> str | None:
@@ -83,7 +85,12 @@ def build_service(settings: ServeSettings) -> InferenceService:
     """The service of every artifact, loaded (LadderError naming the file that fails)."""
     if not settings.artifacts:
         raise LadderError("ladder serve: give at least one artifact folder")
-    models = load_models(list(settings.artifacts), settings.threads)
+    models = load_models(
+        list(settings.artifacts),
+        settings.threads,
+        settings.generation,
+        settings.batching.max_queue,
+    )
     return InferenceService(models, settings.batching)
 
 

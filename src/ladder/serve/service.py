@@ -4,6 +4,7 @@ batcher, and the request metrics. Errors are ServeError subclasses carrying an H
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Iterator
@@ -16,7 +17,14 @@ import numpy as np
 
 from ladder import __version__
 from ladder.export.artifact import read_manifest
+from ladder.export.lm_artifact import is_generation, load_generator
 from ladder.serve.batcher import Batcher, BatchSettings, BatchStats, Closed, Expired, QueueFull
+from ladder.serve.generation import (
+    GenerationRequest,
+    GenerationSettings,
+    ServedGenerator,
+    TextFeed,
+)
 from ladder.serve.limits import LimitError, check_rows
 from ladder.serve.metrics import ServeMetrics
 from ladder.serve.model import InputError, ServedModel
@@ -90,7 +98,9 @@ class InferOutput:
 class InferenceService:
     """The models a server serves, their batchers and the server's health and metrics."""
 
-    def __init__(self, models: list[ServedModel], settings: BatchSettings) -> None:
+    def __init__(
+        self, models: list[ServedModel | ServedGenerator], settings: BatchSettings
+    ) -> None:
         names = [m.name for m in models]
         if len(set(names)) != len(names):
             raise ValueError(f"two served models share a name: {names}")
@@ -109,6 +119,9 @@ class InferenceService:
     async def start(self) -> None:
         """Start every model's batcher and warm it up with one request; then ready."""
         for name, model in self.models.items():
+            if model.kind == "generation":
+                self._start_generation(model)
+                continue
             batcher = Batcher(
                 model.predict,
                 self.settings,
@@ -127,6 +140,14 @@ class InferenceService:
             self._warm.add(name)
             self.metrics.model_ready.labels(model=name).set(1)
 
+    def _start_generation(self, model: ServedGenerator) -> None:
+        """Start a generation model's engine, warmed up; ready from then on."""
+        model.start(self.metrics)
+        seconds = model.warm_up()
+        self.metrics.load_duration.labels(model=model.name).set(model.load_seconds + seconds)
+        self._warm.add(model.name)
+        self.metrics.model_ready.labels(model=model.name).set(1)
+
     def begin_drain(self) -> None:
         """Turn not ready at once (the first step of a graceful shutdown)."""
         self.draining = True
@@ -138,6 +159,9 @@ class InferenceService:
         self.begin_drain()
         for batcher in self.batchers.values():
             await batcher.drain()
+        for model in self.models.values():
+            if model.kind == "generation":
+                await model.drain()
 
     @property
     def ready(self) -> bool:
@@ -146,11 +170,14 @@ class InferenceService:
 
     def server_metadata(self) -> dict[str, Any]:
         """The protocol's server metadata."""
-        return {"name": "ladder", "version": __version__, "extensions": ["binary_tensor_data"]}
+        extensions = ["binary_tensor_data"]
+        if any(m.kind == "generation" for m in self.models.values()):
+            extensions.append("generate")
+        return {"name": "ladder", "version": __version__, "extensions": extensions}
 
     # ------------------------------------------------------------------ models
 
-    def model(self, name: str, version: str | None = None) -> ServedModel:
+    def model(self, name: str, version: str | None = None) -> ServedModel | ServedGenerator:
         """The served model `name` (at `version`, if given); NotFound listing the models."""
         model = self.models.get(name)
         if model is None:
@@ -193,6 +220,8 @@ class InferenceService:
         `timeout`: the caller's own deadline (seconds), if shorter than the server's."""
         with self.track(name):
             model = self.model(name, version)
+            if model.kind == "generation":
+                return await self._generate_tensors(model, inputs, outputs)
             try:
                 raw, rows = model.rows_from_tensors(inputs)
                 model.check_outputs(outputs)
@@ -221,6 +250,70 @@ class InferenceService:
         except Expired as exc:
             self.metrics.rejected.labels(model=model.name, reason="timeout").inc()
             raise Timeout(f"model {model.name!r}: {exc}") from exc
+
+    # ------------------------------------------------------------------ generation
+
+    def generator(self, name: str, version: str | None = None) -> ServedGenerator:
+        """The served generation model `name`; NotFound, or BadRequest for another task."""
+        model = self.model(name, version)
+        if model.kind != "generation":
+            raise BadRequest(
+                f"model {name!r} is not a language model: POST /v2/models/{name}/infer instead"
+            )
+        return model
+
+    def parse_generation(self, model: ServedGenerator, body: Any) -> GenerationRequest:
+        """A generate request body, checked (BadRequest naming the bad field)."""
+        try:
+            return model.parse(body)
+        except InputError as exc:
+            raise BadRequest(str(exc)) from exc
+
+    def open_generation(self, model: ServedGenerator, request: GenerationRequest) -> TextFeed:
+        """Queue a checked generation request: its feed of text (Unavailable when the queue
+        is full or the server is not ready)."""
+        if not self.ready:
+            raise Unavailable("the server is not ready (starting or shutting down)")
+        try:
+            return model.open(request)
+        except QueueFull as exc:
+            self.metrics.rejected.labels(model=model.name, reason="queue_full").inc()
+            raise Unavailable(f"model {model.name!r}: queue full ({exc}); retry later") from exc
+        except Closed as exc:
+            raise Unavailable(str(exc)) from exc
+
+    async def _generate_tensors(
+        self, model: ServedGenerator, inputs: dict[str, np.ndarray], outputs: list[str] | None
+    ) -> list[InferOutput]:
+        """text_output (BYTES) for every prompt of text_input, generated side by side."""
+        try:
+            requests = model.requests_from_tensors(inputs)
+            model.check_outputs(outputs)
+        except InputError as exc:
+            raise BadRequest(str(exc)) from exc
+        feeds: list[TextFeed] = []
+        try:
+            for request in requests:
+                feeds.append(self.open_generation(model, request))
+            texts = await asyncio.gather(*(f.text() for f in feeds))
+        except BaseException:
+            for feed in feeds:
+                feed.cancel()
+            raise
+        if any(feed.failed for feed in feeds):
+            raise ServeError(f"model {model.name!r} failed while generating")
+        return [InferOutput("text_output", np.asarray(texts, dtype=object))]
+
+    async def generate(self, model: ServedGenerator, request: GenerationRequest) -> str:
+        """The whole text of a checked generation request."""
+        feed = self.open_generation(model, request)
+        try:
+            text = await feed.text()
+        finally:
+            feed.cancel()  # a no-op once it has finished; frees the slot when cancelled
+        if feed.failed:
+            raise ServeError(f"model {model.name!r} failed while generating")
+        return text
 
     @contextmanager
     def track(self, name: str) -> Iterator[None]:
@@ -261,11 +354,17 @@ class InferenceService:
             m.queue_duration.labels(model=name).observe(seconds)
 
 
-def load_models(artifacts: list[str | Path], threads: int | None = 1) -> list[ServedModel]:
+def load_models(
+    artifacts: list[str | Path],
+    threads: int | None = 1,
+    generation: GenerationSettings | None = None,
+    max_queue: int = 100,
+) -> list[ServedModel | ServedGenerator]:
     """The artifacts as served models, named after their manifest (`name`), made unique
-    with `-2`, `-3`... suffixes; `threads`: ONNX Runtime threads per batch. ArtifactError or
-    DataError naming the file that fails."""
-    models: list[ServedModel] = []
+    with `-2`, `-3`... suffixes; `threads`: ONNX Runtime threads per batch. A generation
+    artifact (a language model) is served with continuous batching (`generation`, at most
+    `max_queue` requests waiting). ArtifactError or DataError naming the file that fails."""
+    models: list[ServedModel | ServedGenerator] = []
     taken: set[str] = set()
     for path in artifacts:
         base = str(read_manifest(path).get("name") or Path(path).parent.name)
@@ -273,5 +372,11 @@ def load_models(artifacts: list[str | Path], threads: int | None = 1) -> list[Se
         while name in taken:
             name, k = f"{base}-{k}", k + 1
         taken.add(name)
-        models.append(ServedModel(name, path, threads))
+        if is_generation(path):
+            started = time.perf_counter()
+            generator = load_generator(path, threads=threads)
+            seconds = time.perf_counter() - started
+            models.append(ServedGenerator(name, generator, generation, max_queue, seconds))
+        else:
+            models.append(ServedModel(name, path, threads))
     return models
