@@ -38,5 +38,5 @@ def test_bad_arguments_are_named():
         train_tokenizer("bpe", [TEXT], vocab_size=100)
     with pytest.raises(ValueError, match="tokenizer: expected char or bpe"):
         train_tokenizer("words", [TEXT])
-    with pytest.raises(ValueError, match="not a char or bpe tokenizer"):
+    with pytest.raises(ValueError, match="not a char, bpe or pretrained tokenizer"):
         tokenizer_from_json({"kind": "char", "characters": ["ab"]})
