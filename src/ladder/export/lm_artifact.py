@@ -13,16 +13,17 @@ from typing import Any
 
 from ladder.data.lm_tokenizers import tokenizer_from_json
 from ladder.errors import ArtifactError
-from ladder.export.artifact import read_manifest
+from ladder.export.artifact import NEURAL_WEIGHTS, read_manifest
+from ladder.export.onnx import ONNX_MODEL
 from ladder.export.onnx_decoder import OnnxDecoder
 from ladder.generate.decoders import NgramDecoder, TorchDecoder
 from ladder.generate.generator import TextGenerator
 from ladder.models.ngram import KneserNey
 from ladder.registry import get_spec
 
-WEIGHTS = "weights.safetensors"
-ONNX_GRAPH = "model.onnx"
-PRETRAINED_FOLDER = "model"
+WEIGHTS = NEURAL_WEIGHTS
+ONNX_GRAPH = ONNX_MODEL
+PRETRAINED_FOLDER = "model"  # a causal LM's merged transformers folder
 
 
 def is_generation(directory: str | Path) -> bool:

@@ -13,6 +13,7 @@ import numpy as np
 from ladder.config import Config, ModelEntry
 from ladder.data.token_windows import sequential_windows
 from ladder.errors import ConfigError
+from ladder.export.lm_artifact import PRETRAINED_FOLDER, WEIGHTS
 from ladder.generate.decoders import NgramDecoder, TorchDecoder
 from ladder.models.causal_lm import CausalLM
 from ladder.models.ngram import KneserNey
@@ -23,9 +24,6 @@ from ladder.train.lm import token_nats
 from ladder.train.lm_batches import TokenWindows
 from ladder.train.objective import LanguageModeling
 from ladder.train.setup import TrainerSetup
-
-WEIGHTS = "weights.safetensors"
-PRETRAINED_FOLDER = "model"  # a causal LM's merged transformers folder inside the artifact
 
 
 @dataclass
