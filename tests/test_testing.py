@@ -14,6 +14,8 @@ SMALL = {
     "textcnn": {"embedding_dim": 8, "filters": 4},
     "rnn": {"embedding_dim": 8, "hidden": 8},
     "transformer": {"d_model": 16, "heads": 2, "ff_dim": 32, "layers": 1},
+    "rnn_lm": {"embedding_dim": 8, "hidden": 16, "layers": 1, "block_size": 16},
+    "gpt": {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16},
 }
 SLOW = {"pretrained"}  # fine-tunes the real MiniLM (22M parameters)
 
@@ -26,11 +28,34 @@ def test_every_registered_model_conforms(model_type, tmp_path, request):
     params = dict(SMALL.get(model_type, {}))
     if model_type == "pretrained":
         params["path"] = str(request.getfixturevalue("minilm_path"))
+    if model_type == "causal_lm":
+        params["path"] = str(request.getfixturevalue("tiny_gpt2_folder"))
     metrics = check_model(model_type, tmp_path, **params)
-    if "classification" in MODEL_TYPES[model_type].tasks:
+    tasks = MODEL_TYPES[model_type].tasks
+    if "classification" in tasks:
         assert 0.0 <= metrics["accuracy"] <= 1.0
-    else:  # a regression-only type (linear_regression, ridge, mean, ...)
+    elif "regression" in tasks:  # a regression-only type (linear_regression, ridge, mean, ...)
         assert metrics["rmse"] >= 0
+    else:  # a language model
+        assert metrics["bits_per_byte"] > 0 and metrics["perplexity"] >= 1
+
+
+@pytest.fixture
+def tiny_gpt2_folder(tmp_path_factory):
+    """A random two-layer GPT-2 with a byte-level BPE tokenizer, as save_pretrained writes it."""
+    import torch
+    from transformers import AutoModelForCausalLM, GPT2Config
+
+    from ladder.data.lm_tokenizers import ByteBPETokenizer
+
+    folder = tmp_path_factory.mktemp("gpt2")
+    tokenizer = ByteBPETokenizer.train(["the cat sat on the mat. a dog ran."] * 50, vocab_size=280)
+    tokenizer.tokenizer.save(str(folder / "tokenizer.json"))
+    sizes = {"n_layer": 2, "n_head": 2, "n_embd": 16, "n_positions": 32}
+    config = GPT2Config(vocab_size=tokenizer.vocab_size, bos_token_id=0, eos_token_id=0, **sizes)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    return folder
 
 
 REGRESSION = [t for t in MODEL_TYPES if "regression" in MODEL_TYPES[t].tasks and t != "cnn"]

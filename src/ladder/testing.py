@@ -3,7 +3,11 @@
 It trains the model on tiny data through the real pipeline, then checks the artifact: prediction
 shapes, probabilities that sum to one, single-record prediction, ONNX export parity (ONNX
 Runtime vs the original model, or a recorded reason why the type is not exported), and that the
-loaded artifact scores the test data exactly as the freshly trained model did.
+loaded artifact scores the test data exactly as the freshly trained model did. A language model
+(task generation) is trained on a tiny corpus instead and checked as a generator: greedy
+decoding is deterministic and streams what it generates, a seed reproduces sampling, a prompt
+longer than the context is cut, ONNX Runtime gives PyTorch's logits, and the loaded artifact
+scores the test text as training did.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ import pandas as pd  # noqa: TID253
 
 from ladder.config import validate_config
 from ladder.export.artifact import load
+from ladder.export.lm_artifact import load_generator
 from ladder.registry import get_spec
 from ladder.runner.ladder import train_model
+from ladder.runner.lm_rung import evaluate_generator
+from ladder.runner.prepare import prepare
 from ladder.runner.score import evaluate_artifact
 
 LABELS = ("ant", "bee", "cat")
@@ -78,13 +85,16 @@ def check_model(
 ) -> dict[str, Any]:
     """Train `model_type` on tiny data in `workdir` and check its artifact; returns the metrics.
 
-    `task`: classification or regression (default: classification when the type learns it).
-    Raises AssertionError naming the first check that fails.
+    `task`: classification, regression or generation (default: the first of these the type
+    learns). Raises AssertionError naming the first check that fails.
     """
     spec = get_spec(model_type)
-    task = task or ("classification" if "classification" in spec.tasks else "regression")
+    learnt = [t for t in ("classification", "regression", "generation") if t in spec.tasks]
+    task = task or learnt[0]
     if task == "regression":
         return _check_regression(model_type, Path(workdir), params)
+    if task == "generation":
+        return _check_generation(model_type, Path(workdir), params)
 
     workdir = Path(workdir)
     inputs = get_spec(model_type).inputs
@@ -198,6 +208,67 @@ def _check_regression(model_type: str, workdir: Path, params: dict[str, Any]) ->
     for key in ("rmse", "mae"):
         same = math.isclose(reloaded[key], result.metrics[key], rel_tol=1e-5, abs_tol=1e-6)
         _check(same, f"loaded artifact {key} {reloaded[key]} == trained {result.metrics[key]}")
+    return result.metrics
+
+
+_SENTENCES = (
+    "the cat sat on the mat and looked at the dog.",
+    "a dog ran in the park after the red ball.",
+    "the bird sang a song in the old tree.",
+)
+
+
+def _check_generation(model_type: str, workdir: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """check_model for a language model: a tiny corpus, a few training steps, then the
+    artifact as a generator."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    lines = [_SENTENCES[(i * 5 + i // 4) % len(_SENTENCES)] for i in range(240)]
+    (workdir / "corpus.txt").write_text("\n".join(lines) + "\n")
+    raw = {
+        "name": "conformance",
+        "seed": 0,
+        "data": {
+            "source": str(workdir / "corpus.txt"),
+            "task": "generation",
+            "split": {"val": 0.1, "test": 0.2},
+        },
+        "models": [{"name": "m", "type": model_type, **params}],
+        "train": {"batch_size": 8, "max_steps": 10, "eval_interval": 5, "eval_batches": 2},
+        "evaluate": {"bootstrap": 50, "sample_tokens": 10},
+    }
+    config = validate_config(raw)
+    result = train_model(config, "m", workdir / "run")
+    bpb = result.metrics["bits_per_byte"]
+    _check(math.isfinite(bpb) and bpb > 0, f"bits per byte {bpb} is a positive number")
+
+    generator = load_generator(result.artifact)
+    _check(generator.task == "generation", "the artifact loads as a generator")
+    greedy = generator.generate("the cat", max_new_tokens=12, temperature=0)
+    _check(isinstance(greedy, str), "generate returns text")
+    again = "".join(generator.stream("the cat", max_new_tokens=12, temperature=0))
+    _check(again == greedy, "greedy decoding is deterministic and streams what it generates")
+    sampled = [generator.generate("the", max_new_tokens=12, seed=3) for _ in range(2)]
+    _check(sampled[0] == sampled[1], "a seed reproduces sampling")
+    if generator.context_length < 100_000:  # an n-gram model reads any prompt
+        ids, cut = generator.prompt_ids("the dog ran. " * generator.context_length)
+        fits = cut > 0 and len(ids) < generator.context_length
+        _check(fits, "a long prompt keeps its last tokens")
+
+    onnx = generator.manifest["onnx"]
+    _check(bool(onnx["exported"] or onnx["reason"]), "ONNX export is done or explained")
+    if onnx["exported"]:
+        graph = load_generator(result.artifact, backend="onnxruntime")
+        prompt = generator.encode("the bird sang")
+        native, _ = generator.decoder.prefill(prompt)
+        exported, _ = graph.decoder.prefill(prompt)
+        same = np.allclose(native, exported, atol=1e-4, rtol=0)
+        _check(same, "ONNX Runtime and PyTorch give the same next-token logits")
+
+    _, data = prepare(config)
+    (workdir / "rescored").mkdir(exist_ok=True)
+    reloaded = evaluate_generator(result.artifact, data.splits, workdir / "rescored")
+    same = math.isclose(reloaded["bits_per_byte"], bpb, rel_tol=1e-5, abs_tol=1e-6)
+    _check(same, f"loaded artifact bits_per_byte {reloaded['bits_per_byte']} == trained {bpb}")
     return result.metrics
 
 

@@ -79,6 +79,6 @@ def _write_bytes(path, data):
 def test_the_builtin_corpus_is_pythons_help_text():
     documents = read_corpus("builtin:pydoc")
     assert len(documents) > 50 and sum(map(len, documents)) > 300_000
-    assert any("assert_stmt" in doc or "The \"assert\" statement" in doc for doc in documents)
+    assert any("assert_stmt" in doc or 'The "assert" statement' in doc for doc in documents)
     with pytest.raises(DataError, match="builtin:shakespeare: no such corpus"):
         read_corpus("builtin:shakespeare")

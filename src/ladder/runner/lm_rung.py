@@ -21,6 +21,7 @@ from ladder.export.artifact import write_artifact
 from ladder.export.gpt_onnx import export_gpt, verify_gpt_onnx
 from ladder.export.lm_artifact import ONNX_GRAPH, load_generator
 from ladder.export.onnx import OPSET as ONNX_OPSET
+from ladder.generate.decoders import NgramDecoder, TorchDecoder
 from ladder.generate.generator import TextGenerator
 from ladder.generate.stream import SamplingParams
 from ladder.io import atomic_write_text
@@ -144,10 +145,11 @@ def train_lm_entry(
 
 
 def evaluate_generator(artifact: Path, splits: CorpusSplits, model_dir: Path) -> dict[str, Any]:
-    """Test metrics (bits per byte...) and test_predictions.csv of a saved language model
-    that is only an ONNX graph (a compressed variant), scored on the run's test text."""
+    """Test metrics (bits per byte...) and test_predictions.csv in `model_dir` of a saved
+    language model (such as a compressed variant, which is only an ONNX graph), scored on the
+    run's test text."""
     generator = load_generator(artifact)
-    scorer = GraphScorer(generator.decoder, generator.context_length)
+    scorer = _scorer(generator)
     test = _scored(scoring_stream(generator.tokenizer, splits.test), "test")
     metrics = GENERATION.evaluate(
         test.n_bytes, scorer.segment_nats(test), [test.n_scored], model_dir
@@ -156,14 +158,28 @@ def evaluate_generator(artifact: Path, splits: CorpusSplits, model_dir: Path) ->
     return metrics
 
 
+def _scorer(generator: TextGenerator) -> FittedNgram | FittedNetwork | GraphScorer:
+    """What scores the text of a loaded generator, as its trained model was scored."""
+    decoder, context = generator.decoder, generator.context_length
+    if isinstance(decoder, NgramDecoder):
+        return FittedNgram(decoder.model, context)
+    if isinstance(decoder, TorchDecoder):
+        return FittedNetwork(decoder.model, context)
+    return GraphScorer(decoder, context)  # an ONNX Runtime decoder
+
+
 def _onnx_graph(fitted: FittedNgram | FittedNetwork) -> tuple[bytes | None, dict[str, Any]]:
     """A GPT's ONNX graph with its KV cache, verified against PyTorch, and what the manifest
     says of it; other language models have no graph (the reason is recorded)."""
     if not isinstance(fitted, FittedNetwork) or not isinstance(fitted.module, GPT):
-        return None, {"reason": "ONNX export covers the gpt type (a KV-cache graph)"}
+        return None, {
+            "exported": False,
+            "reason": "ONNX export covers the gpt type (a KV-cache graph)",
+        }
     module = fitted.module.cpu()
     graph = export_gpt(module)
-    return graph, {"opset": ONNX_OPSET, "max_abs_diff": verify_gpt_onnx(module, graph)}
+    max_abs_diff = verify_gpt_onnx(module, graph)
+    return graph, {"exported": True, "opset": ONNX_OPSET, "max_abs_diff": max_abs_diff}
 
 
 def _scored(stream: TokenStream, part: str) -> TokenStream:
