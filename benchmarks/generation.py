@@ -7,9 +7,10 @@
 2. LoRA: <= 1% of a tiny Llama's parameters trainable; merged and unmerged adapters give the
    same logits (<= 1e-5);
 3. the ladder is a ladder: `ladder run` on builtin:pydoc (the English help topics that ship
-   with Python, about 0.5 MB; characters, contiguous 80/10/10 split), Kneser-Ney n-grams of
-   order 1-5, then an LSTM LM and a GPT (nanoGPT's CPU "baby" shape) each trained for the
-   same time: bits per byte on the same test text, with bootstrap intervals and paired tests.
+   with Python, about 0.5 MB; contiguous 80/10/10 split), Kneser-Ney n-grams of order 1-7 on
+   characters, then an LSTM LM on characters and a GPT (nanoGPT's CPU "baby" shape) on
+   byte-level BPE tokens, each network trained for the same time: bits per byte on the same
+   test text, with bootstrap intervals and paired tests.
 
 The Trainer against a plain loop is benchmarks/lm_trainer.py; continuous batching is
 benchmarks/serve_generation.py.
@@ -35,6 +36,7 @@ from ladder.models.gpt import GPTConfig, build_gpt
 
 BLOCK = 64  # nanoGPT's CPU "baby" configuration: 4 layers, 4 heads, width 128, block 64
 BPE_VOCAB = 1024
+PROBE = 100  # steps of the run that times each network
 BABY = GPTConfig(n_layer=4, n_head=4, n_embd=128, block_size=BLOCK, dropout=0.0)
 
 
@@ -62,14 +64,14 @@ def kv_cache_speedup(rounds: int, prompt_tokens: int, new_tokens: int = 256) -> 
 
 
 def ladder_at_equal_time(seconds: float, folder: Path) -> pd.DataFrame:
-    """`ladder run` on builtin:pydoc (characters; contiguous 80/10/10 split): n-grams of order
-    1-5, an LSTM LM and a GPT, each network trained for about `seconds`. A first run of 30
-    steps measures each network's step time; the second gives each the steps that fill
-    `seconds`. Returns the second run's leaderboard."""
-    models = [{"name": f"ngram{k}", "type": "ngram", "order": k} for k in range(1, 6)]
-    bpe = {"tokenizer": "bpe", "vocab_size": BPE_VOCAB}  # ~3 bytes a token: more context a step
-    networks = {
-        "lstm": {"type": "rnn_lm", "block_size": BLOCK, "text": bpe},  # 2 layers, 256 wide
+    """`ladder run` on builtin:pydoc (contiguous 80/10/10 split): n-grams of order 1-7, an
+    LSTM LM and a GPT, each network trained for about `seconds`. A first run of PROBE steps
+    measures each network's step time; the second gives each the steps that fill `seconds`.
+    Returns the second run's leaderboard."""
+    models = [{"name": f"ngram{k}", "type": "ngram", "order": k} for k in range(1, 8)]
+    bpe = {"tokenizer": "bpe", "vocab_size": BPE_VOCAB}  # ~2.8 bytes a token: more context
+    networks = {  # the LSTM on characters (char-rnn), the GPT on BPE: the best of each we tried
+        "lstm": {"type": "rnn_lm", "block_size": BLOCK, "dropout": 0.2},  # 2 layers, 256 wide
         "gpt": {"type": "gpt", **BABY.model_dump(), "dropout": 0.1, "text": bpe},
     }
     config = {
@@ -82,13 +84,13 @@ def ladder_at_equal_time(seconds: float, folder: Path) -> pd.DataFrame:
         "train": {"batch_size": 12, "eval_batches": 8, "early_stopping": None},
         "evaluate": {"bootstrap": 1000, "sample_tokens": 60},
     }
-    probe = {**config, "models": [{"name": n, **m, "max_steps": 30, "eval_interval": 30}
+    probe = {**config, "models": [{"name": n, **m, "max_steps": PROBE, "eval_interval": PROBE}
                                   for n, m in networks.items()]}  # fmt: skip
     ladder.run(_write(folder / "probe.yaml", probe), out=folder / "probe")
     steps = {}
     for name in networks:
         metrics = json.loads((folder / f"probe/models/{name}/metrics.json").read_text())
-        steps[name] = max(30, round(30 * seconds / metrics["train_seconds"]))
+        steps[name] = max(PROBE, round(PROBE * seconds / metrics["train_seconds"]))
     config["models"] = models + [
         {"name": n, **m, "max_steps": steps[n], "eval_interval": max(1, steps[n] // 10)}
         for n, m in networks.items()

@@ -1,10 +1,11 @@
-"""`ladder serve` of a generation artifact (an n-gram model: the GPT rung's training is not
-merged yet, and the GPT itself is served in memory by the other generation tests): loaded as a
-language model, served with continuous batching, answering what the library's
-`ladder.load(path).generate` answers; the server settings and CLI options reach it."""
+"""`ladder serve` of generation artifacts that `ladder train` wrote (an n-gram model and a
+small trained GPT): loaded as language models, served with continuous batching, answering
+what the library's `ladder.load(path).generate` answers, streamed or not; the server settings
+and CLI options reach them."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 from pathlib import Path
@@ -21,7 +22,11 @@ from ladder.serve.generation import GenerationSettings, ServedGenerator
 from ladder.serve.server import ServeSettings, build_service
 
 SENTENCES = ["the cat sat on the mat.", "a dog ran in the park.", "the bird sang a song."]
-MODELS = [{"name": "trigram", "type": "ngram", "order": 3}]
+GPT = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 16}
+MODELS = [
+    {"name": "trigram", "type": "ngram", "order": 3},
+    {"name": "gpt", "type": "gpt", **GPT, "max_steps": 10, "eval_interval": 5},
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +38,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "seed": 0,
         "data": {"source": "corpus.txt", "task": "generation", "split": {"val": 0.1, "test": 0.2}},
         "models": MODELS,
+        "train": {"batch_size": 8, "eval_batches": 2},
         "evaluate": {"bootstrap": 10, "sample_tokens": 4},
     }
     path = tmp / "lm.yaml"
@@ -49,6 +55,14 @@ def test_generation_artifacts_are_served_as_the_library_generates(artifacts) -> 
             assert answer.status_code == 200, answer.text
             want = ladder.load(artifact).generate("the ", max_new_tokens=12, seed=2)
             assert answer.json()["text_output"] == want
+            body = {"text_input": "the cat", "parameters": {"max_tokens": 10, "temperature": 0}}
+            url = f"{live.url}/v2/models/{name}/generate_stream"
+            with requests.post(url, json=body, stream=True, timeout=30) as streamed:
+                assert streamed.status_code == 200
+                events = [line for line in streamed.iter_lines() if line.startswith(b"data: ")]
+            chunks = [json.loads(event[len(b"data: ") :])["text_output"] for event in events]
+            greedy = ladder.load(artifact).generate("the cat", max_new_tokens=10, temperature=0)
+            assert len(chunks) > 1 and "".join(chunks) == greedy
             schema = requests.get(f"{live.url}/v1/models", timeout=5).json()["models"]
             assert {"name": name, "task": "generation"}.items() <= _by_name(schema, name).items()
 
