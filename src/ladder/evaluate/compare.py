@@ -93,6 +93,22 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
+def paired_t_p(differences: Any) -> float:
+    """Two-sided p-value of a paired t-test: is the mean of the per-item `differences` between
+    two models (n - 1 degrees of freedom) non-zero? All-zero differences give 1.0, equal
+    non-zero ones 0.0, fewer than 2 items nan."""
+    from scipy.stats import t  # scipy comes with scikit-learn; loaded only when needed
+
+    d = np.asarray(differences, dtype=np.float64).ravel()
+    n = d.size
+    if n < 2:
+        return math.nan
+    mean, sd = float(np.mean(d)), float(np.std(d, ddof=1))
+    if sd == 0:
+        return 1.0 if mean == 0 else 0.0
+    return float(min(1.0, 2 * t.sf(abs(mean / (sd / math.sqrt(n))), n - 1)))
+
+
 def mcnemar_p(y_true: Any, pred_a: Any, pred_b: Any) -> float:
     """Exact two-sided McNemar p-value: do models a and b differ in accuracy?
 

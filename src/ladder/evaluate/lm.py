@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ladder.evaluate.compare import paired_t_p
+
 
 def lm_metrics(total_nats: float, n_tokens: int, n_bytes: int) -> dict[str, Any]:
     """`loss` (nats per predicted token), `perplexity` (exp of it) and `bits_per_byte` (the
@@ -53,14 +55,5 @@ def paired_bits_p(n_bytes: Any, nats_a: Any, nats_b: Any) -> float:
     """Two-sided p-value: do language models a and b differ in bits per byte? A paired t-test
     on the per-segment differences of bits per byte (the segments are the same text for both
     models, whatever their tokenizers). Identical scores give 1.0; fewer than 2 segments nan."""
-    from scipy.stats import t  # loaded only when needed
-
     n_bytes = np.maximum(np.asarray(n_bytes, dtype=np.float64), 1)
-    d = (np.asarray(nats_a, dtype=np.float64) - np.asarray(nats_b, dtype=np.float64)) / n_bytes
-    n = d.size
-    if n < 2:
-        return math.nan
-    mean, sd = float(np.mean(d)), float(np.std(d, ddof=1))
-    if sd == 0:
-        return 1.0 if mean == 0 else 0.0
-    return float(min(1.0, 2 * t.sf(abs(mean / (sd / math.sqrt(n))), n - 1)))
+    return paired_t_p((np.asarray(nats_a, np.float64) - np.asarray(nats_b, np.float64)) / n_bytes)

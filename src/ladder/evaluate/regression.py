@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ladder.evaluate.compare import _MAX_BOOTSTRAP_CELLS
+from ladder.evaluate.compare import _MAX_BOOTSTRAP_CELLS, paired_t_p
 
 REGRESSION_METRICS: tuple[str, ...] = ("rmse", "mae", "r2", "mape")
 LOWER_IS_BETTER: frozenset[str] = frozenset({"rmse", "mae", "mape"})  # r2: higher is better
@@ -176,18 +176,8 @@ def squared_error_p(y_true: Any, pred_a: Any, pred_b: Any) -> float:
     (the Diebold–Mariano test with squared loss, for independent test rows). Identical errors
     give 1.0; equal non-zero differences on every row give 0.0; fewer than 2 rows give nan.
     """
-    from scipy.stats import t  # scipy comes with scikit-learn; loaded only when needed
-
     y, a, b = _columns({"y_true": y_true, "pred_a": pred_a, "pred_b": pred_b})
-    n = len(y)
-    if n < 2:
-        return math.nan
-    d = (y - a) ** 2 - (y - b) ** 2  # (n,) > 0 where a is the worse of the two
-    mean, sd = float(np.mean(d)), float(np.std(d, ddof=1))
-    if sd == 0:
-        return 1.0 if mean == 0 else 0.0
-    statistic = mean / (sd / math.sqrt(n))
-    return float(min(1.0, 2 * t.sf(abs(statistic), n - 1)))
+    return paired_t_p((y - a) ** 2 - (y - b) ** 2)  # > 0 where a is the worse of the two
 
 
 def conformal_radius(y_val: Any, pred_val: Any, level: float) -> float:
