@@ -9,7 +9,7 @@ from ladder.data.token_windows import (
     random_windows,
     read_loss_mask,
     read_tokens,
-    sequential_windows,
+    scoring_windows,
     token_dtype,
     windows_at,
     write_loss_mask,
@@ -35,11 +35,17 @@ def test_random_windows_are_shifted_by_one_token():
         random_windows(np.arange(8), 8, 1, np.random.default_rng(0))
 
 
-def test_sequential_windows_predict_every_token_once():
-    tokens = np.arange(21)
-    windows = sequential_windows(tokens, block_size=8)
-    targets = np.concatenate([y for _, y in windows])
-    np.testing.assert_array_equal(targets, np.arange(1, 21))
+@pytest.mark.parametrize(("n", "block"), [(21, 8), (2, 8), (9, 8), (30, 1), (17, 7)])
+def test_scoring_windows_score_every_token_once_with_half_a_block_of_context(n, block):
+    tokens = np.arange(n)
+    windows = scoring_windows(tokens, block_size=block)
+    scored = np.concatenate([w.y[w.keep :] for w in windows])
+    np.testing.assert_array_equal(scored, np.arange(1, n))  # each target once, in order
+    for w in windows:
+        np.testing.assert_array_equal(w.y, w.x + 1)
+        assert len(w.x) <= block and w.y[0] == w.start + 1
+        if w.start > 0:  # a later window's scored targets see at least half a block before them
+            assert w.keep >= block // 2
 
 
 def test_loss_masks_round_trip_as_bytes(tmp_path):

@@ -13,7 +13,7 @@ from ladder.data.lm_tokenizers import train_tokenizer
 from ladder.evaluate.lm import lm_metrics
 from ladder.models.gpt import GPTConfig, build_gpt
 from ladder.models.ngram import KneserNey, NgramConfig
-from ladder.train.lm import stream_nll
+from ladder.train.lm import stream_nll, token_nats
 
 
 class _Uniform(torch.nn.Module):
@@ -29,6 +29,22 @@ def test_a_uniform_model_scores_log_vocab_per_token():
     tokens = np.arange(100) % 7
     total, count = stream_nll(_Uniform(7), tokens, block_size=16, batch_size=3)
     assert count == 99 and math.isclose(total, 99 * math.log(7), rel_tol=1e-6)
+
+
+def test_each_token_is_scored_once_with_the_context_of_its_sliding_window():
+    torch.manual_seed(0)
+    block, stride = 8, 4
+    model = build_gpt(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=block), 11).eval()
+    tokens = np.random.default_rng(0).integers(0, 11, 27)
+    nats = token_nats(model, tokens, block, batch_size=2)
+    for t in range(len(tokens) - 1):  # target t is token t + 1
+        start = 0 if t < block else (t - (block - stride)) // stride * stride
+        assert t - start >= (0 if t < block else stride)  # half a block of context at least
+        x = torch.as_tensor(tokens[start : t + 1][None, :])
+        with torch.no_grad():
+            logits, _ = model(x)
+        expected = -torch.log_softmax(logits[0, -1].double(), -1)[int(tokens[t + 1])]
+        assert math.isclose(nats[t], float(expected), rel_tol=1e-5, abs_tol=1e-6)
 
 
 def test_gpt_and_ngram_rank_on_bits_per_byte():

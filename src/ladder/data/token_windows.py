@@ -4,6 +4,7 @@ training windows drawn from it: inputs of `block_size` tokens and the same shift
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -62,11 +63,30 @@ def windows_at(
     return windows[:, :-1], windows[:, 1:]
 
 
-def sequential_windows(tokens: np.ndarray, block_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Non-overlapping windows covering the stream once (the last one shorter), for
-    evaluation: every token but the first is predicted exactly once."""
-    out = []
-    for start in range(0, len(tokens) - 1, block_size):
+class ScoringWindow(NamedTuple):
+    """One window of evaluation: inputs `x`, targets `y` (`x` shifted by one), the stream
+    position `start` of `y[0]` as a target index (target i is token i + 1), and `keep`: the
+    targets from `y[keep]` on are scored here; the ones before it were scored by an earlier
+    window and serve only as context."""
+
+    start: int
+    keep: int
+    x: np.ndarray
+    y: np.ndarray
+
+
+def scoring_windows(tokens: np.ndarray, block_size: int) -> list[ScoringWindow]:
+    """Windows of `block_size` tokens sliding by half a block over the stream, for evaluation:
+    every token but the first is scored exactly once, and every token after the first window
+    with at least half a block of context (as a fixed-context model is scored in practice; the
+    last window may be shorter)."""
+    stride = max(1, block_size // 2)
+    out, start, n_targets = [], 0, len(tokens) - 1
+    while n_targets > 0:
         chunk = np.asarray(tokens[start : start + block_size + 1], dtype=np.int64)
-        out.append((chunk[:-1], chunk[1:]))
+        keep = 0 if start == 0 else block_size - stride
+        out.append(ScoringWindow(start, keep, chunk[:-1], chunk[1:]))
+        if start + block_size >= n_targets:
+            break
+        start += stride
     return out

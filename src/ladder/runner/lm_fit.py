@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ladder.config import Config, ModelEntry
-from ladder.data.token_windows import sequential_windows
+from ladder.data.token_windows import scoring_windows
 from ladder.errors import ConfigError
 from ladder.export.lm_artifact import PRETRAINED_FOLDER, WEIGHTS
 from ladder.generate.decoders import NgramDecoder, TorchDecoder
@@ -60,7 +60,7 @@ class FittedNetwork:
     device: str = "cpu"
 
     def segment_nats(self, stream: TokenStream) -> Any:
-        """Nats spent on each test segment (non-overlapping windows of the context)."""
+        """Nats spent on each test segment (windows of the context sliding by half)."""
         nats = token_nats(self.module, stream.ids, self.block_size, device=self.device)
         return stream.per_segment(nats)
 
@@ -96,20 +96,21 @@ class GraphScorer:
     block_size: int
 
     def segment_nats(self, stream: TokenStream) -> Any:
-        """Nats spent on each test segment (non-overlapping windows of the context)."""
+        """Nats spent on each test segment (windows of the context sliding by half)."""
         return stream.per_segment(graph_token_nats(self.decoder, stream.ids, self.block_size))
 
 
 def graph_token_nats(decoder: Any, tokens: np.ndarray, block_size: int) -> np.ndarray:
     """The nats of each token after the first under a decoder with a numpy `forward(ids)`
-    (an ONNX graph), from non-overlapping windows as `ladder.train.lm.token_nats` reads them."""
+    (an ONNX graph), from the windows `ladder.train.lm.token_nats` reads."""
     out = np.zeros(max(len(tokens) - 1, 0), dtype=np.float64)
-    for i, (x, y) in enumerate(sequential_windows(tokens, block_size)):
-        logits, _ = decoder.forward(x[None, :])
+    for w in scoring_windows(tokens, block_size):
+        logits, _ = decoder.forward(w.x[None, :])
         row = logits[0].astype(np.float64)
         top = row.max(axis=1, keepdims=True)
         log_z = top[:, 0] + np.log(np.exp(row - top).sum(axis=1))
-        out[i * block_size : i * block_size + len(y)] = log_z - row[np.arange(len(y)), y]
+        nats = log_z - row[np.arange(len(w.y)), w.y]
+        out[w.start + w.keep : w.start + len(w.y)] = nats[w.keep :]
     return out
 
 
