@@ -6,22 +6,27 @@
    prompt is printed too: there the network is so small that per-step overhead dominates;
 2. LoRA: <= 1% of a tiny Llama's parameters trainable; merged and unmerged adapters give the
    same logits (<= 1e-5);
-3. the ladder is a ladder: `ladder run` on builtin:pydoc (the English help topics that ship
-   with Python, about 0.5 MB; contiguous 80/10/10 split), Kneser-Ney n-grams of order 1-7 on
-   characters, then an LSTM LM on characters and a GPT (nanoGPT's CPU "baby" shape) on
-   byte-level BPE tokens, each network trained for the same time: bits per byte on the same
-   test text, with bootstrap intervals and paired tests.
+3. the ladder is a ladder: `ladder run` on a corpus (contiguous 80/10/10 split; `--corpus`:
+   builtin:pydoc, the English help topics that ship with Python, about 0.5 MB; `stdlib`, the
+   docstrings of Python's standard library, about 1.5 MB; or a text file), Kneser-Ney n-grams
+   of order 1-7 on characters, then an LSTM LM on characters and a GPT (nanoGPT's CPU "baby"
+   size, rotary positions, a 128-token context) on byte-level BPE tokens, each network trained
+   for the same time: bits per byte on the same test text, with bootstrap intervals and
+   paired tests.
 
 The Trainer against a plain loop is benchmarks/lm_trainer.py; continuous batching is
 benchmarks/serve_generation.py.
 Run: .venv/bin/python benchmarks/generation.py [--seconds 120] [--rounds 3] [--out DIR]
+     [--corpus pydoc|stdlib|FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import statistics
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -63,21 +68,49 @@ def kv_cache_speedup(rounds: int, prompt_tokens: int, new_tokens: int = 256) -> 
     return statistics.median(without), statistics.median(with_cache)
 
 
-def ladder_at_equal_time(seconds: float, folder: Path) -> pd.DataFrame:
-    """`ladder run` on builtin:pydoc (contiguous 80/10/10 split): n-grams of order 1-7, an
-    LSTM LM and a GPT, each network trained for about `seconds`. A first run of PROBE steps
-    measures each network's step time; the second gives each the steps that fill `seconds`.
-    Returns the second run's leaderboard."""
+def stdlib_docstrings(path: Path) -> Path:
+    """Write the docstrings (over 80 characters) of the modules, classes and functions of
+    Python's standard library (tests and idlelib left out), about 1.5 MB of English with code
+    examples, to `path`: a corpus three times pydoc's that every Python has offline."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    skip = {"test", "tests", "idlelib", "site-packages", "lib2to3"}
+    kinds = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    parts = []
+    for source in sorted(root.rglob("*.py")):
+        if skip & set(source.relative_to(root).parts):
+            continue
+        try:
+            tree = ast.parse(source.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            doc = ast.get_docstring(node) if isinstance(node, kinds) else None
+            if doc and len(doc) > 80:
+                parts.append(doc.strip())
+    path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+    return path
+
+
+def ladder_at_equal_time(seconds: float, folder: Path, source: str) -> pd.DataFrame:
+    """`ladder run` on `source` (contiguous 80/10/10 split): n-grams of order 1-7, an LSTM LM
+    and a GPT, each network trained for about `seconds`. A first run of PROBE steps measures
+    each network's step time; the second gives each the steps that fill `seconds`. Returns
+    the second run's leaderboard."""
     models = [{"name": f"ngram{k}", "type": "ngram", "order": k} for k in range(1, 8)]
     bpe = {"tokenizer": "bpe", "vocab_size": BPE_VOCAB}  # ~2.8 bytes a token: more context
     networks = {  # the LSTM on characters (char-rnn), the GPT on BPE: the best of each we tried
         "lstm": {"type": "rnn_lm", "block_size": BLOCK, "dropout": 0.2},  # 2 layers, 256 wide
-        "gpt": {"type": "gpt", **BABY.model_dump(), "dropout": 0.1, "text": bpe},
+        "gpt": {  # the baby's size with rotary positions, no biases, twice the context and rate
+            "type": "gpt",
+            **BABY.model_dump(),
+            **{"block_size": 2 * BLOCK, "positions": "rotary", "bias": False, "dropout": 0.1},
+            **{"optimizer": {"lr": 2.0e-3}, "text": bpe},
+        },
     }
     config = {
         "name": "pydoc",
         "data": {
-            "source": "builtin:pydoc",
+            "source": source,
             "task": "generation",
             "split": {"val": 0.1, "test": 0.1},
         },
@@ -137,6 +170,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120, help="each network's training time")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the KV-cache timing")
     parser.add_argument("--out", type=Path, default=None, help="keep the run folders here")
+    parser.add_argument(
+        "--corpus",
+        default="pydoc",
+        help="pydoc (builtin:pydoc), stdlib (the standard library's docstrings) or a text file",
+    )
     args = parser.parse_args()
     for prompt_tokens in (256, 32):
         without, with_cache = kv_cache_speedup(max(1, args.rounds), prompt_tokens)
@@ -152,7 +190,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.out or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        board = ladder_at_equal_time(args.seconds, folder)
+        source = {"pydoc": "builtin:pydoc"}.get(args.corpus, args.corpus)
+        if args.corpus == "stdlib":
+            source = str(stdlib_docstrings(folder / "stdlib_docstrings.txt").resolve())
+        board = ladder_at_equal_time(args.seconds, folder, source)
         columns = [
             "model",
             "bits_per_byte",
