@@ -11,9 +11,11 @@ import yaml
 
 import ladder
 from ladder.cli import main
+from ladder.config import load_run_config
 from ladder.errors import ConfigError, DataError
 from ladder.generate.generator import TextGenerator
 from ladder.runner.ladder import run
+from ladder.runner.prepare import prepare
 from ladder.tasks.generation import LEADERBOARD_COLUMNS
 
 SENTENCES = [
@@ -98,6 +100,10 @@ def test_a_rerun_is_cached_and_the_artifact_generates(tmp_path, capsys):
     assert greedy.startswith("sat on the ")
     sampled = generator.generate("the ", max_new_tokens=30, seed=5)
     assert sampled == generator.generate("the ", max_new_tokens=30, seed=5)
+    # the run folder's config reloads and prepares again, as `ladder compress` does
+    config, data = prepare(load_run_config(tmp_path / "run"))
+    assert config.data.task == "generation" and not config.data.split.stratify
+    assert data.info["sha256"] == json.loads((tmp_path / "run/data.json").read_text())["sha256"]
 
 
 def test_cli_generate_streams_and_refuses_bad_parameters(tmp_path, capsys):

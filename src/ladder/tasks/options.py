@@ -19,8 +19,10 @@ _LOSSES = {
 
 
 def with_task(config: Config, task: Task) -> Config:
-    """`config` with `data.task` set to `task` and the task's default metrics and primary
-    metric filled in; ConfigError listing every option that does not fit the task."""
+    """`config` with `data.task` set to `task`, the task's default metrics and primary metric
+    filled in and, for a task without classes, `data.split.stratify` off (so the run folder's
+    config.yaml reloads for `ladder compress`); ConfigError listing every option that does not
+    fit the task."""
     problems = task_problems(config, task)
     if problems:
         raise ConfigError(problems)
@@ -31,6 +33,8 @@ def with_task(config: Config, task: Task) -> Config:
         }
     )
     data = config.data.model_copy(update={"task": task.name})
+    if task.name != "classification":  # no classes to stratify: the saved config says so
+        data = data.model_copy(update={"split": data.split.model_copy(update={"stratify": False})})
     return config.model_copy(update={"data": data, "evaluate": evaluate})
 
 
