@@ -14,6 +14,7 @@ from ladder.cli import main
 from ladder.config import load_run_config
 from ladder.errors import ConfigError, DataError
 from ladder.generate.generator import TextGenerator
+from ladder.runner.cache import cached_status
 from ladder.runner.ladder import run
 from ladder.runner.prepare import prepare
 from ladder.tasks.generation import LEADERBOARD_COLUMNS
@@ -104,6 +105,7 @@ def test_a_rerun_is_cached_and_the_artifact_generates(tmp_path, capsys):
     config, data = prepare(load_run_config(tmp_path / "run"))
     assert config.data.task == "generation" and not config.data.split.stratify
     assert data.info["sha256"] == json.loads((tmp_path / "run/data.json").read_text())["sha256"]
+    assert cached_status(tmp_path / "run", config, config.model("sixgram")) == "cached"
 
 
 def test_cli_generate_streams_and_refuses_bad_parameters(tmp_path, capsys):
