@@ -44,6 +44,7 @@ def test_scoring_windows_score_every_token_once_with_half_a_block_of_context(n, 
     for w in windows:
         np.testing.assert_array_equal(w.y, w.x + 1)
         assert len(w.x) <= block and w.y[0] == w.start + 1
+        np.testing.assert_array_equal(np.arange(n - 1)[w.scored] + 1, w.y[w.keep :])
         if w.start > 0:  # a later window's scored targets see at least half a block before them
             assert w.keep >= block // 2
 

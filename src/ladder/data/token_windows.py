@@ -74,6 +74,11 @@ class ScoringWindow(NamedTuple):
     x: np.ndarray
     y: np.ndarray
 
+    @property
+    def scored(self) -> slice:
+        """Where the targets this window scores (`y[keep:]`) lie in the stream's target array."""
+        return slice(self.start + self.keep, self.start + len(self.y))
+
 
 def scoring_windows(tokens: np.ndarray, block_size: int) -> list[ScoringWindow]:
     """Windows of `block_size` tokens sliding by half a block over the stream, for evaluation:

@@ -110,7 +110,7 @@ def graph_token_nats(decoder: Any, tokens: np.ndarray, block_size: int) -> np.nd
         top = row.max(axis=1, keepdims=True)
         log_z = top[:, 0] + np.log(np.exp(row - top).sum(axis=1))
         nats = log_z - row[np.arange(len(w.y)), w.y]
-        out[w.start + w.keep : w.start + len(w.y)] = nats[w.keep :]
+        out[w.scored] = nats[w.keep :]
     return out
 
 

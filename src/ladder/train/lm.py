@@ -35,7 +35,7 @@ def token_nats(
                 logits, _ = model(x)
                 nats = F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none")
                 for w, row in zip(same, nats.cpu().numpy(), strict=True):
-                    out[w.start + w.keep : w.start + length] = row[w.keep :]
+                    out[w.scored] = row[w.keep :]
     finally:
         model.train(was_training)
     return out
