@@ -11,6 +11,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -239,12 +240,21 @@ def predict(
         ),
     ] = None,
 ) -> None:
-    """Predict with a saved model: CSV with the predicted label and one probability per class."""
+    """Predict with a saved model: CSV with the predicted label and one probability per class
+    (a seq2seq model: a text file of sources, one per line, or a table's source column in;
+    CSV with source and output out)."""
     from ladder.export.artifact import load
     from ladder.export.predictions import predictions_frame
+    from ladder.export.s2s_artifact import is_seq2seq, load_translator
+    from ladder.export.s2s_predictions import read_sources, translations_frame
     from ladder.io import atomic_write_text
 
-    frame = predictions_frame(load(artifact, backend), input)
+    if is_seq2seq(artifact):
+        translator = load_translator(artifact, backend)
+        column = translator.manifest.get("input", {}).get("column", "source")
+        frame = translations_frame(translator, read_sources(input, column))
+    else:
+        frame = predictions_frame(load(artifact, backend), input)
     text = frame.to_csv(index=False, float_format="%.6g")
     if output is None:
         sys.stdout.write(text)
@@ -270,14 +280,27 @@ def compress(
 
 @app.command()
 def generate(
-    artifact: Annotated[Path, typer.Argument(help="A generation artifact folder.")],
-    prompt: Annotated[str, typer.Option("--prompt", "-p", help="The text to continue.")],
+    artifact: Annotated[Path, typer.Argument(help="A generation or seq2seq artifact folder.")],
+    prompt: Annotated[
+        str,
+        typer.Option("--prompt", "-p", help="The text to continue (seq2seq: the source text)."),
+    ],
     max_new_tokens: Annotated[
         int, typer.Option("--max-new-tokens", "-n", help="Tokens to generate at most.")
     ] = 100,
     temperature: Annotated[
-        float, typer.Option("--temperature", "-t", help="0: greedy; higher: more varied.")
-    ] = 0.8,
+        float | None,
+        typer.Option(
+            "--temperature",
+            "-t",
+            help="0: greedy; higher: more varied (default 0.8; seq2seq: the artifact's beam "
+            "search, printed whole).",
+        ),
+    ] = None,
+    beam_size: Annotated[
+        int | None,
+        typer.Option("--beam-size", help="seq2seq: beam search with this many beams."),
+    ] = None,
     top_k: Annotated[
         int | None, typer.Option("--top-k", help="Sample from the k most likely tokens only.")
     ] = None,
@@ -294,26 +317,48 @@ def generate(
         typer.Option("--backend", help="torch, onnxruntime (a GPT's model.onnx) or numpy."),
     ] = None,
 ) -> None:
-    """Continue a prompt with a language model, streaming the text as it is generated."""
+    """Continue a prompt with a language model, or translate a source with a seq2seq model,
+    streaming the text as it is generated (a seq2seq beam search prints its output whole)."""
     from ladder.console import say
     from ladder.errors import LadderError
     from ladder.export.lm_artifact import load_generator
+    from ladder.export.s2s_artifact import is_seq2seq, load_translator
     from ladder.generate.stream import SamplingParams
 
-    params = SamplingParams(max_new_tokens, temperature, top_k, top_p, seed, tuple(stop or ()))
+    seq2seq = is_seq2seq(artifact)
+    if beam_size is not None and not seq2seq:
+        raise LadderError("--beam-size: beam search is for seq2seq artifacts")
+    chosen = 0.8 if temperature is None else temperature
+    params = SamplingParams(max_new_tokens, chosen, top_k, top_p, seed, tuple(stop or ()))
     problems = params.problems()
     if problems:
         raise LadderError(f"--{problems[0].replace('_', '-', 2)}")
-    generator = load_generator(artifact, backend)
+    generator = load_translator(artifact, backend) if seq2seq else load_generator(artifact, backend)
     try:
         ids, cut = generator.prompt_ids(prompt)
     except ValueError as exc:
         raise LadderError(f"--prompt: {exc}") from exc
-    if cut:
+    if cut and seq2seq:
+        say(
+            f"warning: the source is {len(ids) + cut} tokens and the model reads {len(ids)}: "
+            f"its last {cut} tokens are left out"
+        )
+    elif cut:
         say(
             f"warning: the prompt is {len(ids) + cut} tokens and the model reads "
             f"{generator.context_length}: its first {cut} tokens are left out"
         )
+    if seq2seq and temperature is None:
+        search = generator.search if hasattr(generator, "search") else None
+        if beam_size is not None and search is not None:
+            search = replace(search, beam_size=beam_size)
+        if search is not None:
+            search = replace(search, max_new_tokens=min(max_new_tokens, search.max_new_tokens))
+            problems = search.problems()
+            if problems:
+                raise LadderError(f"--{problems[0].replace('_', '-', 2)}")
+        sys.stdout.write(generator.translate([prompt], search)[0] + "\n")
+        return
     for chunk in generator.stream(prompt, params):
         sys.stdout.write(chunk)
         sys.stdout.flush()

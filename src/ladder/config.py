@@ -72,11 +72,19 @@ class DataConfig(Section):
     format: Literal["csv", "tsv", "parquet", "jsonl"] | None = Field(
         None, description="table format when the file name has no known suffix"
     )
-    task: Literal["auto", "classification", "regression", "generation"] = Field(
+    task: Literal["auto", "classification", "regression", "generation", "seq2seq"] = Field(
         "auto",
         description="auto: regression for a numeric target with many values; generation: "
         "a language model of the text (a text file, a folder of .txt, a table's `text` "
-        "column, or prompt/completion .jsonl)",
+        "column, or prompt/completion .jsonl); seq2seq: source text -> target text (a table's "
+        "source_column and target_column, or two aligned text files)",
+    )
+    source_column: str = Field("source", description="seq2seq: the table's source-text column")
+    target_column: str = Field("target", description="seq2seq: the table's target-text column")
+    target_file: str | None = Field(
+        None,
+        description="seq2seq: a text file of targets, one per line, aligned with the lines of "
+        "the text file `source`",
     )
     target_transform: Literal["none", "log1p"] = Field(
         "none", description="regression: learn log1p(target); predictions come back in units"
@@ -224,6 +232,19 @@ class EvaluateConfig(Section):
         "the starts of a few test segments)",
     )
     sample_tokens: int = Field(80, ge=1, le=4096, description="generation: tokens per sample")
+    beam_size: int = Field(
+        4, ge=1, description="seq2seq: beams of the test decoding (1: greedy search)"
+    )
+    length_penalty: float = Field(
+        1.0, ge=0, description="seq2seq: beam scores are divided by length ** length_penalty"
+    )
+    no_repeat_ngram_size: int = Field(
+        0, ge=0, description="seq2seq: never repeat an n-gram of this size in an output (0: off)"
+    )
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="seq2seq: the longest output (default: the model's maximum)"
+    )
+    examples: int = Field(8, ge=0, le=100, description="seq2seq: test examples in the report")
 
 
 class QuantizeConfig(Section):

@@ -31,12 +31,23 @@ def _language_specs() -> list[ModelSpec]:
     return language.specs()
 
 
+def _seq2seq_specs() -> list[ModelSpec]:
+    from ladder.models import seq2seq
+
+    return seq2seq.specs()
+
+
 class _Registry(dict[str, ModelSpec]):
     """Filled on first use so that importing ladder (and `ladder --help`) stays instant."""
 
     def _fill(self) -> None:
         if not dict.__len__(self):
-            for spec in [*_classical_specs(), *_neural_specs(), *_language_specs()]:
+            for spec in [
+                *_classical_specs(),
+                *_neural_specs(),
+                *_language_specs(),
+                *_seq2seq_specs(),
+            ]:
                 dict.__setitem__(self, spec.type, spec)
 
     def __getitem__(self, key: str) -> ModelSpec:
@@ -69,7 +80,7 @@ def describe_models() -> list[dict[str, Any]]:
     rows = []
     for name in MODEL_TYPES:
         spec = MODEL_TYPES[name]
-        if spec.family == "classical" and "generation" not in spec.tasks:
+        if spec.family == "classical" and not {"generation", "seq2seq"} & set(spec.tasks):
             from ladder.models.classical import default_params
 
             params = default_params(name)

@@ -42,6 +42,8 @@ from ladder.export.artifact import (
 )
 from ladder.export.int8 import dynamic_int8, int8_state
 from ladder.export.onnx import INPUT, ONNX_MODEL
+from ladder.export.s2s_artifact import DECODER_GRAPH as S2S_DECODER
+from ladder.export.s2s_artifact import ENCODER_GRAPH as S2S_ENCODER
 from ladder.io import save_tensors
 
 # ops of a dynamically quantized graph: their presence shows that something was quantized
@@ -54,15 +56,17 @@ def quantize(method: QuantizeConfig, context: CompressContext, model: str) -> Va
     """The int8 variant of `model` that `method` asks for, written into the run folder."""
     name = method.variant_name(model)
     source, target = context.artifact(model), context.artifact(name)
-    if context.data.task == "generation" and (method.backend, method.mode) != (
+    if context.data.task in ("generation", "seq2seq") and (method.backend, method.mode) != (
         "onnxruntime",
         "dynamic",
     ):
         raise LadderError(
-            f"{name}: a language model is quantized by ONNX Runtime, dynamically (its KV-cache "
-            "graph); set backend: onnxruntime and mode: dynamic"
+            f"{name}: a {context.data.task} model is quantized by ONNX Runtime, dynamically "
+            "(its graphs with past states); set backend: onnxruntime and mode: dynamic"
         )
-    if method.backend == "torch":
+    if context.data.task == "seq2seq":
+        info = quantize_seq2seq_artifact(source, target, model)
+    elif method.backend == "torch":
         info = quantize_torch_artifact(source, target, model)
     elif method.mode == "static":
         train = context.data.splits.train
@@ -92,6 +96,42 @@ def quantize_artifact(source: Path, target: Path, name: str) -> dict[str, Any]:
             )
         info = _onnx_info(manifest, source, quantized, "dynamic")
         _write_onnx_variant(source, target, manifest, quantized, info)
+    return info
+
+
+def quantize_seq2seq_artifact(source: Path, target: Path, name: str) -> dict[str, Any]:
+    """Write the dynamic int8 variant of the seq2seq artifact `source` (its encoder and
+    decoder graphs, both quantized) to `target`; returns the manifest's "compression" entry.
+    LadderError when the artifact has no graphs."""
+    manifest = read_manifest(source)
+    graphs = (S2S_ENCODER, S2S_DECODER)
+    if any(graph not in manifest["files"] for graph in graphs):
+        raise LadderError(
+            f"{name}: nothing to quantize with ONNX Runtime (the artifact has no encoder and "
+            "decoder graphs: ONNX export covers seq2seq_rnn and seq2seq_transformer)"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        quantized = [Path(tmp) / graph for graph in graphs]
+        for graph, out in zip(graphs, quantized, strict=True):
+            _quantize_dynamic(source / graph, out)
+        if not all(out.is_file() for out in quantized) or not _has_ops(quantized[1], _INTEGER_OPS):
+            raise LadderError(f"{name}: ONNX Runtime found nothing to quantize in its graphs")
+        before = sum((source / graph).stat().st_size for graph in graphs)
+        info = {
+            "method": "quantize",
+            "backend": "onnxruntime",
+            "mode": "dynamic",
+            "weights": "int8",
+            "variant_of": manifest["name"],
+            "size_ratio": sum(out.stat().st_size for out in quantized) / before,
+        }
+
+        def write_model(folder: Path) -> list[str]:
+            for out in quantized:
+                shutil.copy2(out, folder / out.name)
+            return list(graphs)
+
+        _write_variant(source, target, manifest, info, write_model)
     return info
 
 
@@ -257,7 +297,7 @@ def _write_variant(
     preprocess = json.loads((source / "preprocess.json").read_text(encoding="utf-8"))
     extra = (  # a text model's tokenizer.json; a language model's tokenizer is preprocess.json
         {}
-        if manifest.get("task") == "generation"
+        if manifest.get("task") in ("generation", "seq2seq")
         else preprocessor_from_json(preprocess, source).extra_files()
     )
     write_artifact(target, base, preprocess, write_model, extra)
@@ -318,6 +358,7 @@ __all__ = [
     "quantize",
     "quantize_artifact",
     "quantize_gpt_onnx",
+    "quantize_seq2seq_artifact",
     "quantize_static_artifact",
     "quantize_torch_artifact",
 ]

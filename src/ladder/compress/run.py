@@ -22,6 +22,7 @@ from ladder.config import DistillConfig, PruneConfig, QuantizeConfig, load_run_c
 from ladder.console import RungProgress
 from ladder.errors import ConfigError, LadderError, TrainingInterrupted, first_line
 from ladder.export.artifact import load
+from ladder.export.s2s_artifact import load_translator
 from ladder.io import atomic_write_text
 from ladder.registry import get_spec
 from ladder.run_folder import locked, record_failure
@@ -29,6 +30,7 @@ from ladder.runner.cache import cached_status
 from ladder.runner.lm_rung import evaluate_generator
 from ladder.runner.prepare import prepare
 from ladder.runner.ranking import rank_run
+from ladder.runner.s2s_rung import evaluate_translator
 from ladder.tasks import get_task
 
 Show = Callable[[str], None]
@@ -128,6 +130,9 @@ def _requests(context: CompressContext) -> list[tuple[Any, str | None]]:
         neural = [n for n, e in context.entries.items() if _is_neural(e.type)]
         if context.data.task == "generation":  # of the language models, the GPT has a graph
             neural = [n for n, e in context.entries.items() if e.type == "gpt"]
+        if context.data.task == "seq2seq":  # the from-scratch networks have graphs
+            graphed = ("seq2seq_rnn", "seq2seq_transformer")
+            neural = [n for n, e in context.entries.items() if e.type in graphed]
         pairs.extend((method, name) for name in method.models or neural)
     return pairs
 
@@ -152,6 +157,10 @@ def _evaluate(context: CompressContext, variant: Variant, stamp: dict[str, Any])
     task = get_task(data.task)
     if data.task == "generation":
         metrics = evaluate_generator(context.artifact(variant.name), data.splits, model_dir)
+    elif data.task == "seq2seq":
+        translator = load_translator(context.artifact(variant.name))
+        primary = context.config.evaluate.primary
+        metrics = evaluate_translator(translator, data.splits, model_dir, primary)
     else:
         model = load(context.artifact(variant.name))
         test = data.splits.test

@@ -106,6 +106,7 @@ class Engine:
         self.deliver = deliver
         self._outbox: list[tuple[Job, str, str | None]] = []
         self.decoder = generator.decoder
+        self.eos_id = getattr(self.decoder, "eos_id", None)  # seq2seq: the output's end
         self.settings = settings or EngineSettings()
         self.observer = observer or Observer()
         self._queue: deque[Job] = deque()
@@ -225,6 +226,9 @@ class Engine:
                 continue
             self._timed(job)
             job.produced += 1
+            if token == self.eos_id:  # a seq2seq decoder's end of the output
+                self._finish(job, job.text.flush(), STOP)
+                continue
             chunk = job.text.push(token)
             if job.text.stopped:
                 self._finish(job, chunk, STOP)

@@ -65,7 +65,7 @@ class TextGenerator:
     ) -> Iterator[str]:
         """Text chunks continuing `prompt` as they are generated (keyword options: those of
         SamplingParams). A prompt longer than the context keeps its last tokens."""
-        params = _params(params, options)
+        params = sampling_params(params, options)
         ids, _ = self.prompt_ids(prompt)
         return stream_text(self.decoder, lambda _: ids, self.decode, prompt, params)
 
@@ -74,7 +74,8 @@ class TextGenerator:
         return "".join(self.stream(prompt, params, **options))
 
 
-def _params(params: SamplingParams | None, options: dict[str, Any]) -> SamplingParams:
+def sampling_params(params: SamplingParams | None, options: dict[str, Any]) -> SamplingParams:
+    """`params`, or SamplingParams from keyword `options` (not both), checked."""
     if params is not None and options:
         raise TypeError("give either params or keyword options, not both")
     if params is None:

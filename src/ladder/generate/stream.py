@@ -99,8 +99,10 @@ def stream_ids(decoder: Decoder, prompt_ids: list[int], params: SamplingParams) 
 
     The prompt is read once, then one token per step from the decoder's state. When the
     context is full, the last `context_length - 1` tokens are read afresh (a sliding window).
-    A prompt longer than the context keeps its last tokens (the caller warns or refuses)."""
+    A prompt longer than the context keeps its last tokens (the caller warns or refuses).
+    A decoder with an `eos_id` (a seq2seq model) ends the stream when it picks that token."""
     sampler = Sampler(params)
+    eos = getattr(decoder, "eos_id", None)  # a seq2seq decoder ends its output with eos
     if not prompt_ids:
         raise ValueError("the prompt is empty: the model needs at least one token to continue")
     size = decoder.context_length
@@ -108,6 +110,8 @@ def stream_ids(decoder: Decoder, prompt_ids: list[int], params: SamplingParams) 
     logits, state = decoder.prefill(context)
     for produced in range(params.max_new_tokens):
         token = sampler(logits)
+        if token == eos:
+            return
         yield token
         if produced + 1 == params.max_new_tokens:
             return

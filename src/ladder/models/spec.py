@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 Family = Literal["classical", "neural"]
 DataKind = Literal["tabular", "image", "text"]
-TaskName = Literal["classification", "regression", "generation"]
+TaskName = Literal["classification", "regression", "generation", "seq2seq"]
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ def render_report(run_dir: str | Path) -> Path:
     config_path = run_dir / "config.yaml"
     config_text = config_path.read_text(encoding="utf-8") if config_path.is_file() else ""
     best = next((row for row in rows if is_finished(row)), None)
+    primary = _seq2seq_primary(run_dir) if data.get("task") == "seq2seq" else None
     best_name = str(best["model"]) if best else "none"
     title = _run_name(config_text) or run_dir.name
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -76,12 +77,12 @@ def render_report(run_dir: str | Path) -> Path:
         subtitle=escape(f"{subtitle} · generated {generated}"),
         dataset=_dataset_section(data),
         leaderboard=_leaderboard_table(rows, best_name),
-        tradeoffs=_tradeoff_section(rows),
+        tradeoffs=_tradeoff_section(rows, primary),
         compression=compression,
         compression_nav='<a href="#compression">Compression</a>' if compression else "",
         learning=_learning_section(run_dir, rows),
         best_name=escape(best_name),
-        best=_best_section(run_dir, best),
+        best=_best_section(run_dir, best, rows),
         config=escape(config_text) if config_text else "(no config.yaml in the run folder)",
         environment=_environment_section(),
     )
@@ -96,6 +97,8 @@ def _dataset_section(data: dict[str, Any]) -> str:
         return '<p class="note">No data.json in the run folder.</p>'
     if data.get("task") == "generation":
         return _corpus_section(data)
+    if data.get("task") == "seq2seq":
+        return _pairs_section(data)
     regression = data.get("task") == "regression"
     facts = {
         "source": data.get("source", ""),
@@ -197,11 +200,38 @@ def _corpus_section(data: dict[str, Any]) -> str:
     )
 
 
-def _tradeoff_section(rows: list[dict[str, Any]]) -> str:
+def _pairs_section(data: dict[str, Any]) -> str:
+    """A seq2seq run's pairs: source, counts per split, what was dropped or moved, lengths."""
+    facts = {
+        k: v
+        for k, v in data.items()
+        if isinstance(v, (str, int, float)) and not isinstance(v, bool)
+    }
+    tables = "".join(
+        f"<h3>{escape(key.replace('_', ' '))}</h3>"
+        + _table(["", *map(str, value)], [["", *(_fmt(key, v) for v in value.values())]])
+        for key, value in data.items()
+        if isinstance(value, dict)
+        and value
+        and all(not isinstance(v, dict) for v in value.values())
+    )
+    return f'<div class="grid"><div>{_facts(facts)}</div><div>{tables}</div></div>'
+
+
+def _seq2seq_primary(run_dir: Path) -> str:
+    """The metric a seq2seq run ranks by (its metrics.json files say; default bleu)."""
+    for path in sorted((run_dir / "models").glob("*/metrics.json")):
+        primary = _read_json(path).get("primary")
+        if isinstance(primary, str):
+            return primary
+    return "bleu"
+
+
+def _tradeoff_section(rows: list[dict[str, Any]], primary: str | None = None) -> str:
     ok = [row for row in rows if is_finished(row)]
-    metric = _headline(ok).replace("_", " ")
-    scatter = _figure_img(lambda: _tradeoff_figure(ok), f"{metric} against latency")
-    bars = _figure_img(lambda: _ci_figure(ok), f"{metric} with confidence intervals")
+    metric = _headline(ok, primary).replace("_", " ")
+    scatter = _figure_img(lambda: _tradeoff_figure(ok, primary), f"{metric} against latency")
+    bars = _figure_img(lambda: _ci_figure(ok, primary), f"{metric} with confidence intervals")
     return (
         f'<div class="grid"><div><h3>{escape(metric.capitalize())} vs latency</h3>{scatter}'
         '<p class="note">Red points are on the Pareto front: no other model is both faster and '
@@ -226,7 +256,7 @@ def _learning_section(run_dir: Path, rows: list[dict[str, Any]]) -> str:
     return f'<div class="grid">{"".join(parts)}</div>'
 
 
-def _best_section(run_dir: Path, best: dict[str, Any] | None) -> str:
+def _best_section(run_dir: Path, best: dict[str, Any] | None, rows: list[dict[str, Any]]) -> str:
     if best is None:
         return note("No model finished successfully.")
     name = str(best["model"])
@@ -235,6 +265,10 @@ def _best_section(run_dir: Path, best: dict[str, Any] | None) -> str:
     scalars = {k: _fmt(k, v) for k, v in metrics.items() if isinstance(v, (int, float))}
     if "bits_per_byte" in metrics:  # language models: samples from each
         return f"{_facts(scalars) if scalars else ''}{_samples_section(run_dir)}"
+    if "signatures" in metrics:  # seq2seq: every model's outputs for the same test sources
+        signed = _facts({k: str(v) for k, v in metrics["signatures"].items()})
+        examples = _examples_section(run_dir, [str(r["model"]) for r in rows if is_finished(r)])
+        return f"{_facts(scalars) if scalars else ''}<h3>Metric signatures</h3>{signed}{examples}"
     scatter = _embed_png(model_dir / "plots" / "predicted_vs_actual.png", f"Predicted, {name}")
     if scatter is not None:  # a regression model
         residuals = _embed_png(model_dir / "plots" / "residuals.png", f"Residuals, {name}")
@@ -253,6 +287,32 @@ def _best_section(run_dir: Path, best: dict[str, Any] | None) -> str:
         f'{_facts(scalars) if scalars else ""}<div class="grid">'
         f"<div><h3>Confusion matrix</h3>{cm or note('No confusion matrix saved.')}</div>"
         f"<div><h3>ROC</h3>{roc or note('No ROC plot saved (plots/roc.png).')}</div></div>"
+    )
+
+
+def _examples_section(run_dir: Path, models: list[str], n: int | None = None) -> str:
+    """A table of the first test pairs: source, reference and each model's output."""
+    config = run_dir / "config.yaml"
+    if n is None:
+        settings = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else {}
+        n = int(((settings or {}).get("evaluate") or {}).get("examples", 8))
+    outputs: dict[str, pd.DataFrame] = {}
+    for name in models:
+        path = run_dir / "models" / name / "test_predictions.csv"
+        if path.is_file():
+            outputs[name] = pd.read_csv(path, keep_default_na=False).head(n)
+    if not outputs or n == 0:
+        return note("No test outputs saved.")
+    first = next(iter(outputs.values()))
+    header = ["source", "reference", *outputs]
+    body = [
+        [first["source"].iloc[i], first["reference"].iloc[i]]
+        + [frame["hypothesis"].iloc[i] if i < len(frame) else "" for frame in outputs.values()]
+        for i in range(len(first))
+    ]
+    return (
+        f'<h3>Examples</h3><p class="note">The first {len(first)} test pairs and every '
+        "model's output (its configured decoding).</p>" + _table(header, body)
     )
 
 
@@ -325,22 +385,26 @@ def _class_balance_figure(classes: Sequence[dict[str, Any]]) -> Figure:
     return fig
 
 
-def _headline(rows: Sequence[dict[str, Any]]) -> str:
-    """The metric a run's leaderboard leads with: rmse for regression, bits per byte for
-    generation, else accuracy."""
+def _headline(rows: Sequence[dict[str, Any]], primary: str | None = None) -> str:
+    """The metric a run's leaderboard leads with: a seq2seq run's primary metric, rmse for
+    regression, bits per byte for generation, else accuracy."""
+    if primary is not None:
+        return primary
     if any("bits_per_byte" in r for r in rows):
         return "bits_per_byte"
     return "rmse" if any("rmse" in r for r in rows) else "accuracy"
 
 
-def _ci_columns(metric: str) -> tuple[str, str]:
+def _ci_columns(metric: str, primary: str | None = None) -> tuple[str, str]:
+    if primary is not None:  # seq2seq: the interval is of the primary metric
+        return "ci_low", "ci_high"
     prefix = "bpb" if metric == "bits_per_byte" else metric
     return f"{prefix}_ci_low", f"{prefix}_ci_high"
 
 
-def _tradeoff_figure(rows: Sequence[dict[str, Any]]) -> Figure:
+def _tradeoff_figure(rows: Sequence[dict[str, Any]], primary: str | None = None) -> Figure:
     """Accuracy (regression: RMSE) against latency, the Pareto front connected in red."""
-    metric = _headline(rows)
+    metric = _headline(rows, primary)
     points = [
         (to_float(r.get("latency_ms")), to_float(r.get(metric)), str(r["model"]), _truthy(r))
         for r in rows
@@ -373,12 +437,12 @@ def _tradeoff_figure(rows: Sequence[dict[str, Any]]) -> Figure:
     return fig
 
 
-def _ci_figure(rows: Sequence[dict[str, Any]]) -> Figure:
+def _ci_figure(rows: Sequence[dict[str, Any]], primary: str | None = None) -> Figure:
     """One horizontal bar per model, best at the top, with its accuracy confidence interval."""
     names = [str(r["model"]) for r in rows]
-    metric = _headline(rows)
+    metric = _headline(rows, primary)
     acc = np.array([to_float(r.get(metric)) for r in rows])
-    low_column, high_column = _ci_columns(metric)
+    low_column, high_column = _ci_columns(metric, primary)
     low = np.array([to_float(r.get(low_column, math.nan)) for r in rows])
     high = np.array([to_float(r.get(high_column, math.nan)) for r in rows])
     err = np.nan_to_num(np.vstack([acc - low, high - acc]), nan=0.0).clip(min=0)

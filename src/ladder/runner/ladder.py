@@ -22,6 +22,7 @@ from ladder.runner.lm_rung import train_lm_entry
 from ladder.runner.prepare import PreparedData, prepare, write_run_files
 from ladder.runner.ranking import RunResult, leaderboard, write_leaderboard
 from ladder.runner.rung import TrainResult, resolve_device, train_entry
+from ladder.runner.s2s_rung import train_s2s_entry
 from ladder.tasks import get_task
 from ladder.train import distributed
 
@@ -81,8 +82,11 @@ def _train_neural(
 
 def rung_trainer(data: PreparedData) -> Callable[..., TrainResult | None]:
     """The function that trains one entry on `data`: `train_lm_entry` for a corpus (task
-    generation), else `train_entry`; both take (config, entry, data, run_dir, resume=, main=)."""
-    return train_lm_entry if data.task == "generation" else train_entry
+    generation), `train_s2s_entry` for text pairs (seq2seq), else `train_entry`; all take
+    (config, entry, data, run_dir, resume=, main=)."""
+    if data.task == "generation":
+        return train_lm_entry
+    return train_s2s_entry if data.task == "seq2seq" else train_entry
 
 
 def run(

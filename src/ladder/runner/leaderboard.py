@@ -17,6 +17,7 @@ import pandas as pd  # noqa: TID253
 from ladder.evaluate.compare import build_leaderboard, pareto_front, time_predictions
 from ladder.export.artifact import load
 from ladder.export.lm_artifact import load_generator
+from ladder.export.s2s_artifact import load_translator
 from ladder.generate.stream import SamplingParams, stream_ids
 from ladder.tasks import Task
 from ladder.tasks.classification import CLASSIFICATION
@@ -52,6 +53,8 @@ def leaderboard_rows(
         artifact = model_dir / "artifact"
         if task.name == "generation":
             latency_ms, throughput = time_generation(artifact, test_inputs)
+        elif task.name == "seq2seq":
+            latency_ms, throughput = time_translation(artifact, test_inputs)
         else:
             model = load(artifact)
             one, batch = _timing_inputs(test_inputs)
@@ -110,6 +113,22 @@ def time_generation(artifact: Path, prompts: list[str], tokens: int = 32) -> tup
         made += sum(1 for _ in stream_ids(generator.decoder, ids, params))
     seconds = time.perf_counter() - started
     return 1000 * seconds / made, made / seconds
+
+
+def time_translation(artifact: Path, sources: list[str], batch: int = 32) -> tuple[float, float]:
+    """(milliseconds per source translated alone, sources per second in a batch of `batch`)
+    of the artifact with its own decoding, after a warm-up, over the first test sources."""
+    generator = load_translator(artifact)
+    sources = [s for s in sources if s][:3] or ["a"]
+    generator.translate(sources[:1])  # warm-up
+    started = time.perf_counter()
+    for source in sources:
+        generator.translate([source])
+    latency_ms = 1000 * (time.perf_counter() - started) / len(sources)
+    rows = [sources[i % len(sources)] for i in range(batch)]
+    started = time.perf_counter()
+    generator.translate(rows)
+    return latency_ms, batch / (time.perf_counter() - started)
 
 
 def _number(value: Any) -> float:

@@ -15,6 +15,7 @@ from ladder.console import say
 from ladder.data import describe_data, load_dataset, split_dataset
 from ladder.data.corpus import read_corpus, read_prompt_completions
 from ladder.data.lm_splits import describe_corpus, scoring_segments, split_examples, split_text
+from ladder.data.pairs import describe_pairs, read_pairs, split_pairs
 from ladder.errors import DataError
 from ladder.io import atomic_write_text
 from ladder.tasks import get_task
@@ -36,6 +37,8 @@ class PreparedData:
         (the starts of test segments)."""
         if self.task == "generation":
             return [seg.text[:40] for seg in scoring_segments(self.splits.test, target=8)]
+        if self.task == "seq2seq":
+            return list(self.splits.test.sources[:8])
         return self.splits.test.X
 
 
@@ -43,6 +46,8 @@ def prepare_data(config: Config) -> PreparedData:
     """Load the config's data (and test_source), split it (seeded) and describe it."""
     if config.data.task == "generation":
         return prepare_corpus(config)
+    if config.data.task == "seq2seq":
+        return prepare_pairs(config)
     data_cfg = config.data.model_copy(update={"source": config.resolve_path(config.data.source)})
     dataset = load_dataset(data_cfg)
     data_cfg = data_cfg.model_copy(update={"task": dataset.task})  # the test set: the same task
@@ -74,6 +79,34 @@ def prepare_corpus(config: Config) -> PreparedData:
     parts = ", ".join(f"{name} {n:,}" for name, n in info["bytes"].items())
     say(f"corpus {source}: {splits.kind.replace('_', '/')}, bytes per part: {parts}")
     return PreparedData(splits, [], source, info, "generation")
+
+
+def prepare_pairs(config: Config) -> PreparedData:
+    """The source/target pairs of a seq2seq run: read (a table's source and target columns,
+    or two aligned text files), empty ones dropped, split (seeded) with no test source seen in
+    training or validation."""
+    data = config.data
+    source = config.resolve_path(data.source)
+    target_file = config.resolve_path(data.target_file) if data.target_file else None
+    pairs = read_pairs(source, data.source_column, data.target_column, target_file, data.format)
+    splits = split_pairs(pairs, data.split.val, data.split.test, config.seed)
+    info = describe_pairs(splits, source)
+    counts = ", ".join(f"{name} {len(part.sources):,}" for name, part in splits.items())
+    notes = []
+    if pairs.dropped_empty:
+        notes.append(f"{pairs.dropped_empty:,} with an empty source or target dropped")
+    if splits.moved_to_keep_test_clean:
+        notes.append(
+            f"{splits.moved_to_keep_test_clean:,} moved into test so that no test source is seen "
+            "in training or validation"
+        )
+    if splits.moved_to_keep_val_clean:
+        notes.append(
+            f"{splits.moved_to_keep_val_clean:,} moved into training so that no validation "
+            "source is seen in training"
+        )
+    say(f"pairs {source}: {counts}" + (f" ({'; '.join(notes)})" if notes else ""))
+    return PreparedData(splits, [], source, info, "seq2seq")
 
 
 def prepare(config: Config) -> tuple[Config, PreparedData]:

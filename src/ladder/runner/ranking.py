@@ -74,7 +74,7 @@ def leaderboard(
         config.evaluate.bootstrap,
         config.seed,
         primary=config.evaluate.primary,
-        task=get_task(config.data.task),
+        task=get_task(config.data.task, config.evaluate.primary),
     )
 
 

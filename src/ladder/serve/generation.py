@@ -165,7 +165,7 @@ class ServedGenerator:
         return {
             "name": self.name,
             "kind": self.kind,
-            "task": "generation",
+            "task": self.generator.task,
             "model_type": self.manifest.get("model_type"),
             "fields": [{"name": TEXT_INPUT, "numeric": False}],
             "context_length": self.generator.context_length,
@@ -212,6 +212,12 @@ class ServedGenerator:
         truncate = options.get("truncate", False)
         if not isinstance(truncate, bool):
             raise InputError(f"parameters.truncate must be true or false; got {truncate!r}")
+        if self.generator.task == "seq2seq":  # the prompt is a source: its start is kept
+            try:
+                ids, cut = self.generator.prompt_ids(prompt, truncate)
+            except ValueError as exc:
+                raise InputError(f"{TEXT_INPUT}: {exc} (parameters.truncate: true)") from exc
+            return GenerationRequest(ids, params, cut)
         ids = self.generator.encode(prompt)
         if not ids:
             raise InputError(f"{TEXT_INPUT}: the prompt is empty; give at least one character")

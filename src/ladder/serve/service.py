@@ -18,6 +18,7 @@ import numpy as np
 from ladder import __version__
 from ladder.export.artifact import read_manifest
 from ladder.export.lm_artifact import is_generation, load_generator
+from ladder.export.s2s_artifact import is_seq2seq, load_translator
 from ladder.serve.batcher import Batcher, BatchSettings, BatchStats, Closed, Expired, QueueFull
 from ladder.serve.generation import (
     GenerationRequest,
@@ -372,9 +373,10 @@ def load_models(
         while name in taken:
             name, k = f"{base}-{k}", k + 1
         taken.add(name)
-        if is_generation(path):
+        if is_generation(path) or is_seq2seq(path):
             started = time.perf_counter()
-            generator = load_generator(path, threads=threads)
+            load = load_translator if is_seq2seq(path) else load_generator
+            generator = load(path, threads=threads)
             seconds = time.perf_counter() - started
             models.append(ServedGenerator(name, generator, generation, max_queue, seconds))
         else:

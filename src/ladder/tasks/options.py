@@ -15,6 +15,7 @@ _LOSSES = {
     "classification": ("cross_entropy",),
     "regression": ("mse", "mae", "huber"),
     "generation": ("cross_entropy",),
+    "seq2seq": ("cross_entropy",),
 }
 
 
@@ -45,6 +46,8 @@ def task_problems(config: Config, task: Task) -> list[str]:
     where = f"data.task is {task.name}"
     if task.name == "generation":
         problems += _generation_problems(config, where)
+    elif task.name == "seq2seq":
+        problems += _seq2seq_problems(config, where)
     elif task.name == "regression":
         if data.balance != "none":
             problems.append(
@@ -66,7 +69,7 @@ def task_problems(config: Config, task: Task) -> list[str]:
             problems.append(
                 f"evaluate.intervals: prediction intervals are for regression ({where}); remove it"
             )
-    if task.name != "generation":
+    if task.name not in ("generation", "seq2seq"):
         for raw in config.models:
             entry = config.model(raw["name"])
             if entry.text.tokenizer == "char":
@@ -136,6 +139,38 @@ def _generation_problems(config: Config, where: str) -> list[str]:
             problems.append(
                 f"models.{entry.name}.text.tokenizer: word cannot spell unseen words ({where}); "
                 "use char, bpe or pretrained"
+            )
+    return problems
+
+
+def _seq2seq_problems(config: Config, where: str) -> list[str]:
+    """Options that a model of source -> target texts cannot honour."""
+    data, problems = config.data, []
+    if data.balance != "none":
+        problems.append(f"data.balance: text pairs have no classes to balance ({where}); remove it")
+    if "stratify" in data.split.model_fields_set and data.split.stratify:
+        problems.append(f"data.split.stratify: text pairs have no classes ({where}); remove it")
+    if data.test_source is not None:
+        problems.append(
+            f"data.test_source: seq2seq pairs are split by data.split.test ({where}); remove it"
+        )
+    if config.evaluate.cv is not None:
+        problems.append(
+            f"evaluate.cv: cross-validation is not available for seq2seq ({where}); remove it "
+            "and use the bootstrap intervals of the test split"
+        )
+    for method in config.compress:
+        if method.method != "quantize" or method.backend != "onnxruntime":
+            problems.append(
+                f"compress: {method.method} ({getattr(method, 'backend', '')}) is not available "
+                f"for seq2seq models ({where}); quantize (onnxruntime, dynamic) is"
+            )
+    for raw in config.models:
+        entry = config.model(raw["name"])
+        if entry.text.tokenizer == "word":
+            problems.append(
+                f"models.{entry.name}.text.tokenizer: word cannot spell unseen words ({where}); "
+                "use char or bpe"
             )
     return problems
 
