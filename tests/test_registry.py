@@ -33,12 +33,22 @@ def test_registry_holds_the_classical_neural_and_language_ladders():
         "rnn_lm",
         "gpt",
         "causal_lm",
+        "memory",
+        "seq2seq_rnn",
+        "seq2seq_transformer",
+        "pretrained_seq2seq",
     }
     assert {t for t in MODEL_TYPES if "generation" in get_spec(t).tasks} == {
         "ngram",
         "rnn_lm",
         "gpt",
         "causal_lm",
+    }
+    assert {t for t in MODEL_TYPES if "seq2seq" in get_spec(t).tasks} == {
+        "memory",
+        "seq2seq_rnn",
+        "seq2seq_transformer",
+        "pretrained_seq2seq",
     }
     assert get_spec("cnn").inputs == ("image",)
     assert get_spec("mlp").inputs == ("tabular", "image")

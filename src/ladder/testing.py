@@ -7,7 +7,11 @@ loaded artifact scores the test data exactly as the freshly trained model did. A
 (task generation) is trained on a tiny corpus instead and checked as a generator: greedy
 decoding is deterministic and streams what it generates, a seed reproduces sampling, a prompt
 longer than the context is cut, ONNX Runtime gives PyTorch's logits, and the loaded artifact
-scores the test text as training did.
+scores the test text as training did. A seq2seq model (task seq2seq) is trained on tiny
+text pairs and checked as a translator: its manifest says seq2seq, it translates a source to a
+string, greedy search is deterministic and is what streaming gives, a long source keeps its
+first tokens, ONNX Runtime translates as PyTorch does, and the loaded artifact scores the test
+pairs as training did.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ import pandas as pd  # noqa: TID253
 from ladder.config import validate_config
 from ladder.export.artifact import load
 from ladder.export.lm_artifact import load_generator
+from ladder.export.s2s_artifact import load_translator
 from ladder.registry import get_spec
 from ladder.runner.ladder import train_model
 from ladder.runner.lm_rung import evaluate_generator
 from ladder.runner.prepare import prepare
+from ladder.runner.s2s_rung import evaluate_translator
 from ladder.runner.score import evaluate_artifact
 
 LABELS = ("ant", "bee", "cat")
@@ -85,16 +91,18 @@ def check_model(
 ) -> dict[str, Any]:
     """Train `model_type` on tiny data in `workdir` and check its artifact; returns the metrics.
 
-    `task`: classification, regression or generation (default: the first of these the type
-    learns). Raises AssertionError naming the first check that fails.
+    `task`: classification, regression, generation or seq2seq (default: the first of these
+    the type learns). Raises AssertionError naming the first check that fails.
     """
     spec = get_spec(model_type)
-    learnt = [t for t in ("classification", "regression", "generation") if t in spec.tasks]
-    task = task or learnt[0]
+    tasks = ("classification", "regression", "generation", "seq2seq")
+    task = task or next(t for t in tasks if t in spec.tasks)
     if task == "regression":
         return _check_regression(model_type, Path(workdir), params)
     if task == "generation":
         return _check_generation(model_type, Path(workdir), params)
+    if task == "seq2seq":
+        return _check_seq2seq(model_type, Path(workdir), params)
 
     workdir = Path(workdir)
     inputs = get_spec(model_type).inputs
@@ -269,6 +277,80 @@ def _check_generation(model_type: str, workdir: Path, params: dict[str, Any]) ->
     reloaded = evaluate_generator(result.artifact, data.splits, workdir / "rescored")
     same = math.isclose(reloaded["bits_per_byte"], bpb, rel_tol=1e-5, abs_tol=1e-6)
     _check(same, f"loaded artifact bits_per_byte {reloaded['bits_per_byte']} == trained {bpb}")
+    return result.metrics
+
+
+_DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def _write_pairs(path: Path, n: int, seed: int) -> Path:
+    """A CSV of `n` distinct pairs: digits spelled out (source) -> the digits (target)."""
+    rng = np.random.default_rng(seed)
+    pairs: dict[str, str] = {}
+    while len(pairs) < n:
+        digits = rng.integers(0, 10, size=int(rng.integers(1, 4)))
+        pairs[" ".join(_DIGITS[d] for d in digits)] = " ".join(str(d) for d in digits)
+    frame = pd.DataFrame({"source": list(pairs), "target": list(pairs.values())})
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _check_seq2seq(model_type: str, workdir: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """check_model for a seq2seq model: tiny pairs, a few training steps, then the artifact
+    as a translator."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    raw = {
+        "name": "conformance",
+        "seed": 0,
+        "data": {
+            "source": str(_write_pairs(workdir / "pairs.csv", 120, seed=0)),
+            "task": "seq2seq",
+            "split": {"val": 0.1, "test": 0.2},
+        },
+        "models": [{"name": "m", "type": model_type, **params}],
+        "train": {"batch_size": 8, "max_steps": 10, "eval_interval": 5, "eval_batches": 2},
+        "evaluate": {"bootstrap": 50, "beam_size": 2, "examples": 2},
+    }
+    config = validate_config(raw)
+    result = train_model(config, "m", workdir / "run")
+    bleu = result.metrics["bleu"]
+    _check(math.isfinite(bleu) and 0 <= bleu <= 100, f"BLEU {bleu} is in [0, 100]")
+
+    translator = load_translator(result.artifact)
+    _check(translator.manifest.get("task") == "seq2seq", "the manifest's task is seq2seq")
+    _check(translator.task == "seq2seq", "the artifact loads as a translator")
+    sources = ["three one four", "one", "nine two"]
+    outputs = translator.translate(sources)
+    _check(
+        len(outputs) == len(sources) and all(isinstance(t, str) for t in outputs),
+        "translate gives one string per source",
+    )
+    _check(translator.translate(sources) == outputs, "translating is deterministic")
+    sampled = [translator.translate(sources, temperature=1.0, seed=3) for _ in range(2)]
+    _check(sampled[0] == sampled[1], "a seed reproduces sampling")
+    greedy = translator.translate(sources[:1], beam_size=1)[0]
+    streamed = "".join(translator.stream(sources[0], temperature=0, max_new_tokens=1000))
+    _check(streamed == greedy, "greedy streaming gives what greedy search gives")
+    long = "one two " * 500
+    full = translator.encode(long)
+    ids, cut = translator.prompt_ids(long)
+    start = ids[:-1] == full[: len(ids) - 1]  # the last may be the tokenizer's own end (T5)
+    _check(start and len(ids) + cut == len(full), "a long source keeps its first tokens")
+
+    onnx = translator.manifest["onnx"]
+    _check(bool(onnx["exported"] or onnx["reason"]), "ONNX export is done or explained")
+    if onnx["exported"]:
+        graphs = load_translator(result.artifact, backend="onnxruntime")
+        same = graphs.translate(sources) == outputs and graphs.translate(
+            sources, beam_size=1
+        ) == translator.translate(sources, beam_size=1)
+        _check(same, "ONNX Runtime and PyTorch translate alike (beam and greedy search)")
+
+    _, data = prepare(config)
+    (workdir / "rescored").mkdir(exist_ok=True)
+    reloaded = evaluate_translator(translator, data.splits, workdir / "rescored", "bleu")
+    same = math.isclose(reloaded["bleu"], bleu, rel_tol=1e-9, abs_tol=1e-9)
+    _check(same, f"loaded artifact BLEU {reloaded['bleu']} == trained {bleu}")
     return result.metrics
 
 

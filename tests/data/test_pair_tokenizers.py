@@ -191,3 +191,15 @@ def test_side_tokenizer_wraps_an_lm_tokenizer() -> None:
     assert side.kind == "char" and side.vocab_size == N_SPECIAL + 3
     assert side.encode("ba").tolist() == [N_SPECIAL + 2, N_SPECIAL + 1]
     assert side.to_json() == {"kind": "char", "characters": ["a", "b"]}
+
+
+def test_a_cut_source_keeps_the_eos_a_pretrained_tokenizer_ends_it_with(t5_folder: Path) -> None:
+    pair = PairTokenizer.from_pretrained_folder(t5_folder)
+    ids = pair.source.encode(SOURCES[0] + " " + SOURCES[1])
+    assert int(ids[-1]) == pair.source.eos_id and len(ids) > 4
+    cut = pair.source.truncate(ids, 4)
+    assert list(cut) == [*ids[:3], pair.source.eos_id]
+    assert list(pair.source.truncate(ids, len(ids))) == list(ids)
+    scratch = PairTokenizer.train("char", SOURCES, TARGETS)
+    plain = scratch.source.encode("abcdef")
+    assert list(scratch.source.truncate(plain, 2)) == list(plain[:2])

@@ -34,6 +34,8 @@ from ladder.runner.s2s_rung import evaluate_translator
 from ladder.tasks import get_task
 
 Show = Callable[[str], None]
+# the networks of a task that a method without `models:` works on: those with ONNX graphs
+GRAPHED = {"generation": ("gpt",), "seq2seq": ("seq2seq_rnn", "seq2seq_transformer")}
 
 
 def compress_run(
@@ -59,6 +61,15 @@ def _compress_locked(config: Any, run_dir: Path, data: Any) -> Any:
     entries = {e["name"]: config.model(e["name"]) for e in config.models}
     context = CompressContext(config, run_dir, data, entries)
     status = {name: cached_status(run_dir, config, entry) for name, entry in entries.items()}
+    if not _requests(context):
+        names: dict[str, list[str]] = {}  # why -> the models left out for it
+        for name, why in _passed_over(context).items():
+            names.setdefault(why, []).append(name)
+        reasons = "; ".join(f"{', '.join(n)}: {why}" for why, n in names.items())
+        raise LadderError(
+            f"{run_dir}: the compress: section has no model to work on"
+            + (f" ({reasons})" if reasons else "; it compresses networks")
+        )
     missing = [n for n in _originals(context) if status[n] == "absent"]
     if missing:
         raise LadderError(
@@ -86,6 +97,12 @@ def apply_compress(
     With `trained`, a variant of any other original is skipped (said once through `show`, no
     status): e.g. a model that `ladder run --only` left out."""
     status: dict[str, str] = {}
+    if show is not None:
+        for method in context.config.compress:
+            if isinstance(method, DistillConfig) or method.models:
+                continue
+            for model, why in _passed_over(context).items():
+                show(f"{method.variant_name(model)}: skipped ({why})")
     for method, model in _requests(context):
         name = method.variant_name() if model is None else method.variant_name(model)
         original = method.teacher if model is None else model
@@ -127,14 +144,26 @@ def _requests(context: CompressContext) -> list[tuple[Any, str | None]]:
         if isinstance(method, DistillConfig):
             pairs.append((method, None))
             continue
-        neural = [n for n, e in context.entries.items() if _is_neural(e.type)]
-        if context.data.task == "generation":  # of the language models, the GPT has a graph
-            neural = [n for n, e in context.entries.items() if e.type == "gpt"]
-        if context.data.task == "seq2seq":  # the from-scratch networks have graphs
-            graphed = ("seq2seq_rnn", "seq2seq_transformer")
-            neural = [n for n, e in context.entries.items() if e.type in graphed]
+        passed_over = _passed_over(context)
+        neural = [
+            n for n, e in context.entries.items() if _is_neural(e.type) and n not in passed_over
+        ]
         pairs.extend((method, name) for name in method.models or neural)
     return pairs
+
+
+def _passed_over(context: CompressContext) -> dict[str, str]:
+    """The networks a method without `models:` leaves out, each with why: of the language
+    and seq2seq models, only those exported as ONNX graphs can be quantized."""
+    graphed = GRAPHED.get(context.data.task)
+    if graphed is None:
+        return {}
+    return {
+        name: f"{entry.type} has no ONNX graphs to quantize; ONNX Runtime quantizes "
+        f"{' and '.join(graphed)}"
+        for name, entry in context.entries.items()
+        if _is_neural(entry.type) and entry.type not in graphed
+    }
 
 
 def _originals(context: CompressContext) -> list[str]:

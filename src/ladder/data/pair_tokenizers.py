@@ -66,6 +66,10 @@ class SideTokenizer:
         ids = _until_eos(ids, EOS_ID)
         return self.inner.decode((ids[ids >= N_SPECIAL] - N_SPECIAL).tolist())
 
+    def truncate(self, ids: Any, room: int) -> Any:
+        """The first `room` ids."""
+        return ids[:room]
+
     def to_json(self) -> dict[str, Any]:
         """The inner tokenizer's description (the special ids are fixed)."""
         return self.inner.to_json()
@@ -109,6 +113,13 @@ class PretrainedSideTokenizer:
     def decode(self, ids: Iterable[int] | np.ndarray) -> str:
         """The text of `ids` up to the first eos; special tokens are left out."""
         return self.inner.decode(_until_eos(ids, self.eos_id).tolist())
+
+    def truncate(self, ids: Any, room: int) -> Any:
+        """The first `room` ids; a source the tokenizer ended with eos (T5, BART) keeps its
+        eos as the last of them, as the model saw every input end in pretraining."""
+        if len(ids) <= room or not self.add_special_tokens or int(ids[-1]) != self.eos_id:
+            return ids[:room]
+        return np.concatenate([np.asarray(ids[: room - 1]), np.asarray(ids[-1:])])
 
     def to_json(self) -> dict[str, Any]:
         """The tokenizer's description with the model's ids."""

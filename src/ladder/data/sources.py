@@ -24,6 +24,7 @@ from ladder.data.images import (
     to_channels,
 )
 from ladder.data.labels import encode_target
+from ladder.data.pairs import BUILTIN_PAIRS, DEFAULT_NUMBERS
 from ladder.data.preprocess import is_categorical
 from ladder.data.tables import SUPPORTED, file_where, read_table, table_format
 from ladder.data.target import encode_any_target
@@ -85,6 +86,8 @@ def list_builtin_datasets() -> list[dict[str, Any]]:
     for name in BUILTIN_CORPORA:  # text for data.task: generation, one row per document
         documents = read_corpus(f"builtin:{name}")
         rows.append({"name": name, "kind": "corpus", "rows": len(documents), "classes": 0})
+    for name in BUILTIN_PAIRS:  # source -> target pairs for data.task: seq2seq
+        rows.append({"name": name, "kind": "pairs", "rows": DEFAULT_NUMBERS, "classes": 0})
     return rows
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from ladder.errors import first_line
 from ladder.export.onnx import OPSET, ExportError, _quiet_c_stderr, cpu_session
-from ladder.generate.seq2seq_search import StepDecoder, changed_axes
+from ladder.generate.seq2seq_steps import StepDecoder, changed_axes
 
 TOLERANCE = 1e-4  # max |logit difference|, ONNX Runtime vs PyTorch
 METADATA_KEY = "ladder_seq2seq"
@@ -99,7 +99,7 @@ class _Shapes:
 
 def _probe(module: Any) -> _Shapes:
     longest = int(module.max_source_length)
-    lengths = (min(3, longest), min(5, longest))
+    lengths = (max(1, min(3, longest - 1)), min(5, longest))  # unequal unless longest is 1
     steps = max(0, min(2, int(module.max_target_length) - 2))  # a step after it still fits
     try:
         return _Shapes(module, lengths, steps)
@@ -122,10 +122,12 @@ def _sample(module: Any, batch: int, length: int, steps: int) -> tuple[Any, ...]
     src = torch.randint(0, int(module.source_vocab_size), (batch, length), generator=generator)
     src_mask = torch.ones((batch, length), dtype=torch.bool)
     src_mask[-1, max(1, length - 1) :] = False
-    src = src.masked_fill(~src_mask, int(module.pad_id))
+    device = next(module.parameters()).device
+    src = src.masked_fill(~src_mask, int(module.pad_id)).to(device)
+    src_mask = src_mask.to(device)
     memory = tuple(module.encode(src, src_mask))
     past = tuple(module.initial_past(memory, src_mask))
-    tokens = torch.full((batch, 1), int(module.bos_id), dtype=torch.long)
+    tokens = torch.full((batch, 1), int(module.bos_id), dtype=torch.long, device=device)
     for position in range(steps):
         logits, past = _step(module, src, src_mask, memory, past, tokens, position)
         tokens = logits.argmax(dim=-1, keepdim=True)
@@ -143,7 +145,7 @@ def _step(
 ) -> tuple[Any, tuple[Any, ...]]:
     import torch
 
-    where = torch.full((len(src),), position, dtype=torch.long)
+    where = torch.full((len(src),), position, dtype=torch.long, device=src.device)
     logits, present = module.step(tokens, memory, src_mask, past, where)
     return logits, tuple(present)
 
@@ -195,7 +197,7 @@ def _export(module: Any, shapes: _Shapes, traced: tuple[Any, ...]) -> tuple[byte
         decoder_axes[past_in[j]] = _axes(source, time, "past")
         decoder_axes[past_out[j]] = _axes(source, time, "total")
     encoder, step = _graph_modules(module, shapes.n_memory, shapes.n_past)
-    position = torch.full((len(src),), shapes.steps, dtype=torch.long)
+    position = torch.full((len(src),), shapes.steps, dtype=torch.long, device=src.device)
     return (
         _onnx_bytes(
             encoder,

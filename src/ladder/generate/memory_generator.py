@@ -1,7 +1,11 @@
 """`MemoryGenerator`: the translation memory of a seq2seq ladder as a generator. `translate`
 looks each source up; for streaming and the server's continuous batching, `RecallDecoder`
 replays the recalled target one character at a time through the language-model `Decoder`
-contract, so the memory is served by the same endpoints as the networks."""
+contract, so the memory is served by the same endpoints as the networks.
+
+The source goes in as its Unicode code points, so the memory reads exactly the text
+`translate` reads (a character unseen in training, an upper-case letter, stays itself); the
+recalled target comes out in the ids of a character tokenizer of the training texts."""
 
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ RULED_OUT = -1.0e9  # the logit of every token but the recalled one
 
 class RecallDecoder:
     """The memory's target for a source, as logits that allow only its next character (then
-    `eos_id`). Token ids are those of a character tokenizer of the training texts."""
+    `eos_id`). The source ids are code points; the target's are those of a character
+    tokenizer of the training texts."""
 
     def __init__(self, memory: TranslationMemory, chars: CharTokenizer) -> None:
         self.memory, self.chars = memory, chars
@@ -30,8 +35,8 @@ class RecallDecoder:
         self.context_length = 1 << 20
 
     def prefill(self, ids: list[int]) -> tuple[np.ndarray, Any]:
-        """The first character of the target recalled for the source `ids`."""
-        target = self.memory.predict([self.chars.decode(ids)])[0]
+        """The first character of the target recalled for the source `ids` (code points)."""
+        target = self.memory.predict(["".join(map(chr, ids))])[0]
         recalled = [*map(int, self.chars.encode(target)), self.eos_id]
         return self._only(recalled[0]), (recalled, 0)
 
@@ -72,15 +77,15 @@ class MemoryGenerator:
         return self.decoder.context_length
 
     def encode(self, text: str) -> list[int]:
-        """Character ids of `text`."""
-        return [int(i) for i in self.chars.encode(text)]
+        """The source ids of `text`: its code points, which keep every character."""
+        return [ord(c) for c in text]
 
     def decode(self, ids: list[int]) -> str:
-        """The text of character ids."""
+        """The target text of character ids."""
         return self.chars.decode(ids)
 
     def prompt_ids(self, source: str, truncate: bool = True) -> tuple[list[int], int]:
-        """The source's character ids (nothing is cut); ValueError for an empty source."""
+        """The source's code points (nothing is cut); ValueError for an empty source."""
         if not source:
             raise ValueError("the source is empty: give a text to translate")
         return self.encode(source), 0

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ladder.generate.generator import sampling_params
+from ladder.generate.generator import PromptTooLong, sampling_params
 from ladder.generate.seq2seq_search import SearchParams, Seq2SeqDecoder, search
 from ladder.generate.stream import SamplingParams, stream_text
 
@@ -77,18 +77,19 @@ class Seq2SeqGenerator:
 
     def prompt_ids(self, source: str, truncate: bool = True) -> tuple[list[int], int]:
         """The source's ids that fit the model and how many were cut from its end; ValueError
-        for an empty source, or one too long when `truncate` is off."""
+        for an empty source, PromptTooLong (a ValueError) for one too long when `truncate` is
+        off."""
         ids = self.encode(source)
         if not ids:
             raise ValueError("the source is empty: give a text to translate")
         room = self.model.max_source_length
         cut = max(0, len(ids) - room)
         if cut and not truncate:
-            raise ValueError(
+            raise PromptTooLong(
                 f"the source is {len(ids)} tokens and the model reads at most {room}; "
                 "shorten it or ask for truncation (its first tokens are kept)"
             )
-        return ids[:room], cut
+        return [int(i) for i in self.tokenizer.source.truncate(ids, room)], cut
 
     def translate(
         self, sources: list[str], params: SearchParams | None = None, **options: Any

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch  # noqa: TID253
 
-from ladder.generate.seq2seq_search import StepDecoder, changed_axes
+from ladder.generate.seq2seq_steps import StepDecoder, changed_axes
 
 
 class TorchSeq2SeqDecoder(StepDecoder):

@@ -238,13 +238,14 @@ def _seq2seq_problem(hf_config: Any) -> str | None:
     return f"{holds}, an encoder without a decoder: use type pretrained to classify, or {HINT}"
 
 
-def _load_model(folder: Path, fail: Fail) -> nn.Module:
-    """The transformers encoder-decoder saved in `folder` (safetensors weights only); every
-    problem raised as `fail(problem)`."""
+def _encoder_decoder_config(folder: Path, fail: Fail) -> Any:
+    """The transformers config of the encoder-decoder saved in `folder`, its files checked
+    first; every problem (no folder, no safetensors, another kind of model) raised as
+    `fail(problem)`."""
     problem = _seq2seq_folder_problem(folder)
     if problem:
         raise fail(problem)
-    from transformers import AutoConfig, AutoModelForSeq2SeqLM
+    from transformers import AutoConfig
 
     with _quiet_transformers():
         try:
@@ -255,9 +256,30 @@ def _load_model(folder: Path, fail: Fail) -> nn.Module:
             raise fail(
                 f"{folder}/config.json is not a transformers config: {first_line(exc)}"
             ) from exc
-        problem = _seq2seq_problem(hf_config)
-        if problem:
-            raise fail(f"{folder} {problem}")
+    problem = _seq2seq_problem(hf_config)
+    if problem:
+        raise fail(f"{folder} {problem}")
+    return hf_config
+
+
+def model_problem(path: str) -> str | None:
+    """What makes the folder at `path` unusable as an encoder-decoder to fine-tune (its files,
+    then what its config.json says the model is: a decoder-only GPT-2 is named), or None.
+    Reads no weights."""
+    try:
+        _encoder_decoder_config(Path(path).expanduser(), lambda problem: ConfigError([problem]))
+    except ConfigError as exc:
+        return exc.problems[0]
+    return None
+
+
+def _load_model(folder: Path, fail: Fail) -> nn.Module:
+    """The transformers encoder-decoder saved in `folder` (safetensors weights only); every
+    problem raised as `fail(problem)`."""
+    hf_config = _encoder_decoder_config(folder, fail)
+    from transformers import AutoModelForSeq2SeqLM
+
+    with _quiet_transformers():
         generation = folder / "generation_config.json"
         settings = [hf_config.to_dict()]
         if generation.is_file():

@@ -201,7 +201,10 @@ class Attention(nn.Module):
         else:
             scores = query @ keys.transpose(1, 2)  # (batch, T, S)
         # the smallest float rather than -inf: an all-padding row stays finite
-        scores = scores.masked_fill(~mask[:, None, :], torch.finfo(scores.dtype).min)
+        # an empty source still attends to its first position, so padding width never counts
+        first = torch.arange(mask.shape[1], device=mask.device) == 0
+        visible = mask | first[None, :]
+        scores = scores.masked_fill(~visible[:, None, :], torch.finfo(scores.dtype).min)
         return scores.softmax(dim=-1) @ values  # (batch, T, D)
 
 

@@ -39,7 +39,7 @@ from ladder.generate.seq2seq_generator import Seq2SeqGenerator
 from ladder.generate.seq2seq_torch import TorchSeq2SeqDecoder
 from ladder.io import atomic_write_text
 from ladder.models.memory import TranslationMemory
-from ladder.models.pretrained_seq2seq import PretrainedSeq2Seq
+from ladder.models.pretrained_seq2seq import PretrainedSeq2Seq, model_problem
 from ladder.registry import get_spec
 from ladder.run_folder import model_dir as model_folder
 from ladder.runner.cache import config_hash
@@ -157,6 +157,9 @@ def pair_tokenizer(entry: ModelEntry, train: Any) -> PairTokenizer:
     fitted on the training pairs (text.tokenizer; wordpiece, the default, means bpe), one for
     both sides when the model shares its vocabulary (`shared_vocab`)."""
     if entry.type == "pretrained_seq2seq":
+        problem = model_problem(entry.params.path)  # what the model is, before its tokenizer
+        if problem is not None:
+            raise ConfigError([f"models.{entry.name}.path: {problem}"])
         return PairTokenizer.from_pretrained_folder(entry.params.path)
     kind = entry.text.tokenizer
     if kind == "pretrained":
@@ -192,7 +195,7 @@ def encode_pairs(
             f"models.{name}: {long_targets:,} {split} target(s) longer than max_target_length "
             f"{module.max_target_length} tokens (eos included) were truncated"
         )
-    sources = [np.asarray(s[:room_source], dtype=np.int64) for s in sources]
+    sources = [np.asarray(tokenizer.source.truncate(s, room_source), np.int64) for s in sources]
     targets = [np.asarray(t[:room_target], dtype=np.int64) for t in targets]
     target_side = tokenizer.target
     return PairBatches(

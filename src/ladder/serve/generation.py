@@ -16,7 +16,7 @@ import numpy as np
 from ladder.generate.engine import ERROR, Engine, EngineSettings, Event, Job, Observer
 from ladder.generate.engine import Closed as EngineClosed
 from ladder.generate.engine import QueueFull as EngineQueueFull
-from ladder.generate.generator import TextGenerator
+from ladder.generate.generator import PromptTooLong, TextGenerator
 from ladder.generate.stream import SamplingParams
 from ladder.serve.batcher import Closed, QueueFull
 from ladder.serve.limits import STRING_BYTES
@@ -215,8 +215,10 @@ class ServedGenerator:
         if self.generator.task == "seq2seq":  # the prompt is a source: its start is kept
             try:
                 ids, cut = self.generator.prompt_ids(prompt, truncate)
-            except ValueError as exc:
+            except PromptTooLong as exc:
                 raise InputError(f"{TEXT_INPUT}: {exc} (parameters.truncate: true)") from exc
+            except ValueError as exc:  # an empty source
+                raise InputError(f"{TEXT_INPUT}: {exc}") from exc
             return GenerationRequest(ids, params, cut)
         ids = self.generator.encode(prompt)
         if not ids:
