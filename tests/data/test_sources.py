@@ -56,8 +56,14 @@ def test_unknown_builtin_lists_the_valid_names():
 
 def test_list_builtin_datasets():
     rows = {r["name"]: r for r in list_builtin_datasets()}
-    assert set(rows) == {"digits", "breast_cancer", "wine", "iris", "pydoc"}
+    assert set(rows) == {"digits", "breast_cancer", "wine", "iris", "pydoc", "numbers-en-fr"}
     assert rows["pydoc"]["kind"] == "corpus" and rows["pydoc"]["rows"] > 50
+    assert rows["numbers-en-fr"] == {
+        "name": "numbers-en-fr",
+        "kind": "pairs",
+        "rows": 5000,
+        "classes": 0,
+    }
     assert rows["digits"] == {"name": "digits", "kind": "image", "rows": 1797, "classes": 10}
     assert rows["iris"]["kind"] == "tabular" and rows["wine"]["classes"] == 3
 
