@@ -72,21 +72,25 @@ def load_generator(
 
 def _torch_module(directory: Path, manifest: dict[str, Any]) -> Any:
     """The network of the artifact, weights loaded, in eval mode."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_model
-
     model_type = manifest["model_type"]
     spec = get_spec(model_type)
     config = spec.config_cls.model_validate(manifest["model_config"])
     if spec.load_module is not None:  # a pretrained model: its own files hold the architecture
         return spec.load_module(config, directory / PRETRAINED_FOLDER, 0).eval()
     module = spec.builder("generation")(config, (), int(manifest["vocab_size"]))
+    return load_weights(module, directory / WEIGHTS, model_type)
+
+
+def load_weights(module: Any, path: Path, model_type: str) -> Any:
+    """`module` (eval mode) with its weights from the safetensors file `path` (tied weights
+    saved once); ArtifactError when they do not fit it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model
+
     try:
-        load_model(module, str(directory / WEIGHTS))
+        load_model(module, str(path))
     except (SafetensorError, RuntimeError) as exc:
-        raise ArtifactError(
-            f"{directory / WEIGHTS}: weights do not fit the {model_type} model ({exc})"
-        ) from exc
+        raise ArtifactError(f"{path}: weights do not fit the {model_type} model ({exc})") from exc
     return module.eval()
 
 

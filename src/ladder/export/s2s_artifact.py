@@ -18,6 +18,7 @@ from ladder.data.lm_tokenizers import tokenizer_from_json
 from ladder.data.pair_tokenizers import pair_tokenizer_from_json
 from ladder.errors import ArtifactError
 from ladder.export.artifact import NEURAL_WEIGHTS, read_manifest
+from ladder.export.lm_artifact import load_weights
 from ladder.generate.memory_generator import MemoryGenerator
 from ladder.generate.seq2seq_generator import Seq2SeqGenerator
 from ladder.generate.seq2seq_search import SearchParams
@@ -112,9 +113,6 @@ def _tokenizer(directory: Path, preprocess: Any, reader: Any) -> Any:
 
 def _torch_module(directory: Path, manifest: dict[str, Any]) -> Any:
     """The network of the artifact, weights loaded, in eval mode."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_model
-
     model_type = manifest["model_type"]
     spec = get_spec(model_type)
     config = spec.config_cls.model_validate(manifest["model_config"])
@@ -122,13 +120,7 @@ def _torch_module(directory: Path, manifest: dict[str, Any]) -> Any:
         return spec.load_module(config, directory / PRETRAINED_FOLDER, 0).eval()
     build = spec.builder("seq2seq")
     module = build(config, (int(manifest["source_vocab_size"]),), int(manifest["vocab_size"]))
-    try:
-        load_model(module, str(directory / WEIGHTS))
-    except (SafetensorError, RuntimeError) as exc:
-        raise ArtifactError(
-            f"{directory / WEIGHTS}: weights do not fit the {model_type} model ({exc})"
-        ) from exc
-    return module.eval()
+    return load_weights(module, directory / WEIGHTS, model_type)
 
 
 def _onnx_decoder(directory: Path, manifest: dict[str, Any], threads: int | None) -> Any:

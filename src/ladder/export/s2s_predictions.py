@@ -13,12 +13,18 @@ from ladder.errors import DataError
 
 def read_sources(path: str | Path, column: str = "source") -> list[str]:
     """The source texts of `path`: a table's `column` (CSV/TSV/JSONL/Parquet), or one source
-    per line of a plain text file (blank lines kept, as empty sources)."""
+    per line of a plain UTF-8 text file (blank lines kept, as empty sources; a byte-order mark
+    is not part of the first)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     if table_format(path) is None:
-        return path.read_text(encoding="utf-8").splitlines()
+        try:
+            return path.read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"{path}: not UTF-8 text (byte {exc.start}); convert it to UTF-8"
+            ) from exc
     frame = read_table(path)
     if column not in frame.columns:
         raise DataError(

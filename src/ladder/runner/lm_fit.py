@@ -150,6 +150,37 @@ def _train_network(
 ) -> list[dict[str, Any]]:
     """Train a network with the Trainer's step mode over random windows of the token files;
     returns the history (one row per evaluation interval)."""
+    identity = {
+        "model_type": entry.type,
+        "model_config": entry.params.model_dump(mode="json"),
+        "vocab_size": train.vocab_size,
+    }
+    windows = TokenWindows(train.tokens(), block_size, mask=train.loss_mask(), split="training")
+    val_windows = (
+        TokenWindows(val.tokens(), block_size, mask=val.loss_mask(), split="validation")
+        if val is not None
+        else None
+    )
+    return train_by_steps(
+        config, entry, module, windows, val_windows, identity, model_dir, device, resume
+    )
+
+
+def train_by_steps(
+    config: Config,
+    entry: ModelEntry,
+    module: Any,
+    train: Any,
+    val: Any | None,
+    identity: dict[str, Any],
+    model_dir: Path,
+    device: str,
+    resume: bool,
+) -> list[dict[str, Any]]:
+    """Train `module` with the Trainer's step mode (next-token cross-entropy) over batches of
+    `train` (TokenWindows, or a seq2seq model's PairBatches), validating on `val`, with the
+    history, checkpoints (tagged with `identity`) and progress of `model_dir`; returns the
+    history, one row per evaluation interval."""
     cfg = entry.train
     stopping = cfg.early_stopping
     if stopping is not None and val is None and stopping.monitor.startswith("val_"):
@@ -159,11 +190,6 @@ def _train_network(
                 "validation part; set data.split.val > 0 or early_stopping: null"
             ]
         )
-    identity = {
-        "model_type": entry.type,
-        "model_config": entry.params.model_dump(mode="json"),
-        "vocab_size": train.vocab_size,
-    }
     checkpoints = model_dir / "checkpoints"
     callbacks = [
         History(model_dir / "history.csv"),
@@ -172,10 +198,4 @@ def _train_network(
     ]
     setup = TrainerSetup(objective=LanguageModeling(), seed=config.seed)
     trainer = setup.trainer(module, cfg, device, callbacks)
-    windows = TokenWindows(train.tokens(), block_size, mask=train.loss_mask(), split="training")
-    val_windows = (
-        TokenWindows(val.tokens(), block_size, mask=val.loss_mask(), split="validation")
-        if val is not None
-        else None
-    )
-    return trainer.fit_steps(windows, val_windows, resume_from=checkpoints if resume else None)
+    return trainer.fit_steps(train, val, resume_from=checkpoints if resume else None)

@@ -43,14 +43,12 @@ from ladder.models.pretrained_seq2seq import PretrainedSeq2Seq, model_problem
 from ladder.registry import get_spec
 from ladder.run_folder import model_dir as model_folder
 from ladder.runner.cache import config_hash
+from ladder.runner.lm_fit import train_by_steps
 from ladder.runner.prepare import PreparedData
 from ladder.runner.ranking import remove_variants
 from ladder.runner.rung import TrainResult, resolve_device, resolve_model_path, seed_everything
 from ladder.tasks import get_task
-from ladder.train import Checkpoint, History, ProgressBar
-from ladder.train.objective import LanguageModeling
 from ladder.train.pair_batches import PairBatches
-from ladder.train.setup import TrainerSetup
 
 SPECIAL_SIDE = ("source", "target")
 
@@ -222,32 +220,15 @@ def _train_network(
     device: str,
     resume: bool,
 ) -> list[dict[str, Any]]:
-    """Train with the Trainer's step mode over random batches of pairs; returns the history
-    (one row per evaluation interval)."""
-    cfg = entry.train
-    stopping = cfg.early_stopping
-    if stopping is not None and val is None and stopping.monitor.startswith("val_"):
-        raise ConfigError(
-            [
-                f"models.{entry.name}.early_stopping: monitors {stopping.monitor} but there is no "
-                "validation split; set data.split.val > 0 or early_stopping: null"
-            ]
-        )
+    """Train with the Trainer's step mode over random batches of pairs (teacher forcing);
+    returns the history (one row per evaluation interval)."""
     identity = {
         "model_type": entry.type,
         "model_config": entry.params.model_dump(mode="json"),
         "vocab_size": int(module.vocab_size),
         "source_vocab_size": int(module.source_vocab_size),
     }
-    checkpoints = model_dir / "checkpoints"
-    callbacks = [
-        History(model_dir / "history.csv"),
-        Checkpoint(checkpoints, every_steps=cfg.checkpoint_every_steps, identity=identity),
-        ProgressBar(label=entry.name),
-    ]
-    setup = TrainerSetup(objective=LanguageModeling(), seed=config.seed)
-    trainer = setup.trainer(module, cfg, device, callbacks)
-    return trainer.fit_steps(train, val, resume_from=checkpoints if resume else None)
+    return train_by_steps(config, entry, module, train, val, identity, model_dir, device, resume)
 
 
 def _fit_memory(entry: ModelEntry, train: Any) -> MemoryGenerator:
