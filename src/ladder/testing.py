@@ -299,6 +299,8 @@ def _check_seq2seq(model_type: str, workdir: Path, params: dict[str, Any]) -> di
     """check_model for a seq2seq model: tiny pairs, a few training steps, then the artifact
     as a translator."""
     workdir.mkdir(parents=True, exist_ok=True)
+    # a network's own train_defaults (a thousand steps) would win over the top-level train:
+    steps = {"max_steps": 10, "eval_interval": 5} if not _classical(model_type) else {}
     raw = {
         "name": "conformance",
         "seed": 0,
@@ -307,8 +309,8 @@ def _check_seq2seq(model_type: str, workdir: Path, params: dict[str, Any]) -> di
             "task": "seq2seq",
             "split": {"val": 0.1, "test": 0.2},
         },
-        "models": [{"name": "m", "type": model_type, **params}],
-        "train": {"batch_size": 8, "max_steps": 10, "eval_interval": 5, "eval_batches": 2},
+        "models": [{"name": "m", "type": model_type, **steps, **params}],
+        "train": {"batch_size": 8, "eval_batches": 2},
         "evaluate": {"bootstrap": 50, "beam_size": 2, "examples": 2},
     }
     config = validate_config(raw)
