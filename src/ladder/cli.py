@@ -480,18 +480,87 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder of `ladder
     _say(f"report: {render_report(run_dir)}")
 
 
+@app.command()
+def tune(
+    config: Annotated[Path, typer.Argument(help="The YAML config.")],
+    model: Annotated[str, typer.Option("--model", help="Name of the model entry to tune.")],
+    trials: Annotated[
+        int | None,
+        typer.Option("--trials", help="Trials the study should hold (default: tune.trials, 30)."),
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Stop starting trials after S seconds.")
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", help="Trials at once on this machine (processes).")
+    ] = 1,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="A database URL shared by many machines (postgresql://USER@HOST/DB); "
+            "default: a journal file in the run folder.",
+        ),
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option("--study", help="The study's name (default: NAME-MODEL).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run folder (default runs/NAME).")
+    ] = None,
+    set_: SetOption = None,
+) -> None:
+    """Search a model's hyperparameters (Optuna), then test the best once as `MODEL (tuned)`."""
+    from ladder.runner.tune import TuneRequest
+    from ladder.runner.tune import tune as tune_one
+
+    request = TuneRequest(model, trials, timeout, jobs, storage, study)
+    result = tune_one(config, request, out, overrides=set_ or [])
+    _say(
+        f"best {result.metric} on the validation split: {result.best_value:.4f} "
+        f"(of {len(result.trials)} trials)"
+    )
+    for name, value in result.best_params.items():
+        _say(f"  {name}: {value}")
+    if result.run is not None:
+        _print_leaderboard(result.run.leaderboard)
+    _say(f"best values as config: {result.tune_dir / 'best.yaml'}")
+    if result.run is not None and result.run.report is not None:
+        _say(f"report: {result.run.report}")
+
+
 class ListWhat(str, Enum):
     models = "models"
     datasets = "datasets"
 
 
 @app.command(name="list")
-def list_(what: Annotated[ListWhat, typer.Argument(help="models or datasets")]) -> None:
-    """List the registered model types (with parameters and defaults) or the builtin datasets."""
+def list_(
+    what: Annotated[
+        ListWhat | None, typer.Argument(help="models or datasets (default: models)")
+    ] = None,
+    tune_spaces: Annotated[
+        bool, typer.Option("--tune", help="Each model type's default search space.")
+    ] = False,
+) -> None:
+    """List the registered model types (with parameters and defaults, or with `--tune` their
+    default search spaces) or the builtin datasets."""
     from rich.console import Console
     from rich.table import Table
 
-    if what is ListWhat.models:
+    if tune_spaces:
+        if what is ListWhat.datasets:
+            raise typer.BadParameter("--tune lists the models' default search spaces")
+        from ladder.registry import MODEL_TYPES
+        from ladder.tuning.defaults import default_space
+        from ladder.tuning.space import canonical_name
+
+        table = Table("type", "parameter", "search space")
+        for name in MODEL_TYPES:
+            for i, (param, space) in enumerate(default_space(name).items()):
+                shown = ", ".join(f"{k}: {v}" for k, v in space.items())
+                table.add_row(name if i == 0 else "", canonical_name(param), f"{{{shown}}}")
+    elif what in (None, ListWhat.models):
         from ladder.registry import describe_models
 
         table = Table("type", "family", "parameters (defaults)", "summary")

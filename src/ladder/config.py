@@ -21,8 +21,9 @@ from pydantic import (
 
 from ladder.errors import ConfigError
 from ladder.overrides import apply_overrides, did_you_mean, parse_overrides
-from ladder.registry import MODEL_TYPES, get_spec
+from ladder.registry import MODEL_TYPES, get_spec, parameter_defaults
 from ladder.run_folder import name_problem
+from ladder.tuning.space import TuneBlock, parse_block, tunable_names
 
 
 class Section(BaseModel):
@@ -339,6 +340,18 @@ class ServeConfig(Section):
     port: int = Field(8000, ge=1, le=65535)
 
 
+class TrackingConfig(Section):
+    """Experiment tracking: every run, rung and tuning trial logged to MLflow."""
+
+    mlflow: str | None = Field(
+        None, description="an MLflow tracking URI (default: $MLFLOW_TRACKING_URI; none: off)"
+    )
+    experiment: str | None = Field(None, description="the MLflow experiment (default: name)")
+    required: bool = Field(
+        False, description="an unreachable tracking server fails the run instead of a warning"
+    )
+
+
 # ----------------------------------------------------------------------------- models
 
 
@@ -352,6 +365,7 @@ class ModelEntry(BaseModel):
     params: BaseModel
     train: TrainConfig
     text: TextConfig = Field(default_factory=TextConfig)
+    tune: TuneBlock | None = None  # the entry's own `tune:` block
 
     def describe(self) -> dict[str, Any]:
         """The entry as plain data (for manifests and the resolved config)."""
@@ -369,6 +383,12 @@ class Config(Section):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     compress: list[CompressMethod] = Field(default_factory=list)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    tune: dict[str, Any] | None = Field(
+        None,
+        description="the search of `ladder tune` for every model: settings (trials, timeout, "
+        "pruner, metric) and parameter spaces; a model entry's own tune: block adds to it",
+    )
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     base_dir: Path = Field(Path("."), exclude=True)
 
     @field_validator("name")
@@ -465,6 +485,7 @@ def validate_config(
                 names.add(entry.get("name"))
     if config is not None and isinstance(models, list):
         _check_compress(config, problems)
+        _check_top_tune(config, problems)
     if problems or config is None:
         raise ConfigError(problems, source=source)
     return config
@@ -542,6 +563,7 @@ def _validate_model_entry(
     tokens = (neural or "generation" in spec.tasks) and "text" in spec.inputs
     text_keys = entry.pop("text", None) if tokens else None
     n_before = len(problems)
+    tune = parse_block(entry.pop("tune", None), tunable_of(model_type), f"{where}.tune", problems)
     extra = TrainConfig if neural else None
     params = _validate_section(spec.config_cls, entry, where, problems, extra_fields=extra)
     base = {**train.model_dump(), **(spec.train_defaults or {})}
@@ -549,7 +571,23 @@ def _validate_model_entry(
     text_cfg = _entry_text(text, text_keys, spec, params, f"{where}.text", problems)
     if len(problems) > n_before or params is None or train_cfg is None or not name:
         return None
-    return ModelEntry(name=name, type=model_type, params=params, train=train_cfg, text=text_cfg)
+    return ModelEntry(
+        name=name, type=model_type, params=params, train=train_cfg, text=text_cfg, tune=tune
+    )
+
+
+def tunable_of(model_type: str) -> list[str]:
+    """The parameters a search space of `model_type` may name."""
+    neural = get_spec(model_type).trains_with_trainer
+    train_keys = list(TrainConfig.model_fields) if neural else None
+    return tunable_names(list(parameter_defaults(model_type)), train_keys)
+
+
+def _check_top_tune(config: Config, problems: list[str]) -> None:
+    """A top-level tune: block is well formed and each parameter fits at least one model."""
+    types = [e.get("type") for e in config.models if isinstance(e, dict)]
+    known = sorted({n for t in types if t in MODEL_TYPES for n in tunable_of(str(t))})
+    parse_block(config.tune, known, "tune", problems)
 
 
 def _entry_text(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,20 @@ def verbosity() -> int:
         return _level
     inherited = os.environ.get(_ENV, "")
     return int(inherited) if inherited in ("0", "1", "2") else NORMAL
+
+
+@contextmanager
+def quieter() -> Iterator[None]:
+    """Inside the block, only results and errors are printed (unless --verbose): a tuning
+    trial's epochs are not worth a line each."""
+    global _level
+    saved = _level
+    if verbosity() < VERBOSE:
+        _level = QUIET
+    try:
+        yield
+    finally:
+        _level = saved
 
 
 _debug = False

@@ -10,7 +10,15 @@ from typing import Any
 
 from ladder.models.spec import DataKind, Family, ModelSpec
 
-__all__ = ["MODEL_TYPES", "DataKind", "Family", "ModelSpec", "describe_models", "get_spec"]
+__all__ = [
+    "MODEL_TYPES",
+    "DataKind",
+    "Family",
+    "ModelSpec",
+    "describe_models",
+    "get_spec",
+    "parameter_defaults",
+]
 
 
 def _classical_specs() -> list[ModelSpec]:
@@ -75,21 +83,27 @@ def get_spec(model_type: str) -> ModelSpec:
     return MODEL_TYPES[model_type]
 
 
+def parameter_defaults(model_type: str) -> dict[str, Any]:
+    """The hyperparameters of `model_type` with their defaults (None: required)."""
+    spec = MODEL_TYPES[model_type]
+    if spec.family == "classical" and not {"generation", "seq2seq"} & set(spec.tasks):
+        from ladder.models.classical import default_params
+
+        return default_params(model_type)
+    return {
+        key: (None if field.is_required() else field.get_default(call_default_factory=True))
+        for key, field in spec.config_cls.model_fields.items()
+    }
+
+
 def describe_models() -> list[dict[str, Any]]:
     """Each registered type with its family, summary and parameters with their defaults."""
-    rows = []
-    for name in MODEL_TYPES:
-        spec = MODEL_TYPES[name]
-        if spec.family == "classical" and not {"generation", "seq2seq"} & set(spec.tasks):
-            from ladder.models.classical import default_params
-
-            params = default_params(name)
-        else:
-            params = {
-                key: (None if field.is_required() else field.get_default(call_default_factory=True))
-                for key, field in spec.config_cls.model_fields.items()
-            }
-        rows.append(
-            {"type": name, "family": spec.family, "summary": spec.summary, "params": params}
-        )
-    return rows
+    return [
+        {
+            "type": name,
+            "family": MODEL_TYPES[name].family,
+            "summary": MODEL_TYPES[name].summary,
+            "params": parameter_defaults(name),
+        }
+        for name in MODEL_TYPES
+    ]

@@ -19,6 +19,7 @@ import pandas as pd  # noqa: TID253
 from ladder.evaluate.plots import plot_tradeoff
 from ladder.report.parts import drawn_png, fmt_bytes, fmt_int, is_finished, is_missing, note
 from ladder.report.parts import to_float as num
+from ladder.tuning import tuned_name
 
 _VARIANT_MARK = re.compile(r"[+→]")  # how variant names join the original to the method
 _HEADER = (
@@ -81,7 +82,9 @@ def _original_of(row: dict[str, Any], by_name: dict[str, dict[str, Any]]) -> str
     """The model `row` is a variant of, or None for an original."""
     variant_of = row.get("variant_of")
     if not is_missing(variant_of) and str(variant_of).strip():
-        return str(variant_of).strip()
+        original = str(variant_of).strip()
+        # a tuned model is another configuration of its original, not a compression of it
+        return None if row.get("model") == tuned_name(original) else original
     if is_finished(row):
         return None
     prefix = _VARIANT_MARK.split(str(row.get("model")), maxsplit=1)[0]

@@ -3,8 +3,9 @@
 Plots are PNGs inlined as `data:` URIs: the ones the run already wrote under
 `models/<model>/plots/` are embedded as they are; the rest (class balance, accuracy vs latency,
 accuracy with confidence intervals) are drawn here with `matplotlib.figure.Figure`. Runs with
-compressed variants get a Compression section (`ladder.report.compression`). Every value read from
-the run folder is HTML-escaped.
+compressed variants get a Compression section (`ladder.report.compression`), runs with a tuning
+study under `tune/` a Tuning section (`ladder.report.tuning`). Every value read from the run
+folder is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from ladder.io import atomic_write_text
 from ladder.report.compression import compression_section
 from ladder.report.parts import (
     drawn_png,
+    embed_png,
+    fact_list,
     fmt_bytes,
     fmt_int,
     img_tag,
@@ -43,8 +46,8 @@ from ladder.report.parts import (
     note,
     to_float,
 )
+from ladder.report.tuning import tuning_section
 
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _SPLITS = ("train", "val", "test")
 _PACKAGES = ("torch", "scikit-learn", "numpy", "pandas", "matplotlib", "onnxruntime")
 _MAX_FEATURES_SHOWN = 200  # longer feature lists are cut (the count is still exact)
@@ -71,6 +74,7 @@ def render_report(run_dir: str | Path) -> Path:
     sha = data.get("sha256")
     subtitle = f"{len(rows)} models · data sha256 {str(sha)[:12] if sha else 'unknown'}"
     compression = compression_section(board)  # "" when the run has no compressed variants
+    tuning = tuning_section(run_dir)  # "" when the run has no tuning study
     template = resources.files("ladder.report").joinpath("templates/report.html")
     page = Template(template.read_text(encoding="utf-8")).substitute(
         title=escape(title),
@@ -80,6 +84,8 @@ def render_report(run_dir: str | Path) -> Path:
         tradeoffs=_tradeoff_section(rows, primary),
         compression=compression,
         compression_nav='<a href="#compression">Compression</a>' if compression else "",
+        tuning=tuning,
+        tuning_nav='<a href="#tuning">Tuning</a>' if tuning else "",
         learning=_learning_section(run_dir, rows),
         best_name=escape(best_name),
         best=_best_section(run_dir, best, rows),
@@ -118,7 +124,7 @@ def _dataset_section(data: dict[str, Any]) -> str:
             [[s, *(f"{target[s][k]:.4g}" for k in stats)] for s in _SPLITS if s in target],
         )
         return (
-            f'<div class="grid"><div>{_facts(facts)}<h3>Rows per split</h3>{split_table}'
+            f'<div class="grid"><div>{fact_list(facts)}<h3>Rows per split</h3>{split_table}'
             f"<h3>Features</h3>{_features(data.get('features') or {})}</div>"
             f"<div><h3>Target</h3>{table}</div></div>"
         )
@@ -132,7 +138,7 @@ def _dataset_section(data: dict[str, Any]) -> str:
     counts = _table(columns, [[c.get(k, "") for k in columns] for c in classes])
     chart += f"<details><summary>Counts per class</summary>{counts}</details>"
     return (
-        f'<div class="grid"><div>{_facts(facts)}<h3>Rows per split</h3>{split_table}'
+        f'<div class="grid"><div>{fact_list(facts)}<h3>Rows per split</h3>{split_table}'
         f"<h3>Features</h3>{_features(data.get('features') or {})}</div>"
         f"<div><h3>Class balance</h3>{chart if classes else note('No class counts.')}</div></div>"
     )
@@ -195,7 +201,7 @@ def _corpus_section(data: dict[str, Any]) -> str:
         ],
     )
     return (
-        f'<div class="grid"><div>{_facts(facts)}</div><div><h3>Parts (contiguous, in order)'
+        f'<div class="grid"><div>{fact_list(facts)}</div><div><h3>Parts (contiguous, in order)'
         f"</h3>{table}</div></div>"
     )
 
@@ -215,7 +221,7 @@ def _pairs_section(data: dict[str, Any]) -> str:
         and value
         and all(not isinstance(v, dict) for v in value.values())
     )
-    return f'<div class="grid"><div>{_facts(facts)}</div><div>{tables}</div></div>'
+    return f'<div class="grid"><div>{fact_list(facts)}</div><div>{tables}</div></div>'
 
 
 def _seq2seq_primary(run_dir: Path) -> str:
@@ -245,7 +251,7 @@ def _learning_section(run_dir: Path, rows: list[dict[str, Any]]) -> str:
     for row in rows:
         name = str(row.get("model"))
         model_dir = run_dir / "models" / name
-        image = _embed_png(model_dir / "plots" / "learning_curve.png", f"Learning curve, {name}")
+        image = embed_png(model_dir / "plots" / "learning_curve.png", f"Learning curve, {name}")
         if image is None and (model_dir / "history.csv").is_file():
             history = pd.read_csv(model_dir / "history.csv")
             image = drawn_png(lambda p, h=history: plot_learning_curves(h, p), name)
@@ -264,27 +270,28 @@ def _best_section(run_dir: Path, best: dict[str, Any] | None, rows: list[dict[st
     metrics = _read_json(model_dir / "metrics.json")
     scalars = {k: _fmt(k, v) for k, v in metrics.items() if isinstance(v, (int, float))}
     if "bits_per_byte" in metrics:  # language models: samples from each
-        return f"{_facts(scalars) if scalars else ''}{_samples_section(run_dir)}"
+        return f"{fact_list(scalars) if scalars else ''}{_samples_section(run_dir)}"
     if "signatures" in metrics:  # seq2seq: every model's outputs for the same test sources
-        signed = _facts({k: str(v) for k, v in metrics["signatures"].items()})
+        signed = fact_list({k: str(v) for k, v in metrics["signatures"].items()})
         examples = _examples_section(run_dir, [str(r["model"]) for r in rows if is_finished(r)])
-        return f"{_facts(scalars) if scalars else ''}<h3>Metric signatures</h3>{signed}{examples}"
-    scatter = _embed_png(model_dir / "plots" / "predicted_vs_actual.png", f"Predicted, {name}")
+        summary = fact_list(scalars) if scalars else ""
+        return f"{summary}<h3>Metric signatures</h3>{signed}{examples}"
+    scatter = embed_png(model_dir / "plots" / "predicted_vs_actual.png", f"Predicted, {name}")
     if scatter is not None:  # a regression model
-        residuals = _embed_png(model_dir / "plots" / "residuals.png", f"Residuals, {name}")
+        residuals = embed_png(model_dir / "plots" / "residuals.png", f"Residuals, {name}")
         return (
-            f'{_facts(scalars) if scalars else ""}<div class="grid">'
+            f'{fact_list(scalars) if scalars else ""}<div class="grid">'
             f"<div><h3>Predicted vs actual</h3>{scatter}</div>"
             f"<div><h3>Residuals</h3>{residuals or note('No residual plot saved.')}</div></div>"
         )
-    cm = _embed_png(model_dir / "plots" / "confusion_matrix.png", f"Confusion matrix, {name}")
+    cm = embed_png(model_dir / "plots" / "confusion_matrix.png", f"Confusion matrix, {name}")
     if cm is None and metrics.get("confusion_matrix") is not None:
         matrix, labels = metrics["confusion_matrix"], metrics.get("labels") or []
         labels = labels or list(range(len(matrix)))
         cm = drawn_png(lambda p: plot_confusion_matrix(matrix, labels, p), f"Confusion, {name}")
-    roc = _embed_png(model_dir / "plots" / "roc.png", f"ROC curve, {name}")
+    roc = embed_png(model_dir / "plots" / "roc.png", f"ROC curve, {name}")
     return (
-        f'{_facts(scalars) if scalars else ""}<div class="grid">'
+        f'{fact_list(scalars) if scalars else ""}<div class="grid">'
         f"<div><h3>Confusion matrix</h3>{cm or note('No confusion matrix saved.')}</div>"
         f"<div><h3>ROC</h3>{roc or note('No ROC plot saved (plots/roc.png).')}</div></div>"
     )
@@ -344,7 +351,7 @@ def _environment_section() -> str:
     facts["platform"] = platform.platform()
     facts["cpu"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical cores"
     facts["gpu"] = _gpu_name()
-    return _facts(facts) + note(
+    return fact_list(facts) + note(
         "Where this report was rendered; config.yaml names the version "
         "of ladder that ran the models."
     )
@@ -475,25 +482,12 @@ def _figure_img(build: Callable[[], Figure], alt: str) -> str:
     return img_tag(buffer.getvalue(), alt)
 
 
-def _embed_png(path: Path, alt: str) -> str | None:
-    """`path` as an inline image, or None if it is missing or not a PNG."""
-    if not path.is_file():
-        return None
-    content = path.read_bytes()
-    return img_tag(content, alt) if content.startswith(_PNG_MAGIC) else None
-
-
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>" for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _facts(facts: dict[str, Any]) -> str:
-    items = "".join(f"<dt>{escape(str(k))}</dt><dd>{escape(str(v))}</dd>" for k, v in facts.items())
-    return f'<dl class="facts">{items}</dl>'
 
 
 def _cell(column: str, value: Any) -> str:

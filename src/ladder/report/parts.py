@@ -13,11 +13,21 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
 
 def img_tag(png: bytes, alt: str) -> str:
     """A `<figure>` with the PNG inlined as a `data:` URI (no file, no network)."""
     data = base64.b64encode(png).decode("ascii")
     return f'<figure><img src="data:image/png;base64,{data}" alt="{escape(alt)}"></figure>'
+
+
+def embed_png(path: Path, alt: str) -> str | None:
+    """The PNG file at `path` as an inline image, or None if it is missing or not a PNG."""
+    if not path.is_file():
+        return None
+    content = path.read_bytes()
+    return img_tag(content, alt) if content.startswith(PNG_MAGIC) else None
 
 
 def drawn_png(draw: Callable[[Path], None], alt: str) -> str:
@@ -26,6 +36,12 @@ def drawn_png(draw: Callable[[Path], None], alt: str) -> str:
         path = Path(tmp) / "plot.png"
         draw(path)
         return img_tag(path.read_bytes(), alt)
+
+
+def fact_list(facts: dict[str, Any]) -> str:
+    """A `<dl>` of name: value pairs, both escaped."""
+    items = "".join(f"<dt>{escape(str(k))}</dt><dd>{escape(str(v))}</dd>" for k, v in facts.items())
+    return f'<dl class="facts">{items}</dl>'
 
 
 def note(text: str) -> str:

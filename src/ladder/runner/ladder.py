@@ -24,6 +24,7 @@ from ladder.runner.ranking import RunResult, leaderboard, write_leaderboard
 from ladder.runner.rung import TrainResult, resolve_device, train_entry
 from ladder.runner.s2s_rung import train_s2s_entry
 from ladder.tasks import get_task
+from ladder.tracking import Tracker, open_tracker
 from ladder.train import distributed
 
 
@@ -58,11 +59,15 @@ def train_model(
     run_dir = Path(out) if out is not None else Path("runs") / config.name
     config, data = prepare(config)
     lock = nullcontext() if distributed.launched() else locked(run_dir, wait)
-    with lock:
+    with lock, open_tracker(config, run_dir, "train", f"{config.name} {name}") as tracker:
         if not get_spec(entry.type).trains_with_trainer:
             write_run_files(config, run_dir, data)
-            return rung_trainer(data)(config, entry, data, run_dir, resume=resume)
-        return _train_neural(config, entry, data, run_dir, resume)
+            result = rung_trainer(data)(config, entry, data, run_dir, resume=resume)
+        else:
+            result = _train_neural(config, entry, data, run_dir, resume)
+        if result is not None:
+            tracker.log_rung(result.model_dir)
+        return result
 
 
 def _train_neural(
@@ -122,8 +127,20 @@ def run_config(
 
     config, data = prepare(config)
     entries = {name: config.model(name) for name in names}
-    with locked(run_dir, wait):
-        return _run_locked(config, entries, selected, data, run_dir, force)
+    with locked(run_dir, wait), open_tracker(config, run_dir, "run") as tracker:
+        result = _run_locked(config, entries, selected, data, run_dir, force)
+        _track(tracker, result)
+        return result
+
+
+def _track(tracker: Tracker, result: RunResult) -> None:
+    """Log each model of the leaderboard that this run trained or reused, compressed variants
+    included, then the report."""
+    board = result.leaderboard
+    for name, state in zip(board["model"], board["status"], strict=True):
+        if state in ("ok", "cached") and model_dir(result.run_dir, name).is_dir():
+            tracker.log_rung(model_dir(result.run_dir, name))
+    tracker.log_report(result.run_dir)
 
 
 def _run_locked(

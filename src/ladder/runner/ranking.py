@@ -15,6 +15,7 @@ from ladder.io import atomic_write_text
 from ladder.report import render_report
 from ladder.runner.leaderboard import leaderboard_rows
 from ladder.tasks import get_task
+from ladder.tuning import tuned_name
 
 
 @dataclass
@@ -90,6 +91,9 @@ def variants_of(run_dir: Path, name: str) -> list[tuple[str, str]]:
 
 
 def remove_variants(run_dir: Path, name: str) -> None:
-    """Delete the compressed variants of model `name` (made from weights now replaced)."""
+    """Delete the compressed variants of model `name` (made from weights now replaced); its
+    tuned model, trained from scratch, stays."""
     for variant, _ in variants_of(run_dir, name):
+        if variant == tuned_name(name):
+            continue
         shutil.rmtree(run_dir / "models" / variant, ignore_errors=True)

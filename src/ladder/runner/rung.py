@@ -95,57 +95,12 @@ def train_entry(
     splits = data.splits
     if resume:
         _check_resumable(entry, spec.trains_with_trainer)
-    if splits.train.kind not in spec.inputs:
-        hint = _text_hint() if splits.train.kind == "text" else ""
-        raise LadderError(
-            f"models.{entry.name}: type {entry.type} needs {' or '.join(spec.inputs)} data, "
-            f"but {data.source} is {splits.train.kind} data{hint}"
-        )
-
-    device = resolve_device(config.device) if spec.trains_with_trainer else "cpu"
-    seed_everything(config.seed)
-    preprocessor = _fit_preprocessor(config, entry, spec.trains_with_trainer, splits.train)
-    x_train = preprocessor.transform(splits.train.X)
-    x_test = preprocessor.transform(splits.test.X)
-    x_val = preprocessor.transform(splits.val.X) if splits.val is not None else None
-    task = get_task(data.task)
-    scaling = task_scaling(task, config, spec.trains_with_trainer, splits.train.y)
-    y_train = scaling.forward(splits.train.y) if scaling else splits.train.y
-    y_val = splits.val.y if splits.val is not None else None
-    y_val_fit = scaling.forward(y_val) if scaling and y_val is not None else y_val
-    n_outputs = task.n_outputs(data.labels)
-
-    started = time.perf_counter()
-    if not spec.trains_with_trainer:
-        fitted: FittedClassical | FittedNeural = fit_classical(
-            entry, x_train, y_train, n_outputs, config, task
-        )
-        history: list[dict[str, Any]] = []
-    else:
-        try:
-            fitted, history = fit_neural(
-                entry,
-                preprocessor.output_shape,
-                n_outputs,
-                config,
-                device,
-                model_dir,
-                (x_train, y_train),
-                (x_val, y_val_fit),
-                resume=resume,
-                pad_id=getattr(preprocessor, "pad_id", None),
-                loss=loss,
-                init=init,
-                task=task,
-            )
-        except TrainingInterrupted as stopped:
-            stopped.model = entry.name
-            raise
-    train_seconds = time.perf_counter() - started
+    fit = fit_rung(config, entry, data, model_dir, resume=resume, loss=loss, init=init)
     if not main:
         return None
-
-    fitted.scaling = scaling
+    fitted, preprocessor, task, history = fit.fitted, fit.preprocessor, fit.task, fit.history
+    x_test, x_val, y_val, scaling = fit.x_test, fit.x_val, fit.y_val, fit.fitted.scaling
+    train_seconds, device = fit.train_seconds, fit.device
     outputs = task.predict(fitted, x_test)
     radius = None
     if config.evaluate.intervals is not None and x_val is not None and y_val is not None:
@@ -193,6 +148,85 @@ def train_entry(
     return TrainResult(
         entry.name, metrics, run_dir, model_dir, artifact, train_seconds, device, history
     )
+
+
+@dataclass
+class RungFit:
+    """A model fitted on the training split, with what evaluating it needs: its fitted
+    preprocessing and the preprocessed test and validation features."""
+
+    fitted: FittedClassical | FittedNeural
+    preprocessor: Any
+    task: Task
+    x_test: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    history: list[dict[str, Any]]
+    train_seconds: float
+    device: str
+
+
+def fit_rung(
+    config: Config,
+    entry: ModelEntry,
+    data: PreparedData,
+    model_dir: Path,
+    resume: bool = False,
+    loss: Any = None,
+    init: Any = None,
+) -> RungFit:
+    """Fit preprocessing and the model of a (path-resolved) entry on the training split; a
+    network's history and checkpoints go into `model_dir`. Nothing is evaluated or exported."""
+    spec = get_spec(entry.type)
+    splits = data.splits
+    if splits.train.kind not in spec.inputs:
+        hint = _text_hint() if splits.train.kind == "text" else ""
+        raise LadderError(
+            f"models.{entry.name}: type {entry.type} needs {' or '.join(spec.inputs)} data, "
+            f"but {data.source} is {splits.train.kind} data{hint}"
+        )
+    device = resolve_device(config.device) if spec.trains_with_trainer else "cpu"
+    seed_everything(config.seed)
+    preprocessor = _fit_preprocessor(config, entry, spec.trains_with_trainer, splits.train)
+    x_train = preprocessor.transform(splits.train.X)
+    x_test = preprocessor.transform(splits.test.X)
+    x_val = preprocessor.transform(splits.val.X) if splits.val is not None else None
+    task = get_task(data.task)
+    scaling = task_scaling(task, config, spec.trains_with_trainer, splits.train.y)
+    y_train = scaling.forward(splits.train.y) if scaling else splits.train.y
+    y_val = splits.val.y if splits.val is not None else None
+    y_val_fit = scaling.forward(y_val) if scaling and y_val is not None else y_val
+    n_outputs = task.n_outputs(data.labels)
+
+    started = time.perf_counter()
+    if not spec.trains_with_trainer:
+        fitted: FittedClassical | FittedNeural = fit_classical(
+            entry, x_train, y_train, n_outputs, config, task
+        )
+        history: list[dict[str, Any]] = []
+    else:
+        try:
+            fitted, history = fit_neural(
+                entry,
+                preprocessor.output_shape,
+                n_outputs,
+                config,
+                device,
+                model_dir,
+                (x_train, y_train),
+                (x_val, y_val_fit),
+                resume=resume,
+                pad_id=getattr(preprocessor, "pad_id", None),
+                loss=loss,
+                init=init,
+                task=task,
+            )
+        except TrainingInterrupted as stopped:
+            stopped.model = entry.name
+            raise
+    fitted.scaling = scaling
+    seconds = time.perf_counter() - started
+    return RungFit(fitted, preprocessor, task, x_test, x_val, y_val, history, seconds, device)
 
 
 def _text_hint() -> str:

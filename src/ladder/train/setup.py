@@ -5,7 +5,9 @@ through it, so there is one way to set a Trainer up."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +18,19 @@ from ladder.train.batching import TokenBatching
 from ladder.train.callbacks import Callback
 from ladder.train.objective import Objective
 from ladder.train.trainer import BatchLoss, Metrics, Trainer, Transform
+
+_ADDED: ContextVar[tuple[Callback, ...]] = ContextVar("ladder_added_callbacks", default=())
+
+
+@contextmanager
+def added_callbacks(*callbacks: Callback) -> Iterator[None]:
+    """Every Trainer set up inside the block also calls `callbacks` (a tuning trial's pruning
+    reaches the Trainer of whichever rung the trial trains)."""
+    token = _ADDED.set((*_ADDED.get(), *callbacks))
+    try:
+        yield
+    finally:
+        _ADDED.reset(token)
 
 
 @dataclass
@@ -39,12 +54,13 @@ class TrainerSetup:
         callbacks: Iterable[Callback] = (),
         loss: BatchLoss | None = None,
     ) -> Trainer:
-        """A Trainer of `module` with training config `train` on `device` (it predicts, too)."""
+        """A Trainer of `module` with training config `train` on `device` (it predicts, too),
+        calling `callbacks` and those of an enclosing `added_callbacks` block."""
         return Trainer(
             module,
             train,
             device=device,
-            callbacks=callbacks,
+            callbacks=[*callbacks, *_ADDED.get()],
             class_weights=self.class_weights,
             val_metrics=self.val_metrics,
             train_transform=self.train_transform,

@@ -1,0 +1,88 @@
+"""Where a study lives: a journal file in the run folder (the default; an interrupted study
+resumes from it) or a database URL shared by many machines (`--storage postgresql://...`)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+from ladder.errors import LadderError
+
+JOURNAL = "journal.log"
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+HEARTBEAT_SECONDS = 30  # a database study marks a trial failed when its process stops beating
+
+
+def storage_url(storage: str | None, tune_dir: Path) -> str:
+    """The storage's URL: `storage` itself, or the run folder's journal file."""
+    return storage if storage else f"journal:{tune_dir / JOURNAL}"
+
+
+def redacted(url: str) -> str:
+    """The URL with its password hidden (for files and messages)."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+
+
+def check_reachable(url: str, timeout: float = 5.0) -> None:
+    """Raise a one-line LadderError naming host and port when a database server does not
+    answer (nothing is written before this check)."""
+    if url.startswith("journal:") or url.startswith("sqlite"):
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise LadderError(f"--storage {redacted(url)}: not a database URL ({exc})") from exc
+    backend = parsed.get_backend_name()
+    host = parsed.host or "localhost"
+    port = parsed.port or DEFAULT_PORTS.get(backend)
+    if port is None:
+        return
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise LadderError(
+            f"--storage: cannot reach the {backend} server at {host}:{port} ({reason})"
+        ) from exc
+
+
+def open_storage(url: str) -> Any:
+    """The Optuna storage of `url` (a journal file's folder is created)."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    if url.startswith("journal:"):
+        path = Path(url.removeprefix("journal:"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=4 * HEARTBEAT_SECONDS,
+            engine_kwargs={"pool_pre_ping": True},
+        )
+    except (SQLAlchemyError, ImportError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LadderError(f"--storage {redacted(url)}: {reason}") from exc
+
+
+def close_storage(storage: Any) -> None:
+    """Close a database storage's connections (a journal file needs nothing)."""
+    import optuna
+
+    if isinstance(storage, optuna.storages.RDBStorage):
+        storage.remove_session()
+        storage.engine.dispose()
