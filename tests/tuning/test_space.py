@@ -41,12 +41,18 @@ def test_a_block_splits_settings_from_parameters_and_types_them():
 @pytest.mark.parametrize(
     ("block", "expected"),
     [
-        ({"hiden": {"choices": [[64]]}}, "models[0].tune.hiden: unknown parameter; did you mean 'hidden'?"),
+        (
+            {"hiden": {"choices": [[64]]}},
+            "models[0].tune.hiden: unknown parameter; did you mean 'hidden'?",
+        ),
         ({"lr": {"low": 0.1, "high": 0.01}}, "models[0].tune.lr: low must be <= high"),
         ({"lr": {"low": 0, "high": 0.1, "log": True}}, "log: true needs low > 0, got low 0"),
         ({"hidden": {"choices": []}}, "models[0].tune.hidden.choices: expected a non-empty list"),
         ({"lr": {"low": 0.1}}, "expected low and high (or choices), missing high"),
-        ({"lr": {"low": 0.1, "hihg": 1}}, "models[0].tune.lr.hihg: unknown key; did you mean 'high'?"),
+        (
+            {"lr": {"low": 0.1, "hihg": 1}},
+            "models[0].tune.lr.hihg: unknown key; did you mean 'high'?",
+        ),
         ({"trials": 0}, "models[0].tune.trials: expected a whole number >= 1, got 0"),
         ({"pruner": "sometimes"}, "expected one of median, hyperband, none"),
         ({"lr": 0.1}, "expected a setting (trials, timeout, pruner, metric) or a parameter"),
@@ -95,8 +101,12 @@ def test_values_are_written_into_the_entry_with_dotted_names_nested():
 
 
 def test_the_signature_is_the_same_for_the_same_space_in_another_order():
-    a, _ = parse({"lr": {"low": 1e-4, "high": 1e-1, "log": True}, "dropout": {"low": 0, "high": 0.5}})
-    b, _ = parse({"dropout": {"low": 0, "high": 0.5}, "lr": {"low": 1e-4, "high": 1e-1, "log": True}})
+    a, _ = parse(
+        {"lr": {"low": 1e-4, "high": 1e-1, "log": True}, "dropout": {"low": 0, "high": 0.5}}
+    )
+    b, _ = parse(
+        {"dropout": {"low": 0, "high": 0.5}, "lr": {"low": 1e-4, "high": 1e-1, "log": True}}
+    )
     c, _ = parse({"dropout": {"low": 0, "high": 0.4}})
     assert signature(a.params) == signature(b.params) != signature(c.params)
 
@@ -107,7 +117,9 @@ def test_every_registered_model_type_has_a_valid_default_space():
     assert set(MODEL_TYPES) <= set(DEFAULT_SPACES), set(MODEL_TYPES) - set(DEFAULT_SPACES)
     for model_type in MODEL_TYPES:
         problems: list[str] = []
-        block = parse_block(DEFAULT_SPACES[model_type], tunable_of(model_type), model_type, problems)
+        block = parse_block(
+            DEFAULT_SPACES[model_type], tunable_of(model_type), model_type, problems
+        )
         assert problems == [] and block is not None, problems
         if model_type != "mean":  # a constant predictor has nothing to tune
             assert block.params, model_type
@@ -123,14 +135,20 @@ def config_with(models, tune=None):
 def test_the_config_checks_tune_blocks_of_entries_and_the_top_level():
     config = config_with(
         [
-            {"name": "mlp", "type": "mlp", "tune": {"lr": {"low": 1e-4, "high": 1e-2, "log": True}}},
+            {
+                "name": "mlp",
+                "type": "mlp",
+                "tune": {"lr": {"low": 1e-4, "high": 1e-2, "log": True}},
+            },
             {"name": "logreg", "type": "logistic_regression"},
         ],
         tune={"trials": 5, "C": {"low": 0.1, "high": 10}},
     )
     assert config.model("mlp").tune.params["optimizer.lr"].log
     with pytest.raises(ConfigError) as caught:
-        config_with([{"name": "lr", "type": "logistic_regression", "tune": {"lr": {"low": 1, "high": 2}}}])
+        config_with(
+            [{"name": "lr", "type": "logistic_regression", "tune": {"lr": {"low": 1, "high": 2}}}]
+        )
     assert "models[0].tune.lr: unknown parameter" in str(caught.value)
     # a top-level parameter no model has
     with pytest.raises(ConfigError) as caught:

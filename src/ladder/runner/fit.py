@@ -147,13 +147,15 @@ def fit_neural(
     loss: Any = None,
     init: Callable[[Any], None] | None = None,
     task: Task = CLASSIFICATION,
+    checkpoints: bool = True,
 ) -> tuple[FittedNeural, list[dict[str, Any]]]:
     """Train a PyTorch model with the trainer and its callbacks; returns it and its history.
 
     `pad_id`: the features are token ids padded with it (batches are trimmed, and bucketed by
     length when `entry.text.bucketing`). `loss`: the trainer's training loss hook
     (`(logits, labels, rows) -> loss`, e.g. distillation); default cross-entropy. `init`
-    changes the freshly built module before training (e.g. a distilled student's embeddings)."""
+    changes the freshly built module before training (e.g. a distilled student's embeddings).
+    Without `checkpoints` (a tuning trial, never resumed) no checkpoint is written."""
     cfg = entry.train
     stopping = cfg.early_stopping
     if stopping is not None and val[0] is None and stopping.monitor.startswith("val_"):
@@ -178,10 +180,10 @@ def fit_neural(
         "feature_shape": list(feature_shape),
         "n_classes": n_classes,
     }
-    checkpoints = model_dir / "checkpoints"
+    folder = model_dir / "checkpoints"
     callbacks = [
         History(model_dir / "history.csv"),
-        Checkpoint(checkpoints, identity=identity),
+        *([Checkpoint(folder, identity=identity)] if checkpoints else []),
         ProgressBar(label=entry.name),
     ]
 
@@ -195,7 +197,7 @@ def fit_neural(
         val[0],
         val[1],
         sample_weights=sample_weights,
-        resume_from=checkpoints if resume else None,
+        resume_from=folder if resume else None,
     )
     return FittedNeural(trainer), history
 

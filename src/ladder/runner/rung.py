@@ -174,9 +174,11 @@ def fit_rung(
     resume: bool = False,
     loss: Any = None,
     init: Any = None,
+    checkpoints: bool = True,
 ) -> RungFit:
     """Fit preprocessing and the model of a (path-resolved) entry on the training split; a
-    network's history and checkpoints go into `model_dir`. Nothing is evaluated or exported."""
+    network's history and checkpoints (unless not `checkpoints`) go into `model_dir`. Nothing
+    is evaluated or exported."""
     spec = get_spec(entry.type)
     splits = data.splits
     if splits.train.kind not in spec.inputs:
@@ -220,6 +222,7 @@ def fit_rung(
                 loss=loss,
                 init=init,
                 task=task,
+                checkpoints=checkpoints,
             )
         except TrainingInterrupted as stopped:
             stopped.model = entry.name

@@ -30,7 +30,7 @@ from ladder.runner.cache import cached_status
 from ladder.runner.ladder import rung_trainer
 from ladder.runner.prepare import PreparedData, prepare, write_run_files
 from ladder.runner.ranking import RunResult, rank_run
-from ladder.runner.tune_objective import Objective, entry_with, task_metric
+from ladder.runner.tune_objective import Objective, check_scoring_split, entry_with, task_metric
 from ladder.tasks import get_task
 from ladder.tracking import open_tracker
 from ladder.tuning import TUNED_SUFFIX, outputs, tuned_name
@@ -165,6 +165,7 @@ def tune_model(config: Config, request: TuneRequest, out: str | Path | None = No
     run_dir = Path(out) if out is not None else Path("runs") / config.name
     check_reachable(storage_url(request.storage, run_dir / "tune"))  # before anything is written
     config, data = prepare(config)
+    check_scoring_split(config, data)
     search = resolve_search(config, entry, request, data.task, run_dir)
     raw = next(m for m in config.models if m.get("name") == entry.name)
     tune_dir = run_dir / "tune" / entry.name
@@ -269,21 +270,23 @@ def _reporter(search: Search) -> Any:
 
 @contextmanager
 def _threads_per_job(jobs: int) -> Iterator[None]:
-    """Each of `jobs` processes gets an equal share of the cores (set for the processes
-    started inside the block, and for this one)."""
+    """Each of `jobs` processes gets an equal share of the cores: the processes started inside
+    the block (through the environment) and this one (torch's and the BLAS/OpenMP pools)."""
     if jobs <= 1:
         yield
         return
-    share = str(max(1, (os.cpu_count() or 1) // jobs))
+    import torch
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415  (comes with scikit-learn)
+
+    share = max(1, (os.cpu_count() or 1) // jobs)
     names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
     saved = {n: os.environ.get(n) for n in names}
-    os.environ.update({n: share for n in names})
-    import torch
-
+    os.environ.update({n: str(share) for n in names})
     threads = torch.get_num_threads()
-    torch.set_num_threads(int(share))
+    torch.set_num_threads(share)
     try:
-        yield
+        with threadpool_limits(share):
+            yield
     finally:
         for name, value in saved.items():
             if value is None:

@@ -91,15 +91,22 @@ def validation_score(
     return _fit_score(config, entry, _scored_on_val(data), metric, work_dir)
 
 
+def check_scoring_split(config: Config, data: PreparedData) -> None:
+    """Trials need held-out rows that are not the test split: a validation split, or K folds
+    of train + val (`evaluate.cv`, tables only)."""
+    if data.splits.val or (config.evaluate.cv and data.task in LIGHT_TASKS):
+        return
+    folds = " (or evaluate.cv: K)" if data.task in LIGHT_TASKS else ""
+    raise ConfigError(
+        [
+            "data.split.val: tuning scores trials on the validation split, and it is empty; "
+            f"set data.split.val > 0{folds}"
+        ]
+    )
+
+
 def _scored_on_val(data: PreparedData) -> PreparedData:
     """The data with its validation split in the place of the test split."""
-    if not data.splits.val:
-        raise ConfigError(
-            [
-                "data.split.val: tuning scores trials on the validation split, and it is empty; "
-                "set data.split.val > 0 (or evaluate.cv: K)"
-            ]
-        )
     return replace(data, splits=replace(data.splits, test=data.splits.val))
 
 
@@ -107,7 +114,7 @@ def _fit_score(
     config: Config, entry: ModelEntry, data: PreparedData, metric: str, work_dir: Path
 ) -> float:
     """Fit on the training split, predict the (validation) test split, compute `metric`."""
-    fit = fit_rung(config, resolve_model_path(config, entry), data, work_dir)
+    fit = fit_rung(config, resolve_model_path(config, entry), data, work_dir, checkpoints=False)
     outputs = fit.task.predict(fit.fitted, fit.x_test)
     metrics = fit.task.metrics(data.splits.test.y, outputs, data.labels)
     return _metric(metrics, metric)
