@@ -28,6 +28,8 @@ def _normal_verbosity(monkeypatch):
     monkeypatch.setattr(console, "_level", None)
     monkeypatch.delenv("LADDER_VERBOSITY", raising=False)
     monkeypatch.delenv("TRANSFORMERS_VERBOSITY", raising=False)
+    # a developer's own tracking server must not receive the tests' runs
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
 @pytest.fixture

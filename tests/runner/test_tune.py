@@ -350,3 +350,43 @@ def test_generation_and_seq2seq_rungs_tune_too(tmp_path):
     assert result.metric == "bleu" and result.test is not None and "bleu" in result.test
     board = pd.read_csv(tmp_path / "s2s_run" / "leaderboard.csv")
     assert "memory (tuned)" in set(board["model"])
+
+
+def test_a_later_run_keeps_the_tuned_row_and_retraining_the_original_keeps_it(
+    tmp_path, table_csv, capsys
+):
+    config = write_config(tmp_path, str(table_csv), [LOGREG])
+    out = tmp_path / "run"
+    assert run(capsys, "tune", config, "--model", "logreg", "--trials", 2, "--out", out)[0] == 0
+    code, _, err = run(capsys, "run", config, "--out", out, "--force")
+    assert code == 0, err
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert {"logreg", "logreg (tuned)"} <= set(board["model"])
+
+
+def test_the_pruning_callback_reports_epochs_and_prunes_when_told():
+    from ladder.tuning.pruning import TrialPruning, epoch_score
+
+    class FakeTrial:
+        def __init__(self, prune_at):
+            self.reported, self.attrs, self.prune_at = [], {}, prune_at
+
+        def set_user_attr(self, key, value):
+            self.attrs[key] = value
+
+        def report(self, value, step):
+            self.reported.append((step, value))
+
+        def should_prune(self):
+            return len(self.reported) >= self.prune_at
+
+    trial = FakeTrial(prune_at=2)
+    callback = TrialPruning(trial, "accuracy", maximize=True)
+    callback.on_epoch_end(None, {"val_accuracy": 0.5, "val_loss": 1.0})
+    with pytest.raises(optuna.TrialPruned, match="pruned after epoch 2"):
+        callback.on_epoch_end(None, {"val_accuracy": 0.6, "val_loss": 0.9})
+    assert trial.reported == [(1, 0.5), (2, 0.6)] and trial.attrs == {"epochs": 2}
+    # without the metric in the epoch's log, the loss stands in, in the study's direction
+    assert epoch_score({"val_loss": 0.7}, "accuracy", maximize=True) == -0.7
+    assert epoch_score({"val_loss": 0.7}, "rmse", maximize=False) == 0.7
+    assert epoch_score({"train_loss": 0.7}, "rmse", maximize=False) is None

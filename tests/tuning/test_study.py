@@ -3,6 +3,9 @@ and the trial loop filling the study to its target."""
 
 from __future__ import annotations
 
+import time
+import warnings
+
 import optuna
 import pytest
 
@@ -93,3 +96,24 @@ def test_passwords_are_hidden():
     assert redacted("postgresql://me:secret@h:5/db") == "postgresql://me:***@h:5/db"
     assert redacted("postgresql://me@h/db") == "postgresql://me@h/db"
     assert redacted("journal:/a/b") == "journal:/a/b"
+
+
+def test_a_database_trial_whose_process_went_quiet_is_failed_by_the_next_process(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=1)
+    try:
+        study = open_study(storage, "s", True, "{}", 0, "none")
+        run_trials(study, lambda t: 1.0, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "heartbeats ... with optimize"
+            dead = study.ask()  # its process beat once, then died
+        storage.record_heartbeat(dead._trial_id)
+        time.sleep(2.5)
+        run_trials(study, lambda t: 1.0, 3)
+        states = [t.state.name for t in study.trials]
+        assert states == ["COMPLETE", "FAIL", "COMPLETE"]
+    finally:
+        storage.remove_session()
+        storage.engine.dispose()

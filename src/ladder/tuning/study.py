@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import optuna  # noqa: TID253
+from optuna.storages._heartbeat import (  # noqa: TID253  (what Study.optimize uses)
+    get_heartbeat_thread,
+    is_heartbeat_enabled,
+)
 
 from ladder import console
 from ladder.errors import LadderError, TrainingInterrupted
@@ -90,9 +95,13 @@ def run_trials(
     deadline = math.inf if timeout is None else time.monotonic() + timeout
     ran = 0
     while count_trials(study) < target and time.monotonic() < deadline:
-        trial = study.ask()
+        _fail_quiet_trials(study)
+        with warnings.catch_warnings():  # the heartbeat thread below does what it asks for
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
+            trial = study.ask()
         started = time.perf_counter()
-        state, value, error = _attempt(objective, trial)
+        with get_heartbeat_thread(trial._trial_id, study._storage):
+            state, value, error = _attempt(objective, trial)
         trial.set_user_attr("duration_s", round(time.perf_counter() - started, 3))
         if error is not None:
             trial.set_user_attr("error", error)
@@ -101,6 +110,16 @@ def run_trials(
         if on_trial is not None:
             on_trial(frozen)
     return ran
+
+
+def _fail_quiet_trials(study: optuna.Study) -> None:
+    """A database study fails the trials whose process stopped sending heartbeats (as
+    `Study.optimize` does before each trial)."""
+    if not is_heartbeat_enabled(study._storage):
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def _attempt(
