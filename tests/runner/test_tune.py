@@ -390,3 +390,16 @@ def test_the_pruning_callback_reports_epochs_and_prunes_when_told():
     assert epoch_score({"val_loss": 0.7}, "accuracy", maximize=True) == -0.7
     assert epoch_score({"val_loss": 0.7}, "rmse", maximize=False) == 0.7
     assert epoch_score({"train_loss": 0.7}, "rmse", maximize=False) is None
+
+
+def test_list_tune_prints_every_type_with_its_default_space(capsys):
+    from ladder.registry import MODEL_TYPES
+
+    code, out, _ = run(capsys, "list", "--tune")
+    assert code == 0
+    assert "learning_rate" in out and "optimizer.lr" in out  # lr is shown by its full name
+    for model_type in MODEL_TYPES:
+        if model_type != "mean":
+            assert model_type in out
+    code, _, err = run(capsys, "list", "datasets", "--tune")
+    assert code == 2 and "--tune lists the models' default search spaces" in err
