@@ -283,7 +283,13 @@ def test_two_jobs_share_one_study_without_losing_or_repeating_trials(tmp_path, t
 
 @pytest.mark.slow
 def test_two_machines_share_a_study_through_postgresql(tmp_path, table_csv, postgres_url):
-    config = write_config(tmp_path, str(table_csv), [LOGREG])
+    # trials long enough (a few hundred ms) that both processes are at work before the end
+    forest = {
+        "name": "forest",
+        "type": "random_forest",
+        "tune": {"n_estimators": {"low": 100, "high": 200}},
+    }
+    config = write_config(tmp_path, str(table_csv), [forest])
     commands = [
         [
             sys.executable,
@@ -292,9 +298,9 @@ def test_two_machines_share_a_study_through_postgresql(tmp_path, table_csv, post
             "tune",
             str(config),
             "--model",
-            "logreg",
+            "forest",
             "--trials",
-            "10",
+            "16",
             "--storage",
             postgres_url,
             "--study",
@@ -318,14 +324,14 @@ def test_two_machines_share_a_study_through_postgresql(tmp_path, table_csv, post
         storage.remove_session()
         storage.engine.dispose()
     numbers = [t.number for t in trials]
-    assert 10 <= len(trials) <= 11
+    assert 16 <= len(trials) <= 17
     assert sorted(numbers) == list(range(len(trials)))  # none lost, none twice
     assert {t.state.name for t in trials} == {"COMPLETE"}
     ran = [err.count("trial ") for _, err in results]
     assert all(n > 0 for n in ran)  # both processes ran trials
     for k in (1, 2):
         board = pd.read_csv(tmp_path / f"machine{k}" / "leaderboard.csv")
-        assert "logreg (tuned)" in set(board["model"])
+        assert "forest (tuned)" in set(board["model"])
 
 
 def test_generation_and_seq2seq_rungs_tune_too(tmp_path):
@@ -403,3 +409,11 @@ def test_list_tune_prints_every_type_with_its_default_space(capsys):
             assert model_type in out
     code, _, err = run(capsys, "list", "datasets", "--tune")
     assert code == 2 and "--tune lists the models' default search spaces" in err
+
+
+def test_epochs_are_counted_without_pruning_too(tmp_path, table_csv):
+    mlp = {"name": "mlp", "type": "mlp", "hidden": [8], "epochs": 2, "tune": {"pruner": "none"}}
+    config = write_config(tmp_path, str(table_csv), [mlp])
+    tune(config, TuneRequest("mlp", trials=2), out=tmp_path / "run")
+    trials = trials_of(tmp_path / "run", "mlp")
+    assert list(trials["epochs"]) == [2, 2] and set(trials["state"]) == {"COMPLETE"}

@@ -16,7 +16,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -230,7 +230,9 @@ def _run(study: Any, objective: Objective, search: Search, jobs: int, seed: int)
         workers = [
             # each process samples with a seed of its own: with one seed, they would start by
             # drawing the same values
-            context.Process(target=_worker, args=(objective, search, seed + k))
+            # they get the config, not the data: a small message that start() hands over at
+            # once (the data would block this process until the child had imported ladder)
+            context.Process(target=_worker, args=(replace(objective, data=None), search, seed + k))
             for k in range(1, jobs)
         ]
         for worker in workers:
@@ -246,9 +248,11 @@ def _run(study: Any, objective: Objective, search: Search, jobs: int, seed: int)
 
 
 def _worker(objective: Objective, search: Search, seed: int) -> None:
-    """One more process running trials of the same study (`--jobs`)."""
+    """One more process running trials of the same study (`--jobs`); it reads and splits the
+    data itself."""
     from ladder.tuning.study import run_trials  # noqa: PLC0415  (optuna)
 
+    objective = replace(objective, data=prepare(objective.config)[1])
     study = _open(search, seed)
     try:
         run_trials(study, objective, search.trials, search.timeout, _reporter(search))
@@ -278,7 +282,8 @@ def _threads_per_job(jobs: int) -> Iterator[None]:
     import torch
     from threadpoolctl import threadpool_limits  # noqa: PLC0415  (comes with scikit-learn)
 
-    share = max(1, (os.cpu_count() or 1) // jobs)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    share = max(1, (cores or 1) // jobs)
     names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
     saved = {n: os.environ.get(n) for n in names}
     os.environ.update({n: str(share) for n in names})

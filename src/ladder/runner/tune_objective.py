@@ -36,7 +36,7 @@ class Objective:
     config: Config
     raw: dict[str, Any]
     params: dict[str, Param]
-    data: PreparedData
+    data: PreparedData  # None only on the way to a worker process, which prepares its own
     metric: str
     maximize: bool
     pruner: str
@@ -51,17 +51,29 @@ class Objective:
         values = suggest(trial, self.params)
         entry = self.entry(values)
         callbacks = []
-        if get_spec(entry.type).trains_with_trainer and self.pruner != "none":
+        if get_spec(entry.type).trains_with_trainer:  # epochs are counted, pruned or not
             from ladder.tuning.pruning import TrialPruning  # noqa: PLC0415  (torch)
 
             callbacks.append(TrialPruning(trial, self.metric, self.maximize))
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        config = only_study_metric(self.config, self.data.task, self.metric)
         with (
             added_callbacks(*callbacks),
             tempfile.TemporaryDirectory(dir=self.work_dir) as tmp,
             console.quieter(),
         ):
-            return validation_score(self.config, entry, self.data, self.metric, Path(tmp))
+            return validation_score(config, entry, self.data, self.metric, Path(tmp))
+
+
+def only_study_metric(config: Config, task: str, metric: str) -> Config:
+    """The config whose networks log only the study's metric (and the loss) on the validation
+    split each epoch: a trial needs no other, and multiclass ROC AUC every epoch costs more
+    than a small network's epoch."""
+    if task != "classification":
+        return config
+    return config.model_copy(
+        update={"evaluate": config.evaluate.model_copy(update={"metrics": [metric]})}
+    )
 
 
 def entry_with(

@@ -4,6 +4,7 @@ resumes from it) or a database URL shared by many machines (`--storage postgresq
 from __future__ import annotations
 
 import socket
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from ladder.errors import LadderError
 JOURNAL = "journal.log"
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 HEARTBEAT_SECONDS = 30  # a database study marks a trial failed when its process stops beating
+TABLE_RACE_TRIES = 4  # tries at creating a new database's tables while another machine does
 
 
 def storage_url(storage: str | None, tune_dir: Path) -> str:
@@ -66,20 +68,34 @@ def open_storage(url: str) -> Any:
         path = Path(url.removeprefix("journal:"))
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=4 * HEARTBEAT_SECONDS,
-                engine_kwargs={"pool_pre_ping": True},
-            )
-    except (SQLAlchemyError, ImportError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LadderError(f"--storage {redacted(url)}: {reason}") from exc
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=4 * HEARTBEAT_SECONDS,
+                    engine_kwargs={"pool_pre_ping": True},
+                )
+        except IntegrityError as exc:
+            # two machines creating the tables of a new database at once: one of them wins,
+            # the other finds the tables on its next try
+            if attempt == TABLE_RACE_TRIES:
+                raise LadderError(f"--storage {redacted(url)}: {_reason(exc)}") from exc
+            time.sleep(0.5 * attempt)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise LadderError(f"--storage {redacted(url)}: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def close_storage(storage: Any) -> None:
