@@ -5,7 +5,9 @@
    examples/diabetes.yaml (examples/diabetes.csv, RMSE), each config as written with only that
    entry (the untuned model is the entry as written): the test metric of both with its 95%
    bootstrap interval, and the leaderboard's paired test (McNemar; regression: a t-test on the
-   squared errors) of the worse of the two against the better;
+   squared errors) of the worse of the two against the better. Once with the trials scored on
+   the validation split, once on `--cv` folds of the training and validation rows
+   (`evaluate.cv`; the test split is the same held-out split both times);
 2. median pruning trains >= 40% fewer epochs than no pruning, over the same number of MLP
    trials on digits (same seed, same space), at a best validation score within noise (the
    binomial standard error on the validation rows, and the spread of the best configuration's
@@ -37,7 +39,7 @@
 One torch thread by default (`--threads 1`; 2-core machines). MLflow tracking is switched
 off ($MLFLOW_TRACKING_URI unset) so that it does not time a server.
 
-Run: .venv/bin/python benchmarks/tune.py [--trials 30] [--parallel-trials 24] [--threads 1]
+Run: .venv/bin/python benchmarks/tune.py [--trials 30] [--parallel-trials 24] [--threads 1] [--cv 5]
      [--claims 1 2 3 4] [--out DIR] [--quick]
 """
 
@@ -126,12 +128,13 @@ class Settings:
     seeds: int  # claim 2: seeds of the noise check
     ceiling_fits: int  # claim 3: forests fitted to measure the machine's own parallelism
     parallel_rounds: int  # claim 3: rounds of the even space, the order alternating
+    cv: int = 0  # claim 1: also studies scored on K folds of train + val (evaluate.cv); 0: not
 
 
 def settings(args: argparse.Namespace) -> Settings:
     """The sizes asked on the command line."""
     if args.quick:
-        return Settings(2, 4, 3, 3, ["fixed epochs"], ["even"], 2, 2, 1)
+        return Settings(2, 4, 3, 3, ["fixed epochs"], ["even"], 2, 2, 1, min(args.cv, 2))
     return Settings(
         args.trials,
         args.parallel_trials,
@@ -142,6 +145,7 @@ def settings(args: argparse.Namespace) -> Settings:
         args.seeds,
         8,
         args.rounds,
+        args.cv,
     )
 
 
@@ -224,13 +228,12 @@ def claim_tuned(out: Path, s: Settings) -> dict[str, Any]:
     """Tune each rung's default space; the test metric of the untuned and the tuned model."""
     print(f"\n1. tuned vs untuned: {s.trials} trials of each rung's default space")
     rows = []
-    for example, model in RUNGS:
-        study = run_study(
-            out,
-            f"tuned-{example}-{model}",
-            example_config(example, model, epochs=s.epochs),
-            s.trials,
-        )
+    scorings = [0, s.cv] if s.cv else [0]
+    for (example, model), cv in [(rung, cv) for cv in scorings for rung in RUNGS]:
+        config = example_config(example, model, epochs=s.epochs)
+        if cv:  # trials scored on K folds of train + val; the test split as before
+            config["evaluate"] = {**config.get("evaluate", {}), "cv": cv}
+        study = run_study(out, f"tuned-{example}-{model}-cv{cv}", config, s.trials)
         metric, maximize = study.summary["metric"], study.summary["direction"] == "maximize"
         tuned = study.result.tuned_model
         board, paired = study.board, get_task(TASKS[example]).paired_column
@@ -241,6 +244,7 @@ def claim_tuned(out: Path, s: Settings) -> dict[str, Any]:
             {
                 "data": example,
                 "rung": f"{model} ({board.loc[model, 'type']})",
+                "scored": f"{cv} folds" if cv else "val split",
                 "metric": metric,
                 "untuned": untuned_value,
                 "untuned_ci": (
@@ -262,14 +266,14 @@ def claim_tuned(out: Path, s: Settings) -> dict[str, Any]:
             }
         )
     print(
-        f"{'data':<9} {'rung':<28} {'metric':<9} {'untuned [95% CI]':>27} "
+        f"{'data':<9} {'rung':<28} {'trials on':<10} {'metric':<9} {'untuned [95% CI]':>27} "
         f"{'tuned [95% CI]':>27} {'tuned/untuned':>13} {'p':>7} {'tuned better':>12} "
         f"{'best val':>9} {'trials':>14} {'s':>5}"
     )
     for r in rows:
         states = ", ".join(f"{n} {k.lower()}" for k, n in r["states"].items())
         print(
-            f"{r['data']:<9} {r['rung']:<28} {r['metric']:<9} "
+            f"{r['data']:<9} {r['rung']:<28} {r['scored']:<10} {r['metric']:<9} "
             f"{_fmt(r['untuned']):>7} [{_fmt(r['untuned_ci'][0])}, {_fmt(r['untuned_ci'][1])}] "
             f"{_fmt(r['tuned']):>7} [{_fmt(r['tuned_ci'][0])}, {_fmt(r['tuned_ci'][1])}] "
             f"{r['tuned'] / r['untuned']:>13.3f} {r['p']:>7.3f} "
@@ -283,10 +287,23 @@ def claim_tuned(out: Path, s: Settings) -> dict[str, Any]:
     )
     for r in rows:
         params = ", ".join(f"{k}={_short(v)}" for k, v in r["params"].items())
-        print(f"  {r['data']} {r['rung'].split()[0]} best values: {params}")
-    better = sum(r["better"] for r in rows)
-    significant = sum(r["better"] and r["p"] < 0.05 for r in rows)
-    return {"rows": rows, "better": better, "significant": significant, "n": len(rows)}
+        print(f"  {r['data']} {r['rung'].split()[0]} ({r['scored']}) best values: {params}")
+    by_val = [r for r in rows if r["scored"] == "val split"]
+    by_folds = [r for r in rows if r["scored"] != "val split"]
+    found = {
+        "rows": rows,
+        "better": sum(r["better"] for r in by_val),
+        "significant": sum(r["better"] and r["p"] < 0.05 for r in by_val),
+        "n": len(by_val),
+    }
+    if by_folds:
+        found["folds"] = {
+            "k": s.cv,
+            "better": sum(r["better"] for r in by_folds),
+            "significant": sum(r["better"] and r["p"] < 0.05 for r in by_folds),
+            "n": len(by_folds),
+        }
+    return found
 
 
 def _short(value: Any) -> str:
@@ -748,6 +765,14 @@ def summary(found: dict[str, Any]) -> None:
             f"{f['n']}/{f['n']}",
             f["better"] == f["n"],
         )
+        if "folds" in f:
+            k = f["folds"]
+            line(
+                f"1. the same, trials scored on {k['k']} folds of train + val",
+                f"{k['better']}/{k['n']} ({k['significant']} p<0.05)",
+                f"{k['n']}/{k['n']}",
+                k["better"] == k["n"],
+            )
     for budget, f in found.get("2", {}).items():
         line(
             f"2. median pruning: fewer epochs ({budget})",
@@ -791,6 +816,12 @@ def main() -> None:
         "--rounds", type=int, default=2, help="claim 3: rounds of --jobs 1 and 2, order alternating"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's own)")
+    parser.add_argument(
+        "--cv",
+        type=int,
+        default=5,
+        help="claim 1 also with trials scored on K folds of train + val (0: only the val split)",
+    )
     parser.add_argument(
         "--claims", nargs="+", default=["1", "2", "3", "4"], choices=["1", "2", "3", "4"]
     )
