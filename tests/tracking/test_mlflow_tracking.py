@@ -220,6 +220,23 @@ def test_tuning_trials_are_nested_runs(server, tmp_path, table_csv):
     assert statuses == {"net trial 0": "FINISHED", "net trial 1": "KILLED", "net trial 2": "FAILED"}
 
 
+def test_ladder_tune_logs_its_trials_and_the_tuned_model(server, tmp_path, table_csv):
+    from ladder.runner.tune import TuneRequest, tune
+
+    tracking = {"mlflow": server, "experiment": "ladder-tune-e2e"}
+    logreg = {"name": "logreg", "type": "logistic_regression", "tune": {"trials": 3}}
+    config = _config(tmp_path, table_csv, models=[logreg], tracking=tracking)
+    tune(config, TuneRequest("logreg"), out=tmp_path / "run")
+
+    (parent,), children = _runs(server, "ladder-tune-e2e")
+    assert parent.info.status == "FINISHED" and parent.info.run_name == "tune logreg"
+    runs = children[parent.info.run_id]
+    assert {"logreg trial 0", "logreg trial 1", "logreg trial 2", "logreg (tuned)"} <= set(runs)
+    assert "C" in runs["logreg trial 0"].data.params
+    assert "test_accuracy" in runs["logreg (tuned)"].data.metrics
+    assert "tune" in _artifacts(server, parent.info.run_id)
+
+
 def test_a_failing_block_ends_the_parent_run_failed(server, tmp_path, table_csv):
     tracking = {"mlflow": server, "experiment": "ladder-failed"}
     config = load_config(_config(tmp_path, table_csv, tracking=tracking))
