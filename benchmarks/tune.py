@@ -39,7 +39,7 @@
 One torch thread by default (`--threads 1`; 2-core machines). MLflow tracking is switched
 off ($MLFLOW_TRACKING_URI unset) so that it does not time a server.
 
-Run: .venv/bin/python benchmarks/tune.py [--trials 30] [--parallel-trials 24] [--threads 1] [--cv 5]
+Run: .venv/bin/python benchmarks/tune.py [--trials 30] [--parallel-trials 60] [--threads 1] [--cv 5]
      [--claims 1 2 3 4] [--out DIR] [--quick]
 """
 
@@ -549,8 +549,9 @@ def claim_parallel(out: Path, s: Settings) -> dict[str, Any]:
         "the even space's forest each, no ladder, no Optuna)"
     )
     print(
-        "start s: from the tune() call to its first trial (--jobs 2: the main process waits "
-        "while the worker process starts); phase: first trial's start to last trial's end "
+        "start s: from the tune() call to its first trial; phase: first trial's start to last "
+        "trial's end, which with --jobs 2 includes the few seconds the second process takes "
+        "to start (a new Python process importing ladder) while the first one runs trials "
         "(the journal's timestamps); call: the whole tune() call, which also trains the "
         "untuned and the tuned model once, one process. even: 200 trees on half the features, "
         "only min_samples_leaf 1-3 searched (each trial the same work); default: 50-400 trees "
@@ -807,7 +808,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=30, help="trials of claims 1, 2 and 4")
     parser.add_argument(
-        "--parallel-trials", type=int, default=24, help="trials of each claim-3 study"
+        "--parallel-trials", type=int, default=60, help="trials of each claim-3 study"
     )
     parser.add_argument(
         "--seeds", type=int, default=5, help="claim 2: seeds of the best configuration's refits"
