@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ladder.config import Config, ModelEntry, load_config
+from ladder.config import Config, ModelEntry, load_config, tunable_of
 from ladder.console import say
 from ladder.errors import ConfigError, LadderError
 from ladder.io import atomic_write_text
@@ -43,6 +43,7 @@ from ladder.tuning.storage import (
     redacted,
     storage_url,
 )
+from ladder.tuning.study import count_trials, fail_stale, open_study, run_trials
 
 DEFAULT_TRIALS = 30
 WORK = "work"  # the trials' scratch folders
@@ -103,8 +104,6 @@ def tune(
 def search_block(config: Config, entry: ModelEntry) -> TuneBlock:
     """The model's search: the top-level tune: block (its parameters the model has), then the
     entry's own; with no parameters in either, the type's default space."""
-    from ladder.config import tunable_of  # noqa: PLC0415  (config's helper)
-
     known = tunable_of(entry.type)
     top_raw = {
         k: v for k, v in (config.tune or {}).items() if not isinstance(v, dict) or k in known
@@ -191,7 +190,7 @@ def tune_model(config: Config, request: TuneRequest, out: str | Path | None = No
             stack.callback(close_storage, study._storage)
             write_run_files(config, run_dir, data)
             if journal:
-                stale = _fail_stale(study)
+                stale = fail_stale(study, "interrupted: the process running it stopped")
                 if stale:
                     say(f"{stale} trial(s) of an interrupted run marked failed")
             _run(study, objective, search, request.jobs, config.seed)
@@ -201,24 +200,14 @@ def tune_model(config: Config, request: TuneRequest, out: str | Path | None = No
 
 def _open(search: Search, seed: int) -> Any:
     """Open the study of `search` in its storage."""
-    from ladder.tuning.study import open_study  # noqa: PLC0415  (optuna)
-
     space = signature(search.block.params)
     return open_study(
         open_storage(search.url), search.study, search.maximize, space, seed, search.pruner
     )
 
 
-def _fail_stale(study: Any) -> int:
-    from ladder.tuning.study import fail_stale  # noqa: PLC0415  (optuna)
-
-    return fail_stale(study, "interrupted: the process running it stopped")
-
-
 def _run(study: Any, objective: Objective, search: Search, jobs: int, seed: int) -> None:
     """Run trials here and in `jobs - 1` more processes until the study is full."""
-    from ladder.tuning.study import count_trials, run_trials  # noqa: PLC0415  (optuna)
-
     done = count_trials(study, running=False)
     say(
         f"study {search.study} ({redacted(search.url)}): {done} of {search.trials} trials "
@@ -250,8 +239,6 @@ def _run(study: Any, objective: Objective, search: Search, jobs: int, seed: int)
 def _worker(objective: Objective, search: Search, seed: int) -> None:
     """One more process running trials of the same study (`--jobs`); it reads and splits the
     data itself."""
-    from ladder.tuning.study import run_trials  # noqa: PLC0415  (optuna)
-
     objective = replace(objective, data=prepare(objective.config)[1])
     study = _open(search, seed)
     try:
