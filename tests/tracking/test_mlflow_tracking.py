@@ -23,7 +23,8 @@ from ladder.cli import main
 from ladder.config import load_config
 from ladder.runner.ladder import run, train
 from ladder.tracking import open_tracker
-from ladder.tracking.server import host_port, redacted
+from ladder.tracking.server import host_port
+from ladder.urls import redacted
 
 pytestmark = [
     pytest.mark.slow,  # one MLflow server for the module (~7 s), then a few small runs

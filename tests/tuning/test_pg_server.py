@@ -34,7 +34,7 @@ WORKER = textwrap.dedent(
     def objective(trial):
         trial.set_user_attr("pid", os.getpid())
         x = trial.suggest_float("x", -10.0, 10.0)
-        time.sleep(0.1)
+        time.sleep(0.3)  # long enough that a loaded machine still runs both workers at once
         return x * x
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

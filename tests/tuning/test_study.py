@@ -10,8 +10,9 @@ import optuna
 import pytest
 
 from ladder.errors import LadderError
-from ladder.tuning.storage import check_reachable, open_storage, redacted, storage_url
+from ladder.tuning.storage import check_reachable, open_storage, storage_url
 from ladder.tuning.study import count_trials, fail_stale, make_pruner, open_study, run_trials
+from ladder.urls import redacted
 
 
 def journal(tmp_path):

@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, replace
@@ -40,10 +41,10 @@ from ladder.tuning.storage import (
     check_reachable,
     close_storage,
     open_storage,
-    redacted,
     storage_url,
 )
 from ladder.tuning.study import count_trials, fail_stale, open_study, run_trials
+from ladder.urls import redacted
 
 DEFAULT_TRIALS = 30
 WORK = "work"  # the trials' scratch folders
@@ -424,7 +425,4 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _count_states(records: list[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for record in records:
-        counts[record["state"]] = counts.get(record["state"], 0) + 1
-    return counts
+    return dict(Counter(record["state"] for record in records))

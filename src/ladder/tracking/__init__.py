@@ -15,7 +15,8 @@ from ladder.tracking.base import Tracker
 from ladder.tracking.mlflow_tracker import MlflowTracker
 from ladder.tracking.null import NullTracker
 from ladder.tracking.records import config_params
-from ladder.tracking.server import host_port, redacted, tracking_uri, unreachable
+from ladder.tracking.server import host_port, tracking_uri, unreachable
+from ladder.urls import redacted
 
 __all__ = ["Tracker", "open_tracker"]
 

@@ -29,7 +29,7 @@ from ladder.tracking.records import (
     rung_metrics,
     rung_params,
 )
-from ladder.tracking.server import redacted
+from ladder.urls import redacted
 
 _ENV_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",

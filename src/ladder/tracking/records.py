@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ladder.config import Config
-from ladder.tracking.server import redacted
+from ladder.urls import redacted
 
 Metric = tuple[str, float, int]  # (key, value, step)
 

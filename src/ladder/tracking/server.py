@@ -20,15 +20,6 @@ def tracking_uri(config: Config) -> str | None:
     return uri.strip() or None
 
 
-def redacted(uri: str) -> str:
-    """`uri` with the password of its user:password@ part replaced by ***."""
-    parts = urllib.parse.urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-
-
 def host_port(uri: str) -> str:
     """The host:port an http(s) URI points at (the scheme's default port when it names none)."""
     parts = urllib.parse.urlsplit(uri)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ladder.errors import LadderError
+from ladder.urls import redacted
 
 JOURNAL = "journal.log"
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
@@ -20,16 +21,6 @@ TABLE_RACE_TRIES = 4  # tries at creating a new database's tables while another 
 def storage_url(storage: str | None, tune_dir: Path) -> str:
     """The storage's URL: `storage` itself, or the run folder's journal file."""
     return storage if storage else f"journal:{tune_dir / JOURNAL}"
-
-
-def redacted(url: str) -> str:
-    """The URL with its password hidden (for files and messages)."""
-    if "://" not in url or "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
 
 
 def check_reachable(url: str, timeout: float = 5.0) -> None:
