@@ -118,3 +118,39 @@ def test_a_database_trial_whose_process_went_quiet_is_failed_by_the_next_process
     finally:
         storage.remove_session()
         storage.engine.dispose()
+
+
+@pytest.mark.slow
+def test_machines_creating_a_new_databases_tables_at_once_all_open_it(postgres_url):
+    # without turns, PostgreSQL answers the losers of this race with UniqueViolation or
+    # DuplicateTable (and their half-made storages leave connections open)
+    import threading
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from ladder.tuning.storage import close_storage
+
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    for round_ in range(4):
+        name = f"race_{round_}"
+        with admin.connect() as connection:
+            connection.execute(text(f"CREATE DATABASE {name}"))
+        url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+        start = threading.Barrier(6)
+        errors: list[BaseException] = []
+
+        def open_at_once(url=url, start=start, errors=errors):
+            start.wait()
+            try:
+                close_storage(open_storage(url))
+            except BaseException as exc:  # every thread's error is reported
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_at_once) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+    admin.dispose()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import socket
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ JOURNAL = "journal.log"
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 HEARTBEAT_SECONDS = 30  # a database study marks a trial failed when its process stops beating
 TABLE_RACE_TRIES = 4  # tries at creating a new database's tables while another machine does
+TABLE_LOCK_KEY = 0x1ADDE5  # the PostgreSQL advisory lock machines take turns on at opening
 
 
 def storage_url(storage: str | None, tune_dir: Path) -> str:
@@ -59,13 +62,14 @@ def open_storage(url: str) -> Any:
         path = Path(url.removeprefix("journal:"))
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+    from sqlalchemy.exc import SQLAlchemyError
 
     attempt = 0
     while True:
         attempt += 1
         try:
-            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+            with _one_machine_at_a_time(url), warnings.catch_warnings():
+                # heartbeats are "experimental" since Optuna 2.9
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
                     url,
@@ -73,14 +77,48 @@ def open_storage(url: str) -> Any:
                     grace_period=4 * HEARTBEAT_SECONDS,
                     engine_kwargs={"pool_pre_ping": True},
                 )
-        except IntegrityError as exc:
-            # two machines creating the tables of a new database at once: one of them wins,
-            # the other finds the tables on its next try
-            if attempt == TABLE_RACE_TRIES:
-                raise LadderError(f"--storage {redacted(url)}: {_reason(exc)}") from exc
-            time.sleep(0.5 * attempt)
-        except (SQLAlchemyError, ImportError) as exc:
+        except SQLAlchemyError as exc:
+            if _lost_table_race(exc) and attempt < TABLE_RACE_TRIES:
+                time.sleep(0.5 * attempt)
+                continue
             raise LadderError(f"--storage {redacted(url)}: {_reason(exc)}") from exc
+        except ImportError as exc:
+            raise LadderError(f"--storage {redacted(url)}: {_reason(exc)}") from exc
+
+
+@contextmanager
+def _one_machine_at_a_time(url: str) -> Iterator[None]:
+    """On PostgreSQL, hold a session advisory lock while Optuna creates (or finds) its tables,
+    so machines opening a new database together take turns instead of racing."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    if make_url(url).get_backend_name() != "postgresql":
+        yield
+        return
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": TABLE_LOCK_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": TABLE_LOCK_KEY}
+                )
+    finally:
+        engine.dispose()
+
+
+def _lost_table_race(exc: BaseException) -> bool:
+    """Whether `exc` is what a machine gets when another creates the same new database's
+    tables at the same moment (PostgreSQL takes turns under a lock; other databases say
+    IntegrityError, or "already exists"); the winner's tables are there on a retry."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    if isinstance(exc, IntegrityError):
+        return True
+    return isinstance(exc, ProgrammingError) and "already exists" in str(exc)
 
 
 def _reason(exc: BaseException) -> str:
