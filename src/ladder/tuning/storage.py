@@ -103,9 +103,7 @@ def _one_machine_at_a_time(url: str) -> Iterator[None]:
             try:
                 yield
             finally:
-                connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": TABLE_LOCK_KEY}
-                )
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": TABLE_LOCK_KEY})
     finally:
         engine.dispose()
 
