@@ -28,9 +28,10 @@ def _classical_specs() -> list[ModelSpec]:
 
 
 def _neural_specs() -> list[ModelSpec]:
-    from ladder.models import cnn, mlp, pretrained, rnn, textcnn, transformer
+    from ladder.models import cnn, mlp, pretrained, rnn, scratch_models, textcnn, transformer
 
-    return [mlp.SPEC, cnn.SPEC, textcnn.SPEC, rnn.SPEC, transformer.SPEC, pretrained.SPEC]
+    pytorch = [mlp.SPEC, cnn.SPEC, textcnn.SPEC, rnn.SPEC, transformer.SPEC, pretrained.SPEC]
+    return [*pytorch, *scratch_models.SPECS]
 
 
 def _language_specs() -> list[ModelSpec]:

@@ -168,7 +168,10 @@ def test_cnn_on_tiny_images():
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"model": "random_forest"}, r"classical model.*\(mlp, cnn\).*RandomForestClassifier"),
+        (
+            {"model": "random_forest"},
+            r"classical model.*\(mlp, cnn, scratch_mlp, scratch_cnn\).*RandomForestClassifier",
+        ),
         ({"model": "textcnn"}, r"text model.*ladder run"),
         ({"model": "mpl"}, r"unknown model type 'mpl'; did you mean 'mlp'\?"),
         ({"hiden": [8]}, r"did you mean 'hidden'\?"),

@@ -45,6 +45,7 @@ from ladder.export.onnx import INPUT, ONNX_MODEL
 from ladder.export.s2s_artifact import DECODER_GRAPH as S2S_DECODER
 from ladder.export.s2s_artifact import ENCODER_GRAPH as S2S_ENCODER
 from ladder.io import save_tensors
+from ladder.registry import get_spec
 
 # ops of a dynamically quantized graph: their presence shows that something was quantized
 _INTEGER_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeLSTM"}
@@ -67,6 +68,7 @@ def quantize(method: QuantizeConfig, context: CompressContext, model: str) -> Va
     if context.data.task == "seq2seq":
         info = quantize_seq2seq_artifact(source, target, model)
     elif method.backend == "torch":
+        _refuse_numpy_layers(name, model, context.entries[model].type)
         info = quantize_torch_artifact(source, target, model)
     elif method.mode == "static":
         train = context.data.splits.train
@@ -77,6 +79,17 @@ def quantize(method: QuantizeConfig, context: CompressContext, model: str) -> Va
     return Variant(
         name, model, context.entries[model].type, details={"size_ratio": info["size_ratio"]}
     )
+
+
+def _refuse_numpy_layers(name: str, model: str, model_type: str) -> None:
+    """torch's quantization swaps PyTorch layers, which a scratch rung's NumPy network lacks."""
+    twin = get_spec(model_type).pytorch_twin
+    if twin is not None:
+        raise LadderError(
+            f"{name}: {model} is a {model_type} model, whose layers are NumPy code, and torch's "
+            "quantization replaces PyTorch layers; use backend onnxruntime (it quantizes the "
+            f"exported graph), or quantize a {twin} model with backend torch"
+        )
 
 
 # ----------------------------------------------------------------------------- ONNX Runtime

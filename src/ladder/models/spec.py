@@ -43,6 +43,9 @@ class ModelSpec:
     without a classifier has `build=None`. Neural types build one module for every task.
     Language models (task generation, `ladder.models.language`) build with
     `build(config, (), vocab_size)`.
+
+    `pytorch_twin`: a scratch type (`ladder.models.scratch_models`, computed in NumPy) names
+    the PyTorch type with the same network; it trains on the CPU only, in fp32, in one process.
     """
 
     type: str
@@ -56,6 +59,7 @@ class ModelSpec:
     own_tokenizer: bool = False
     tasks: tuple[TaskName, ...] = ("classification",)
     build_regressor: Callable[[Any, tuple[int, ...], int], Any] | None = None
+    pytorch_twin: str | None = None
 
     @property
     def trains_with_trainer(self) -> bool:

@@ -20,10 +20,11 @@ from ladder.evaluate.compare import count_params
 from ladder.export.artifact import NEURAL_WEIGHTS
 from ladder.io import save_tensors
 from ladder.models.classical import save_classical, with_class_weight, with_seed
+from ladder.models.scratch_models import check_numpy_support
 from ladder.registry import get_spec
 from ladder.tasks import Task
 from ladder.tasks.classification import CLASSIFICATION
-from ladder.train import Checkpoint, History, ProgressBar
+from ladder.train import Checkpoint, History, ProgressBar, distributed
 from ladder.train.batching import TokenBatching
 from ladder.train.setup import TrainerSetup
 
@@ -170,7 +171,10 @@ def fit_neural(
         raise ConfigError(
             ["data.augment: image augmentation needs image data; this data is tabular"]
         )
-    module = get_spec(entry.type).build(entry.params, feature_shape, n_classes)
+    spec = get_spec(entry.type)
+    if spec.pytorch_twin is not None:
+        check_numpy_support(entry.type, cfg, device, distributed.world_size())
+    module = spec.build(entry.params, feature_shape, n_classes)
     if init is not None:
         init(module)
     # the trainer adds early stopping itself when the config asks for it

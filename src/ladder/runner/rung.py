@@ -188,6 +188,8 @@ def fit_rung(
             f"but {data.source} is {splits.train.kind} data{hint}"
         )
     device = resolve_device(config.device) if spec.trains_with_trainer else "cpu"
+    if spec.pytorch_twin is not None and config.device == "auto":
+        device = "cpu"  # a NumPy network: the GPU is refused when asked for by name
     seed_everything(config.seed)
     preprocessor = _fit_preprocessor(config, entry, spec.trains_with_trainer, splits.train)
     x_train = preprocessor.transform(splits.train.X)

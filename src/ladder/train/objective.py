@@ -20,6 +20,12 @@ LMOutputs = torch.Tensor | tuple[torch.Tensor, Any]  # logits, or a language mod
 IGNORE_INDEX = -100  # a target that does not count in a language model's loss
 
 
+def at_least_float32(outputs: torch.Tensor) -> torch.Tensor:
+    """Half-precision outputs (autocast) as float32; float64 stays float64 (a network checked
+    in double precision, e.g. the scratch rungs against their PyTorch twins)."""
+    return outputs if outputs.dtype == torch.float64 else outputs.float()
+
+
 @dataclass(frozen=True)
 class Classification:
     """Cross-entropy of class logits against int64 class ids (optionally class-weighted)."""
@@ -30,13 +36,13 @@ class Classification:
         self, outputs: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None
     ) -> torch.Tensor:
         """The mean (class-weighted) cross-entropy of the batch."""
-        return F.cross_entropy(outputs.float(), y, weight=weight)
+        return F.cross_entropy(at_least_float32(outputs), y, weight=weight)
 
     def loss_sum(
         self, outputs: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The summed loss and what it is divided by (the weights' sum, else the row count)."""
-        total = F.cross_entropy(outputs.float(), y, weight=weight, reduction="sum")
+        total = F.cross_entropy(at_least_float32(outputs), y, weight=weight, reduction="sum")
         denominator = weight[y].sum() if weight is not None else y.new_tensor(len(y))
         return total, denominator.float()
 

@@ -17,6 +17,8 @@ import torch  # noqa: TID253
 from torch import nn  # noqa: TID253
 
 from ladder.config import OptimizerConfig, SchedulerConfig
+from ladder.models.scratch_bridge import NumpyModule
+from ladder.train.numpy_optim import NumpyOptimizer
 
 ONECYCLE_START = 1 / 25  # onecycle warms up from lr / 25 (torch's OneCycleLR div_factor)
 ONECYCLE_WARMUP = 0.3  # fraction of training spent warming up when warmup_epochs is 0
@@ -32,6 +34,8 @@ def build_optimizer(module: nn.Module, cfg: OptimizerConfig) -> torch.optim.Opti
         else [p for p in module.parameters() if p.requires_grad]
     )
     lr, decay = cfg.lr, cfg.weight_decay
+    if isinstance(module, NumpyModule):  # a scratch rung steps with the NumPy rule
+        return NumpyOptimizer(params, cfg.name, lr, **_numpy_settings(cfg))
     if cfg.name == "sgd":
         return torch.optim.SGD(
             params, lr=lr, weight_decay=decay, momentum=cfg.momentum, nesterov=cfg.nesterov
@@ -45,6 +49,19 @@ def build_optimizer(module: nn.Module, cfg: OptimizerConfig) -> torch.optim.Opti
     if cfg.name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, weight_decay=decay, momentum=cfg.momentum)
     raise ValueError(f"unknown optimizer {cfg.name!r}")  # unreachable: the config validates it
+
+
+def _numpy_settings(cfg: OptimizerConfig) -> dict[str, float | bool]:
+    """The settings besides lr that `build_optimizer` gives the torch optimizer `cfg.name`."""
+    if cfg.name == "sgd":
+        return {
+            "weight_decay": cfg.weight_decay,
+            "momentum": cfg.momentum,
+            "nesterov": cfg.nesterov,
+        }
+    if cfg.name == "rmsprop":
+        return {"weight_decay": cfg.weight_decay, "momentum": cfg.momentum}
+    return {"weight_decay": cfg.weight_decay}
 
 
 def build_scheduler(

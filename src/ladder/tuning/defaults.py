@@ -99,6 +99,20 @@ DEFAULT_SPACES: dict[str, dict[str, Any]] = {
         "hidden": {"choices": [64, 128, 256]},
         "dropout": {"low": 0.0, "high": 0.5},
     },
+    # the NumPy rungs: the spaces of their PyTorch twins, less what NumPy lacks
+    "scratch_mlp": {
+        **_LR,
+        **_WD,
+        "hidden": {"choices": [[64], [128], [256, 128]]},
+        "dropout": {"low": 0.0, "high": 0.5},
+        **_BATCH,
+    },
+    "scratch_cnn": {**_LR, **_WD, "dropout": {"low": 0.0, "high": 0.5}, **_BATCH},
+    "scratch_lstm": {
+        **_LR,
+        "hidden": {"choices": [64, 128]},
+        "dropout": {"low": 0.0, "high": 0.5},
+    },
     "transformer": {
         **_LR,
         **_WD,
