@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from ladder.errors import ConfigError
-from ladder.models.scratch_models import numpy_lacks, numpy_refusal
+from ladder.models.numpy_support import numpy_lacks, numpy_refusal
 from ladder.overrides import apply_overrides, did_you_mean, parse_overrides
 from ladder.registry import MODEL_TYPES, get_spec, parameter_defaults
 from ladder.run_folder import name_problem
@@ -573,7 +573,7 @@ def _validate_model_entry(
     if spec.pytorch_twin is not None and train_cfg is not None:  # a NumPy rung
         lacks = numpy_lacks(train_cfg)
         if lacks:
-            problems.append(f"{where}: {numpy_refusal(model_type, lacks)}")
+            problems.append(f"{where}: {numpy_refusal(model_type, spec.pytorch_twin, lacks)}")
     if len(problems) > n_before or params is None or train_cfg is None or not name:
         return None
     return ModelEntry(

@@ -11,7 +11,6 @@ import torch
 import ladder.train.trainer as trainer_module
 from ladder.config import TrainConfig
 from ladder.errors import LadderError
-from ladder.models.scratch_models import check_numpy_support
 from ladder.registry import get_spec
 from ladder.train.numpy_optim import NumpyOptimizer
 from ladder.train.optim import build_optimizer
@@ -116,16 +115,6 @@ def test_predictions_are_numpy_and_the_export_trace_is_the_twin(tmp_path):
     traced = torch.jit.trace(module, x, check_trace=False)
     graph = str(traced.inlined_graph)
     assert "PythonOp" not in graph and "aten::_convolution" in graph
-
-
-def test_what_numpy_lacks_names_the_pytorch_rung():
-    with pytest.raises(LadderError, match=r"scratch_cnn has no device cuda .*use type cnn"):
-        check_numpy_support("scratch_cnn", TrainConfig(), "cuda", 1)
-    with pytest.raises(LadderError, match=r"no train.precision bf16.*no 2 processes.*type rnn"):
-        check_numpy_support("scratch_lstm", TrainConfig(precision="bf16"), "cpu", 2)
-    with pytest.raises(LadderError, match=r"train.compile"):
-        check_numpy_support("scratch_mlp", TrainConfig(compile=True), "cpu", 1)
-    check_numpy_support("scratch_mlp", TrainConfig(), "cpu", 1)  # nothing missing
 
 
 @pytest.mark.parametrize(

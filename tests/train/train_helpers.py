@@ -10,6 +10,7 @@ from torch import nn
 
 from ladder.config import TrainConfig
 from ladder.models.mlp import MLPConfig, build_mlp
+from ladder.registry import get_spec
 from ladder.train import Callback, Checkpoint, Trainer
 
 
@@ -65,12 +66,15 @@ def resumable_fit(
     callbacks: list[Callback] | None = None,
     identity: dict | None = None,
     device: str = "cpu",
+    model_type: str = "mlp",
     **overrides,
 ) -> Trainer | None:
-    """Fit an MLP with dropout, a schedule, early stopping, augmentation and checkpoints in
-    `directory` (every 3 steps); None when it crashed (CrashAt)."""
+    """Fit an MLP (of `model_type`: mlp or scratch_mlp) with dropout, a schedule, early
+    stopping, augmentation and checkpoints in `directory` (every 3 steps); None when it
+    crashed (CrashAt)."""
     torch.manual_seed(0)
-    module = small_mlp(dropout=0.3)
+    spec = get_spec(model_type)
+    module = spec.build(spec.config_cls(hidden=[16], dropout=0.3), (4,), 3)
     settings = {
         "scheduler": {"name": "cosine", "warmup_epochs": 1},
         "early_stopping": {"monitor": "val_loss", "patience": 50},

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch  # noqa: TID253
+from threadpoolctl import ThreadpoolController
 from torch import nn  # noqa: TID253
 
 from ladder.errors import LadderError
@@ -81,6 +82,12 @@ class NumpyModule(nn.Module):
         ]
 
 
+# NumPy's BLAS is held to one thread inside a pass: beside torch's OpenMP workers (which spin
+# between batches) a multi-threaded BLAS starves, and the rung ran ~9x slower on 2 cores
+# (benchmarks/scratch.py, claim 3).
+_BLAS = ThreadpoolController()
+
+
 class _NumpyPass(torch.autograd.Function):
     """Forward and backward of a `NumpyModule`'s network, in NumPy."""
 
@@ -89,7 +96,8 @@ class _NumpyPass(torch.autograd.Function):
         module.bind(weights)
         if module.training:  # dropout masks from torch's generator: seeded runs repeat
             module.network.reseed(int(torch.randint(0, 2**62, (1,)).item()))
-        out = module.network.forward(x.detach().numpy(), training=module.training)
+        with _BLAS.limit(limits=1, user_api="blas"):
+            out = module.network.forward(x.detach().numpy(), training=module.training)
         ctx.module, ctx.weights = module, weights
         return torch.from_numpy(np.ascontiguousarray(out))
 
@@ -97,7 +105,8 @@ class _NumpyPass(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, dout: torch.Tensor) -> Any:
         module: NumpyModule = ctx.module
-        module.network.backward(dout.detach().contiguous().numpy())
+        with _BLAS.limit(limits=1, user_api="blas"):
+            module.network.backward(dout.detach().contiguous().numpy())
         return (None, None, *module.gradients(ctx.weights))
 
 

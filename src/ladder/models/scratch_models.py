@@ -8,16 +8,15 @@ with the same seed, the two rungs start from the same weights, and the artifact'
 the twin's, verified against the NumPy predictions.
 
 What NumPy on the CPU does not have (a GPU, bf16/fp16, DDP, torch.compile, batchnorm, GELU) is
-refused with the PyTorch rung that has it (`check_numpy_support`).
+refused with the PyTorch rung that has it (`ladder.models.numpy_support`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
-from ladder.errors import LadderError
 from ladder.models.cnn import LENET_MIN_SIZE, CNNConfig, build_cnn
 from ladder.models.mlp import MLPConfig, build_mlp
 from ladder.models.rnn import RNNClassifier, RNNConfig
@@ -27,9 +26,6 @@ from ladder.models.spec import ModelSpec
 from ladder.scratch.lenet import LeNet5
 from ladder.scratch.mlp import mlp
 from ladder.scratch.text_rnn import TextRNN
-
-if TYPE_CHECKING:  # ladder.config reads the registry, which holds these specs
-    from ladder.config import TrainConfig
 
 
 class ScratchMLPConfig(BaseModel):
@@ -107,36 +103,6 @@ def build_scratch_lstm(
         pad_id=PAD_ID,
     )
     return NumpyModule(network, twin, "rnn")
-
-
-def numpy_lacks(train: TrainConfig, device: str = "cpu", processes: int = 1) -> list[str]:
-    """What of `train`, the device and the process count a scratch rung cannot do, in words."""
-    lacks = []
-    if device != "cpu":
-        lacks.append(f"device {device} (it computes in NumPy on the CPU)")
-    if train.precision != "fp32":
-        lacks.append(f"train.precision {train.precision} (NumPy computes in fp32)")
-    if processes > 1:
-        lacks.append(f"{processes} processes (no DDP in NumPy)")
-    if train.compile:
-        lacks.append("train.compile (torch.compile cannot see into NumPy)")
-    return lacks
-
-
-def numpy_refusal(model_type: str, lacks: list[str]) -> str:
-    """One line refusing `lacks` for `model_type`, naming the PyTorch rung that has them."""
-    twin = SPECS_BY_TYPE[model_type].pytorch_twin
-    return (
-        f"{model_type} has no {', no '.join(lacks)}; use type {twin} for that, "
-        "the PyTorch rung with the same network"
-    )
-
-
-def check_numpy_support(model_type: str, train: TrainConfig, device: str, processes: int) -> None:
-    """Refuse, naming the PyTorch rung that has it, a feature a scratch rung lacks."""
-    lacks = numpy_lacks(train, device, processes)
-    if lacks:
-        raise LadderError(numpy_refusal(model_type, lacks))
 
 
 SPECS = [

@@ -20,7 +20,7 @@ from ladder.evaluate.compare import count_params
 from ladder.export.artifact import NEURAL_WEIGHTS
 from ladder.io import save_tensors
 from ladder.models.classical import save_classical, with_class_weight, with_seed
-from ladder.models.scratch_models import check_numpy_support
+from ladder.models.numpy_support import check_numpy_support
 from ladder.registry import get_spec
 from ladder.tasks import Task
 from ladder.tasks.classification import CLASSIFICATION
@@ -173,7 +173,7 @@ def fit_neural(
         )
     spec = get_spec(entry.type)
     if spec.pytorch_twin is not None:
-        check_numpy_support(entry.type, cfg, device, distributed.world_size())
+        check_numpy_support(entry.type, spec.pytorch_twin, cfg, device, distributed.world_size())
     module = spec.build(entry.params, feature_shape, n_classes)
     if init is not None:
         init(module)
