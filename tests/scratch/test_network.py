@@ -13,8 +13,11 @@ from ladder.scratch.dense import Dense, Flatten
 from ladder.scratch.dropout import Dropout
 from ladder.scratch.embedding import Embedding
 from ladder.scratch.gradcheck import numerical_gradient, relative_error
+from ladder.scratch.lenet import LeNet5
 from ladder.scratch.losses import softmax_cross_entropy
+from ladder.scratch.mlp import mlp
 from ladder.scratch.network import Sequential
+from ladder.scratch.text_rnn import TextRNN
 
 
 def test_matches_torch_sequential():
@@ -98,3 +101,19 @@ def test_errors():
     y = net.forward(np.array([[1, 3]]))
     with pytest.raises(LadderError, match=r"layer 1 \(Embedding\) returns no input gradient"):
         net.backward(np.ones_like(y))
+
+
+@pytest.mark.parametrize("build", ["mlp", "lenet", "text_rnn"])
+def test_one_seed_fixes_the_weights_and_the_dropout_masks(build):
+    def make(seed):
+        rng = np.random.default_rng(seed)
+        if build == "mlp":
+            return mlp(16, [8], 3, dropout=0.5, rng=rng), rng.random((4, 16))
+        if build == "lenet":
+            return LeNet5(1, 16, 16, 3, dropout=0.5, rng=rng), rng.random((2, 1, 16, 16))
+        net = TextRNN(20, 3, embedding_dim=8, hidden=6, layers=2, dropout=0.5, rng=rng)
+        return net, rng.integers(1, 20, (2, 5))
+
+    (a, xa), (b, xb), (c, xc) = make(0), make(0), make(1)
+    assert np.array_equal(a.forward(xa, training=True), b.forward(xb, training=True))
+    assert not np.array_equal(a.forward(xa, training=True), c.forward(xc, training=True))

@@ -45,12 +45,12 @@ def LeNet5(
         ReLU(),
         MaxPool2d(2),  # (N, 16, h, w)
         Flatten(),  # (N, 16 * h * w)
-        Dropout(dropout),
+        Dropout(dropout, rng=rng),
         Dense(flat, f1, rng=rng),
         ReLU(),
-        Dropout(dropout),
+        Dropout(dropout, rng=rng),
         Dense(f1, f2, rng=rng),
         ReLU(),
-        Dropout(dropout),
+        Dropout(dropout, rng=rng),
         Dense(f2, n_out, rng=rng),
     )

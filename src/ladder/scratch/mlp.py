@@ -39,6 +39,6 @@ def mlp(
     """Flatten -> [Dense -> activation -> Dropout] per hidden size -> Dense to `n_out`."""
     layers: list[Layer] = [Flatten()]
     for a, b in pairwise([n_in, *hidden]):
-        layers += [Dense(a, b, rng=rng), ACTIVATIONS[activation](), Dropout(dropout)]
+        layers += [Dense(a, b, rng=rng), ACTIVATIONS[activation](), Dropout(dropout, rng=rng)]
     layers.append(Dense(([n_in, *hidden])[-1], n_out, rng=rng))
     return Sequential(*layers)

@@ -55,8 +55,8 @@ class TextRNN:
         for _ in range(layers):
             self.recurrent.append([CELLS[cell](n_in, hidden, rng=rng) for _ in range(directions)])
             n_in = hidden * directions
-        self.between = [Dropout(dropout) for _ in range(layers - 1)]  # between layers only
-        self.drop = Dropout(dropout)
+        self.between = [Dropout(dropout, rng=rng) for _ in range(layers - 1)]  # between layers only
+        self.drop = Dropout(dropout, rng=rng)
         self.head = Dense(n_in, n_classes, rng=rng)
 
     def parameter_layers(self) -> list[Layer]:
