@@ -75,3 +75,14 @@ def test_a_feature_numpy_lacks_is_one_line_naming_the_pytorch_rung(tmp_path, tab
     assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 1
     assert "models[0]: scratch_mlp has no train.precision bf16" in err and "use type mlp" in err
     assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+def test_the_gpu_asked_for_by_name_is_refused_naming_the_pytorch_rung(tmp_path, table_csv, capsys):
+    """On any machine, with or without CUDA: the refusal is the scratch rung's, not 'no GPU'."""
+    models = [{"name": "numpy-mlp", "type": "scratch_mlp"}]
+    config = write_config(tmp_path, str(table_csv), models, device="cuda")
+    code = main(["train", str(config), "--model", "numpy-mlp", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 1
+    assert "scratch_mlp has no device cuda (it computes in NumPy on the CPU)" in err
+    assert "use type mlp for that" in err

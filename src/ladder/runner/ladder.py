@@ -21,7 +21,7 @@ from ladder.runner.crossval import folds, summarize
 from ladder.runner.lm_rung import train_lm_entry
 from ladder.runner.prepare import PreparedData, prepare, write_run_files
 from ladder.runner.ranking import RunResult, leaderboard, write_leaderboard
-from ladder.runner.rung import TrainResult, resolve_device, train_entry
+from ladder.runner.rung import TrainResult, rung_device, train_entry
 from ladder.runner.s2s_rung import train_s2s_entry
 from ladder.tasks import get_task
 from ladder.tracking import Tracker, open_tracker
@@ -74,7 +74,7 @@ def _train_neural(
     config: Config, entry: ModelEntry, data: PreparedData, run_dir: Path, resume: bool
 ) -> TrainResult | None:
     """Train a neural entry, in this process or as one of torchrun's workers."""
-    joined = distributed.init_from_env(resolve_device(config.device))
+    joined = distributed.init_from_env(rung_device(config.device, get_spec(entry.type)))
     try:
         main = not joined or distributed.is_main()
         if main:

@@ -26,6 +26,7 @@ from ladder.export.artifact import write_artifact
 from ladder.export.onnx import ONNX_MODEL, export_model
 from ladder.hub import resolve_pretrained
 from ladder.io import atomic_write_text
+from ladder.models.spec import ModelSpec
 from ladder.registry import MODEL_TYPES, get_spec
 from ladder.run_folder import model_dir as model_folder
 from ladder.runner.cache import config_hash
@@ -58,6 +59,15 @@ def resolve_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return requested
+
+
+def rung_device(requested: str, spec: ModelSpec) -> str:
+    """The device a rung of `spec` trains on: `resolve_device`'s for a PyTorch network, the CPU
+    for a classical model, and for a NumPy network the CPU unless a device is named (which
+    `check_numpy_support` then refuses, naming the PyTorch rung)."""
+    if spec.pytorch_twin is not None:
+        return "cpu" if requested == "auto" else requested
+    return resolve_device(requested) if spec.trains_with_trainer else "cpu"
 
 
 def seed_everything(seed: int) -> None:
@@ -187,9 +197,7 @@ def fit_rung(
             f"models.{entry.name}: type {entry.type} needs {' or '.join(spec.inputs)} data, "
             f"but {data.source} is {splits.train.kind} data{hint}"
         )
-    device = resolve_device(config.device) if spec.trains_with_trainer else "cpu"
-    if spec.pytorch_twin is not None and config.device == "auto":
-        device = "cpu"  # a NumPy network: the GPU is refused when asked for by name
+    device = rung_device(config.device, spec)
     seed_everything(config.seed)
     preprocessor = _fit_preprocessor(config, entry, spec.trains_with_trainer, splits.train)
     x_train = preprocessor.transform(splits.train.X)
