@@ -20,9 +20,9 @@
    time of the same step in PyTorch (`mlp` rung's module, `F.cross_entropy`, backward,
    `torch.optim.AdamW`), digits' shape: 64 inputs -> [256, 128] -> 10, batch 64. Also reported
    (no goal of its own): the whole rung, samples/s of `Trainer.fit` on `scratch_mlp` vs `mlp`
-   over a few epochs of the digits images (8x8, scaled to [0, 1]); with more than one thread,
-   once more with NumPy's BLAS on one thread (torch's OpenMP threads, which spin while they
-   wait, and OpenBLAS's threads otherwise fight over the cores).
+   over a few epochs of the digits images (8x8, scaled to [0, 1]). Inside the rung the NumPy
+   passes hold BLAS to one thread whatever `--threads` says (`scratch_bridge`: torch's OpenMP
+   threads, which spin while they wait, and OpenBLAS's threads otherwise fight over the cores).
 
 The speed checks run each thread count of `--threads` with the same count for both libraries
 (`torch.set_num_threads` and NumPy's BLAS through threadpoolctl); small matrices often run
@@ -412,9 +412,6 @@ def claim_mlp(thread_counts: list[int], rounds: int, reps: int, rung_epochs: int
                 f"{'met' if steps[n] <= GOAL_MLP else 'not met'}"
             )
             rungs[n] = whole_rung(n, rung_rounds, rung_epochs, "whole rung (samples/s)")
-            if n > 1:  # torch on n threads, NumPy's BLAS on one: no oversubscription
-                with threadpool_limits(limits=1, user_api="blas"):
-                    whole_rung(n, rung_rounds, rung_epochs, "  same, BLAS 1 thread")
     for n in thread_counts:
         print(
             f"MLP step, {n} thread(s): numpy/torch {steps[n]:.2f} (goal <= {GOAL_MLP:g}x): "
